@@ -1,0 +1,78 @@
+"""Test-session wiring: an isolated state folder and port range, so the suite never touches a stack a
+developer has running, and the real servers (SeaweedFS, MLflow, Airflow) started by fixtures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Must happen before anything calls landfall.settings.get_settings() (it is cached per process).
+_STATE = Path(os.environ.get("LANDFALL_TEST_STATE_DIR") or tempfile.mkdtemp(prefix="landfall-test-"))
+os.environ.update(
+    {
+        "LANDFALL_STACK__STATE_DIR": str(_STATE),
+        "LANDFALL_STACK__PORTS__AIRFLOW_API": "28080",
+        "LANDFALL_STACK__PORTS__MLFLOW": "25000",
+        "LANDFALL_STACK__PORTS__S3": "28333",
+        "LANDFALL_STACK__PORTS__SEAWEED_MASTER": "29333",
+        "LANDFALL_STACK__PORTS__SEAWEED_VOLUME": "29340",
+        "LANDFALL_STACK__PORTS__SEAWEED_FILER": "28888",
+        "LANDFALL_WATCHER__POLL_INTERVAL_S": "1",
+    }
+)
+for _name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AIRFLOW_CONN_AWS_DEFAULT"):
+    os.environ.pop(_name, None)
+# Airflow imported by the tests themselves reads the same (test) home as the stack they start.
+os.environ["AIRFLOW_HOME"] = str(_STATE / "airflow")
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from landfall.settings import get_settings
+
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def launcher(settings):
+    """The Stack object for the test state folder; stops whatever the session started at the end."""
+    from landfall.stack.launcher import Stack
+
+    stack = Stack(settings, echo=lambda line: print(line, flush=True))
+    yield stack
+    stack.down(quiet=True)
+
+
+@pytest.fixture
+def s3_server(launcher):
+    """A real SeaweedFS S3 server with the buckets created; the process env points at it.
+
+    Checked before every test that uses it (cheap when it runs), because a test may stop it.
+    """
+    if not launcher.check("s3")[0]:
+        launcher.start_storage()
+    os.environ.update(launcher.environment())
+    return launcher
+
+
+@pytest.fixture
+def stack(s3_server):
+    """The whole embedded stack (S3, MLflow, Airflow api-server, scheduler, dag-processor, triggerer);
+    `up()` is a no-op when everything is healthy and restarts whatever a previous test stopped."""
+    s3_server.up()
+    return s3_server
+
+
+@pytest.fixture
+def s3(s3_server):
+    return s3_server.s3_client()
+
+
+@pytest.fixture
+def airflow_api(stack):
+    from landfall.airflow_api import AirflowApi
+
+    return AirflowApi.from_env()

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+
+from landfall.settings import ConfigError, load_settings
+
+
+def test_defaults_load_from_the_repository_config():
+    settings = load_settings()
+    assert settings.storage.datasets_bucket
+    assert settings.landing.label in [column.name for column in settings.landing.columns]
+    assert settings.stack.host == "127.0.0.1"
+    assert settings.compute.profile == "local"
+
+
+def test_environment_overrides_nested_keys(monkeypatch):
+    monkeypatch.setenv("LANDFALL_STORAGE__DATASETS_BUCKET", "acme-ml-datasets")
+    monkeypatch.setenv("LANDFALL_STACK__PORTS__MLFLOW", "15000")
+    settings = load_settings()
+    assert settings.storage.datasets_bucket == "acme-ml-datasets"
+    assert settings.stack.ports.mlflow == 15000
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("LANDFALL_STORAGE__DATASETS_BUCKET", "Bad_Bucket", "storage.datasets_bucket"),
+        ("LANDFALL_STORAGE__LANDING_PREFIX", "../etc", "storage.landing_prefix"),
+        ("LANDFALL_STACK__PORTS__S3", "80", "stack.ports.s3"),
+        ("LANDFALL_COMPUTE__PROFILE", "cloud", "compute.profile"),
+        ("LANDFALL_WATCHER__POLL_INTERVAL_S", "-1", "watcher.poll_interval_s"),
+        ("LANDFALL_NOTIFY__WEBHOOK_URL", "file:///etc/passwd", "notify.webhook_url"),
+        ("LANDFALL_STORAGE__LANDING_FILENAME", "x.csv", "storage.landing_filename"),
+    ],
+)
+def test_invalid_values_fail_fast_naming_the_key(monkeypatch, variable, value, expected):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    message = str(error.value)
+    assert expected in message
+    assert variable in message  # tells the user where to fix it
+
+
+def test_colliding_ports_are_rejected(monkeypatch):
+    monkeypatch.setenv("LANDFALL_STACK__PORTS__MLFLOW", "8333")
+    monkeypatch.setenv("LANDFALL_STACK__PORTS__S3", "8333")
+    with pytest.raises(ConfigError, match="collides"):
+        load_settings()
+
+
+def test_unknown_keys_are_rejected(tmp_path, monkeypatch):
+    config = tmp_path / "landfall.yaml"
+    config.write_text("landing:\n  columns: [{name: y, dtype: int64}]\n  label: y\nstorage:\n  bukket: x\n")
+    monkeypatch.setenv("LANDFALL_CONFIG", str(config))
+    with pytest.raises(ConfigError, match=r"storage\.bukket"):
+        load_settings()
+
+
+def test_label_must_be_a_column(tmp_path, monkeypatch):
+    config = tmp_path / "landfall.yaml"
+    config.write_text("landing:\n  columns: [{name: x, dtype: float64}]\n  label: y\n")
+    monkeypatch.setenv("LANDFALL_CONFIG", str(config))
+    with pytest.raises(ConfigError, match="label 'y' is not one of the columns"):
+        load_settings()
+
+
+def test_missing_config_file_says_which_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("LANDFALL_CONFIG", str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match=r"nope\.yaml does not exist"):
+        load_settings()
