@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from landfall.keys import RejectedKey, key_digest, ledger_key, parse_landing_key, quarantine_folder
+
+
+@pytest.fixture
+def storage(settings):
+    return settings.storage
+
+
+def test_a_daily_key_gives_its_partition_date(storage):
+    landed = parse_landing_key("daily/2024-02-29/features.parquet", storage)
+    assert landed.partition_date == date(2024, 2, 29)
+    assert landed.partition == "2024-02-29"
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("daily/../2024-01-01/features.parquet", "bad_key"),
+        ("daily/2024-01-01/../features.parquet", "bad_key"),
+        ("daily//features.parquet", "bad_key"),
+        ("daily/2024-01-01/extra/features.parquet", "bad_key"),
+        ("elsewhere/2024-01-01/features.parquet", "bad_key"),
+        ("daily/2024-01-01/features.csv", "bad_suffix"),
+        ("daily/2024-01-01/features.parquet.exe", "bad_suffix"),
+        ("daily/yesterday/features.parquet", "bad_partition"),
+        ("daily/2024-13-01/features.parquet", "bad_partition"),
+        ("daily/2023-02-29/features.parquet", "bad_partition"),
+        ("daily/２０２４-01-01/features.parquet", "bad_partition"),  # noqa: RUF001 - full-width digits
+        ("daily/2024-01-01 /features.parquet", "bad_partition"),
+    ],
+)
+def test_hostile_and_malformed_keys_are_rejected_with_a_reason(storage, key, reason):
+    with pytest.raises(RejectedKey) as error:
+        parse_landing_key(key, storage)
+    assert error.value.reason == reason
+
+
+def test_derived_keys_never_contain_the_hostile_key(storage):
+    hostile = "daily/../../etc/pass wd/ünïcode"
+    folder = quarantine_folder(storage, hostile, "abc", None)
+    assert folder.startswith(f"{storage.quarantine_prefix}/unknown/")
+    assert ".." not in folder and " " not in folder
+    assert ledger_key(storage, hostile, "abc").endswith(f"/{key_digest(hostile)}/abc")
+    assert quarantine_folder(storage, hostile, "abc", "../x").startswith(
+        f"{storage.quarantine_prefix}/unknown/"
+    )
