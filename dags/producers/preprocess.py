@@ -1,0 +1,54 @@
+"""Preprocess: each validated daily partition becomes features and a deterministic train/test split.
+
+Partition-aware: one run per `raw_daily` partition key (YYYY-MM-DD), which it passes on to the
+`training_dataset` Asset.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
+
+from assets import RAW, TRAINING_DATASET
+from landfall.notify import LandfallNotifier
+
+default_args = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=10),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(minutes=20),
+    "on_failure_callback": LandfallNotifier("failure"),
+}
+
+
+@dag(
+    dag_id="landfall_preprocess",
+    schedule=PartitionedAssetTimetable(assets=RAW),
+    catchup=False,
+    max_active_runs=2,
+    default_args=default_args,
+    tags=["landfall", "producer", "preprocess"],
+    doc_md=__doc__,
+)
+def landfall_preprocess():
+    with TaskGroup("features", tooltip="features and the held-out split, written as parquet"):
+
+        @task
+        def raw_partition(triggering_asset_events=None, dag_run=None) -> dict:
+            from landfall.pipeline_tasks import latest_event_extra
+
+            return latest_event_extra(list(triggering_asset_events[RAW]), dag_run.partition_key)
+
+        @task(outlets=[TRAINING_DATASET])
+        def build_training_dataset(raw: dict, outlet_events=None, dag_run=None) -> dict:
+            from landfall.pipeline_tasks import preprocess
+
+            dataset = preprocess(raw, dag_run.partition_key)
+            outlet_events[TRAINING_DATASET].extra = dataset
+            return dataset
+
+        build_training_dataset(raw_partition())
+
+
+landfall_preprocess()

@@ -1,0 +1,134 @@
+"""Train one hyperparameter trial and log it to MLflow. One contract, usable from Python or a shell:
+
+    python -m landfall.trainer --train s3://.../train.parquet --test s3://.../test.parquet \
+        --params '{"learning_rate": 0.01, ...}' --partition 2026-11-20 --out /airflow/xcom/return.json
+
+The result is `{run_id, model_uri, metrics, params, partition, train_seconds}`, written as JSON to
+`--out`; a Kubernetes pod would write it to /airflow/xcom/return.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from landfall.settings import get_settings
+
+SKOPS_TRUSTED_TYPES = [
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+]
+
+
+def read_parquet(uri: str) -> pd.DataFrame:
+    """Read `s3://bucket/key` (credentials and endpoint from the AWS_* environment) or a local path."""
+    if uri.startswith("s3://"):
+        import boto3
+
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return pd.read_parquet(io.BytesIO(body))
+    return pd.read_parquet(uri)
+
+
+def build_model(params: dict[str, Any], max_epochs: int, seed: int = 0) -> Any:
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(),
+        MLPClassifier(
+            hidden_layer_sizes=(int(params["hidden_units"]),),
+            learning_rate_init=float(params["learning_rate"]),
+            batch_size=int(params["batch_size"]),
+            solver=str(params["optimizer"]),
+            max_iter=max_epochs,
+            random_state=seed,
+        ),
+    )
+
+
+def score(model: Any, frame: pd.DataFrame, label: str) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    features, truth = frame.drop(columns=[label]), frame[label].to_numpy()
+    predicted = model.predict(features)
+    probability = model.predict_proba(features)[:, 1]
+    return {
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "f1": float(f1_score(truth, predicted, zero_division=0)),
+        "roc_auc": float(roc_auc_score(truth, probability)) if len(np.unique(truth)) > 1 else 0.5,
+    }
+
+
+def train_trial(
+    train_uri: str, test_uri: str, params: dict[str, Any], partition: str, tags: dict[str, str] | None = None
+) -> dict[str, Any]:
+    import mlflow
+    import mlflow.sklearn
+
+    settings = get_settings()
+    label = settings.landing.label
+    train, test = read_parquet(train_uri), read_parquet(test_uri)
+    mlflow.set_experiment(settings.mlflow.experiment)
+    run_tags = {"landfall.partition": partition, "landfall.stage": "trial", **(tags or {})}
+    with mlflow.start_run(run_name=f"{partition} {params.get('trial', '')}".strip(), tags=run_tags) as run:
+        hyper = {k: v for k, v in params.items() if k != "trial"}
+        mlflow.log_params({**hyper, "max_epochs": settings.training.max_epochs, "train_rows": len(train)})
+        model = build_model(hyper, settings.training.max_epochs)
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ConvergenceWarning at the epoch cap is expected in a grid
+            model.fit(train.drop(columns=[label]), train[label])
+        train_seconds = time.perf_counter() - started
+        metrics = score(model, test, label)
+        mlflow.log_metrics({**metrics, "train_seconds": train_seconds})
+        # MLflow stores scikit-learn models with skops (no pickle); the optimizer state is a plain
+        # sklearn class it does not know, so it is named as trusted here, explicitly.
+        mlflow.sklearn.log_model(model, name="model", skops_trusted_types=SKOPS_TRUSTED_TYPES)
+        return {
+            "run_id": run.info.run_id,
+            "model_uri": f"runs:/{run.info.run_id}/model",
+            "metrics": metrics,
+            "params": hyper,
+            "partition": partition,
+            "train_seconds": round(train_seconds, 3),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m landfall.trainer", description=__doc__.splitlines()[0])
+    parser.add_argument("--train", required=True, help="train split parquet (s3:// or a path)")
+    parser.add_argument("--test", required=True, help="held-out split parquet (s3:// or a path)")
+    parser.add_argument("--params", required=True, help="JSON object of hyperparameters")
+    parser.add_argument("--partition", required=True, help="the YYYY-MM-DD partition being trained")
+    parser.add_argument("--out", default="-", help="where to write the result JSON (- for stdout)")
+    args = parser.parse_args(argv)
+    try:
+        params = json.loads(args.params)
+        if not isinstance(params, dict):
+            raise ValueError("--params must be a JSON object")
+    except ValueError as error:
+        parser.error(f"--params: {error}")
+    result = train_trial(args.train, args.test, params, args.partition)
+    text = json.dumps(result)
+    if args.out == "-":
+        print(text)
+    else:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Every DAG file imports cleanly, does no network I/O at parse time, and parses fast."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+DAG_FILES = sorted(
+    p
+    for folder in ("producers", "consumers")
+    for p in (DAGS / folder).glob("*.py")
+    if p.name != "__init__.py"
+)
+PARSE_BOUND_S = 1.0  # generous: measured figures are printed, the target is 0.5 s
+
+
+def _parse(path: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name("parse_one.py")), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_imports_without_errors_or_network_and_parses_fast(path):
+    report = _parse(path)
+    print(
+        f"\n{path.name}: parse {report['parse_s'] * 1000:.0f} ms "
+        f"(airflow import {report['airflow_import_s']:.2f} s) -> {report['dag_ids']}"
+    )
+    assert report["import_errors"] == {}
+    assert report["dag_ids"], f"{path.name} defines no DAG"
+    assert report["parse_s"] < PARSE_BOUND_S
+
+
+def test_the_dag_folder_has_dag_files():
+    assert any(p.parent.name == "producers" for p in DAG_FILES)
+
+
+def test_dag_files_use_airflow_3_idioms_only():
+    forbidden = [
+        "schedule_interval",
+        "airflow.operators.python",
+        "execution_date",
+        "from airflow.models import DAG",
+        "days_ago",
+    ]
+    for path in [*DAG_FILES, DAGS / "assets" / "__init__.py"]:
+        text = path.read_text()
+        for idiom in forbidden:
+            assert idiom not in text, f"{path.name} uses the Airflow 2 idiom {idiom!r}"
+
+
+def test_ingest_dag_is_scheduled_on_the_watched_landing_asset():
+    sys.path.insert(0, str(DAGS))
+    from airflow.dag_processing.dagbag import DagBag
+
+    from assets import LANDING, QUARANTINE, RAW
+
+    bag = DagBag(dag_folder=str(DAGS / "producers" / "ingest.py"), safe_mode=False)
+    dag = bag.dags["landfall_ingest"]
+    assert [w.name for w in LANDING.watchers] == ["s3_landing_watcher"]
+    assert list(dag.timetable.asset_condition.objects) == [LANDING]
+    outlets = {outlet.name for task in dag.tasks for outlet in task.outlets}
+    assert outlets == {RAW.name, QUARANTINE.name}
+    assert dag.default_args["retries"] >= 1 and dag.tags and dag.doc_md
+    assert {"validate", "publish"} <= set(dag.task_group.children)

@@ -1,0 +1,188 @@
+"""The whole chain on the real stack: landing -> ingest -> preprocess -> train -> evaluate -> deploy.
+
+This module sorts before the ingestion tests on purpose: their good files start chains of their own,
+and training runs one at a time (max_active_runs=1), so this module runs on a quiet stack.
+
+Tests run in file order and build on each other: day one sets the champion, day two (the same data
+again) cannot beat it, a corrupt day and a repeated evaluation event change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import date, timedelta
+
+import pytest
+
+from landfall import registry
+from landfall.datagen import make_batch, make_corrupt, to_parquet
+from landfall.follow import CHAIN, follow_chain, follow_landing
+
+pytestmark = pytest.mark.stack
+TIMEOUT_S = 600
+SEED = 4242
+STAGES = ("training_dataset", "model_candidate", "evaluation")
+
+
+@pytest.fixture(scope="module")
+def days():
+    start = date(2200, 1, 1) + timedelta(days=uuid.uuid4().int % 10000)
+    return {
+        "one": start.isoformat(),
+        "two": (start + timedelta(days=1)).isoformat(),
+        "corrupt": (start + timedelta(days=2)).isoformat(),
+    }
+
+
+@pytest.fixture(scope="module")
+def shared():
+    return {}
+
+
+def _land_and_follow(stack, api, day: str, body: bytes):
+    key = f"daily/{day}/features.parquet"
+    bucket = stack.settings.storage.datasets_bucket
+    put_at = time.time()
+    etag = stack.s3_client().put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
+    ingest = follow_landing(api, key, etag, timeout_s=TIMEOUT_S)
+    return put_at, ingest
+
+
+def _events(api, asset: str, day: str) -> list[dict]:
+    return [e for e in api.events_of(asset) if e.get("partition_key") == day]
+
+
+def _xcom(stack, api, dag_id: str, run_id: str, task_id: str):
+    """Follow the XCom row's S3 path to the value, as the object-storage backend does."""
+    stored = api.xcom_stored(dag_id, run_id, task_id)
+    stored = json.loads(stored) if isinstance(stored, str) and not stored.startswith("s3://") else stored
+    assert isinstance(stored, str) and stored.startswith("s3://"), f"XCom kept in the DB: {stored!r}"
+    bucket, _, key = stored.removeprefix("s3://").split("@", 1)[-1].partition("/")
+    return json.loads(stack.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def _versions(model_name: str) -> list:
+    from mlflow import MlflowClient
+
+    return MlflowClient().search_model_versions(f"name = '{model_name}'")
+
+
+def test_day_one_goes_through_every_dag_and_becomes_the_champion(stack, airflow_api, days, shared):
+    day = days["one"]
+    put_at, ingest = _land_and_follow(stack, airflow_api, day, to_parquet(make_batch(5000, seed=SEED)))
+    assert ingest.outcome == "ingested"
+    chain = follow_chain(airflow_api, day, ingest.queued_at, timeout_s=TIMEOUT_S)
+    assert [r.dag_id for r in chain] == list(CHAIN)
+    assert [r.state for r in chain] == ["success"] * 4
+    assert chain[-1].tasks["promote"] == "success" and chain[-1].tasks["skip"] == "skipped"
+    landing_to_champion = chain[-1].ended_at.timestamp() - put_at
+
+    # Every stage recorded its asset event for the partition.
+    for asset in (*STAGES, "production_model"):
+        assert len(_events(airflow_api, asset, day)) == 1, asset
+    [candidate] = _events(airflow_api, "model_candidate", day)
+    candidate = candidate["extra"]
+    assert candidate["trials"] == 4 and candidate["failed_trials"] == 0
+    assert candidate["metrics"]["accuracy"] > 0.9
+
+    # The champion alias points at the candidate's run, and is the only version.
+    name = stack.settings.mlflow.model_name
+    champion = registry.champion(name)
+    assert champion is not None and champion.run_id == candidate["run_id"]
+    assert len(_versions(name)) == 1
+
+    # Metrics and paths travelled through the object-storage XCom backend.
+    train_run = chain[1].run_id
+    storage = stack.settings.storage
+    listing = stack.s3_client().list_objects_v2(
+        Bucket=storage.xcom_bucket, Prefix=f"{storage.xcom_prefix}/landfall_train/{train_run}/"
+    )
+    tasks = {o["Key"].split("/")[3] for o in listing.get("Contents", [])}
+    assert {"search.train_trial", "select_best"} <= tasks
+    notice = _xcom(stack, airflow_api, "landfall_deploy", chain[-1].run_id, "notify")
+    assert notice["outcome"] == "deployed"
+
+    import mlflow
+
+    runs = mlflow.search_runs(
+        experiment_names=[stack.settings.mlflow.experiment],
+        filter_string=f"tags.`landfall.airflow_run_id` = '{train_run}'",
+    )
+    compute = float(runs["metrics.train_seconds"].sum())
+    print(
+        f"\nlanding -> champion {landing_to_champion:.1f}s; {len(runs)} trials' training {compute:.1f}s "
+        f"(ratio {landing_to_champion / compute:.0f}); accuracy {candidate['metrics']['accuracy']:.4f}"
+    )
+    shared.update(champion_version=champion.version, candidate=candidate, deploy_run=chain[-1].run_id)
+
+
+def test_a_day_that_cannot_beat_the_champion_is_skipped_and_says_why(stack, airflow_api, days, shared):
+    assert shared, "needs the champion of the previous test"
+    day = days["two"]
+    # The same rows again: the candidate scores exactly what the champion scores.
+    _, ingest = _land_and_follow(stack, airflow_api, day, to_parquet(make_batch(5000, seed=SEED)))
+    chain = follow_chain(airflow_api, day, ingest.queued_at, timeout_s=TIMEOUT_S)
+    assert [r.state for r in chain] == ["success"] * 4
+    assert chain[-1].tasks["promote"] == "skipped" and chain[-1].tasks["skip"] == "success"
+    [evaluation] = _events(airflow_api, "evaluation", day)
+    assert evaluation["extra"]["should_deploy"] is False
+    assert evaluation["extra"]["improvement"] <= stack.settings.deploy.min_improvement
+    assert _events(airflow_api, "production_model", day) == []
+    notice = _xcom(stack, airflow_api, "landfall_deploy", chain[-1].run_id, "notify")
+    assert notice["outcome"] == "skipped" and "improvement" in notice["message"]
+    assert registry.champion(stack.settings.mlflow.model_name).version == shared["champion_version"]
+
+
+def test_a_corrupt_day_is_quarantined_and_nothing_downstream_runs(stack, airflow_api, days, shared):
+    day = days["corrupt"]
+    _, ingest = _land_and_follow(stack, airflow_api, day, make_corrupt("schema"))
+    assert ingest.outcome == "quarantined"
+    time.sleep(10)  # longer than an asset event takes to start a downstream run
+    for dag_id in CHAIN:
+        assert not [r for r in airflow_api.dag_runs(dag_id) if r.get("partition_key") == day], dag_id
+    for asset in ("raw_daily", *STAGES, "production_model"):
+        assert _events(airflow_api, asset, day) == [], asset
+    assert registry.champion(stack.settings.mlflow.model_name).version == shared["champion_version"]
+
+
+def test_a_repeated_evaluation_event_registers_no_new_version(stack, airflow_api, days, shared):
+    """The same 'deploy me' event again (a retried producer, a replayed event) must not promote twice."""
+    day = days["one"]
+    [evaluation] = _events(airflow_api, "evaluation", day)
+    asset_id = airflow_api.asset_by_name("evaluation")["id"]
+    before = time.time()
+    airflow_api.post(
+        "assets/events", {"asset_id": asset_id, "partition_key": day, "extra": evaluation["extra"]}
+    )
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        runs = [
+            r
+            for r in airflow_api.dag_runs("landfall_deploy")
+            if r.get("partition_key") == day and r["dag_run_id"] != shared["deploy_run"]
+        ]
+        if runs and runs[0]["state"] in ("success", "failed"):
+            break
+        assert time.monotonic() < deadline, "no deploy run for the repeated event"
+        time.sleep(1)
+    assert runs[0]["state"] == "success"
+    states = {
+        ti["task_id"]: ti["state"]
+        for ti in airflow_api.task_instances("landfall_deploy", runs[0]["dag_run_id"])
+    }
+    assert states["promote"] == "skipped"  # already champion: nothing registered, nothing moved
+    name = stack.settings.mlflow.model_name
+    assert len(_versions(name)) == 1
+    assert registry.champion(name).version == shared["champion_version"]
+    assert (
+        len(
+            [
+                e
+                for e in _events(airflow_api, "production_model", day)
+                if e["timestamp"] >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(before))
+            ]
+        )
+        == 0
+    )
