@@ -8,7 +8,7 @@ from __future__ import annotations
 from airflow.sdk import Asset, AssetWatcher
 
 from landfall.settings import get_settings
-from landfall.triggers import S3LandingTrigger
+from landfall.triggers.s3_landing import S3LandingTrigger
 
 _settings = get_settings()
 _storage = _settings.storage

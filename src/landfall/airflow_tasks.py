@@ -25,13 +25,15 @@ def s3_client() -> Any:
 
 def landed_objects_from_events(events: Iterable[Any]) -> list[dict[str, Any]]:
     """The watcher's payloads (key, size, etag, partition date) from the triggering events, deduplicated."""
+    from landfall.triggers import landed_objects_in
+
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for event in events:
-        payload = (event.extra or {}).get("payload") or {}
-        if payload.get("type") != "landed" or "key" not in payload:
+        objects = landed_objects_in(event.extra)
+        if not objects:
             log.warning("Ignoring an asset event without a landing payload: %s", event.extra)
-            continue
-        seen.setdefault((payload["key"], payload.get("etag", "")), payload)
+        for payload in objects:
+            seen.setdefault((payload["key"], payload.get("etag", "")), payload)
     if not seen:
         raise ValueError("this run has no landing events; ingest runs are started by the S3 watcher")
     log.info("%d landed object(s): %s", len(seen), [key for key, _ in seen])

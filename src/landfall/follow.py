@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 from landfall.airflow_api import AirflowApi
+from landfall.triggers import landed_objects_in
 
 INGEST_DAG = "landfall_ingest"
 TERMINAL = {"success", "failed"}
@@ -62,9 +63,9 @@ def find_run_for_key(
                 continue
             raise
         for event in events:
-            payload = (event.get("extra") or {}).get("payload") or {}
-            if payload.get("key") == key and (etag is None or payload.get("etag") == etag):
-                return run
+            for landed in landed_objects_in(event.get("extra")):
+                if landed["key"] == key and (etag is None or landed.get("etag") == etag):
+                    return run
         if run["state"] in TERMINAL:
             checked.add(run["dag_run_id"])  # a finished run's events do not change
     return None

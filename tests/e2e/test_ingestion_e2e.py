@@ -14,6 +14,7 @@ import pytest
 
 from landfall.datagen import make_batch, make_corrupt, to_parquet
 from landfall.follow import follow_landing
+from landfall.triggers import landed_objects_in
 
 pytestmark = pytest.mark.stack
 RUN_TIMEOUT_S = 240
@@ -39,7 +40,7 @@ def _quarantine_events_for(api, key: str) -> list[dict]:
 
 
 def _landing_events_for(api, key: str) -> list[dict]:
-    return [e for e in api.events_of("landing") if (e["extra"].get("payload") or {}).get("key") == key]
+    return [e for e in api.events_of("landing") if key in [o["key"] for o in landed_objects_in(e["extra"])]]
 
 
 def test_a_good_file_is_ingested_and_published_as_the_raw_partition(stack, airflow_api):
