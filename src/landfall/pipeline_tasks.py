@@ -121,26 +121,39 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
     import mlflow
     import mlflow.sklearn
 
-    from landfall import registry
-    from landfall.trainer import read_parquet, score
+    from landfall import plots, registry
+    from landfall.trainer import metrics_of, predict, read_parquet
     from landfall.trials import decide
 
     settings = get_settings()
     metric, label, name = settings.training.metric, settings.landing.label, settings.mlflow.model_name
     test = read_parquet(candidate["test_uri"])
-    new_score = score(mlflow.sklearn.load_model(candidate["model_uri"]), test, label)[metric]
+    candidate_predictions = predict(mlflow.sklearn.load_model(candidate["model_uri"]), test, label)
+    candidate_metrics = metrics_of(*candidate_predictions)
     current = registry.champion(name)
-    baseline = None
+    truth, _, candidate_probability = candidate_predictions
+    champion_metrics, curves = None, {"candidate": (truth, candidate_probability)}
     if current is not None:
-        baseline = score(mlflow.sklearn.load_model(f"models:/{name}@{registry.CHAMPION}"), test, label)[
-            metric
-        ]
+        champion_predictions = predict(
+            mlflow.sklearn.load_model(f"models:/{name}@{registry.CHAMPION}"), test, label
+        )
+        champion_metrics = metrics_of(*champion_predictions)
+        curves[f"champion v{current.version}"] = (truth, champion_predictions[2])
+    new_score = candidate_metrics[metric]
+    baseline = champion_metrics[metric] if champion_metrics is not None else None
     decision = decide(new_score, baseline, settings.deploy)
     client = mlflow.MlflowClient()
     client.log_metric(candidate["run_id"], f"eval_{metric}", new_score)
     if baseline is not None:
         client.log_metric(candidate["run_id"], f"champion_{metric}", baseline)
-    client.set_tag(candidate["run_id"], "landfall.decision", "deploy" if decision.should_deploy else "skip")
+    verdict = "deploy" if decision.should_deploy else "skip"
+    client.set_tag(candidate["run_id"], "landfall.decision", verdict)
+    figures = {
+        plots.CANDIDATE_VS_CHAMPION: plots.comparison_figure(candidate_metrics, champion_metrics, verdict)
+    }
+    if len(set(truth)) > 1:
+        figures[f"{plots.PLOTS_DIR}/roc_candidate_vs_champion.png"] = plots.roc_figure(curves)
+    plots.log_figures(candidate["run_id"], figures)
     log.info("Candidate %s: %s", candidate["run_id"], decision.reason)
     return {
         "should_deploy": decision.should_deploy,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from landfall.plots import classifier_figures, log_figures
 from landfall.settings import get_settings
 
 SKOPS_TRUSTED_TYPES = [
@@ -58,12 +59,19 @@ def build_model(params: dict[str, Any], max_epochs: int, seed: int = 0) -> Any:
     )
 
 
+def predict(model: Any, frame: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(truth, predicted class, probability of the positive class) on `frame`."""
+    features = frame.drop(columns=[label])
+    return frame[label].to_numpy(), model.predict(features), model.predict_proba(features)[:, 1]
+
+
 def score(model: Any, frame: pd.DataFrame, label: str) -> dict[str, float]:
+    return metrics_of(*predict(model, frame, label))
+
+
+def metrics_of(truth: np.ndarray, predicted: np.ndarray, probability: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-    features, truth = frame.drop(columns=[label]), frame[label].to_numpy()
-    predicted = model.predict(features)
-    probability = model.predict_proba(features)[:, 1]
     return {
         "accuracy": float(accuracy_score(truth, predicted)),
         "f1": float(f1_score(truth, predicted, zero_division=0)),
@@ -91,8 +99,10 @@ def train_trial(
             warnings.simplefilter("ignore")  # ConvergenceWarning at the epoch cap is expected in a grid
             model.fit(train.drop(columns=[label]), train[label])
         train_seconds = time.perf_counter() - started
-        metrics = score(model, test, label)
+        truth, predicted, probability = predict(model, test, label)
+        metrics = metrics_of(truth, predicted, probability)
         mlflow.log_metrics({**metrics, "train_seconds": train_seconds})
+        log_figures(run.info.run_id, classifier_figures(truth, predicted, probability))
         # MLflow stores scikit-learn models with skops (no pickle); the optimizer state is a plain
         # sklearn class it does not know, so it is named as trusted here, explicitly.
         mlflow.sklearn.log_model(model, name="model", skops_trusted_types=SKOPS_TRUSTED_TYPES)

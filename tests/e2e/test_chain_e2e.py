@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from landfall import registry
+from landfall import plots, registry
 from landfall.datagen import make_batch, make_corrupt, to_parquet
 from landfall.follow import CHAIN, follow_chain, follow_landing
 
@@ -61,6 +61,12 @@ def _xcom(stack, api, dag_id: str, run_id: str, task_id: str):
     assert isinstance(stored, str) and stored.startswith("s3://"), f"XCom kept in the DB: {stored!r}"
     bucket, _, key = stored.removeprefix("s3://").split("@", 1)[-1].partition("/")
     return json.loads(stack.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def _plots(run_id: str) -> list[str]:
+    from mlflow import MlflowClient
+
+    return [artifact.path for artifact in MlflowClient().list_artifacts(run_id, plots.PLOTS_DIR)]
 
 
 def _versions(model_name: str) -> list:
@@ -111,6 +117,10 @@ def test_day_one_goes_through_every_dag_and_becomes_the_champion(stack, airflow_
         filter_string=f"tags.`landfall.airflow_run_id` = '{train_run}'",
     )
     compute = float(runs["metrics.train_seconds"].sum())
+    # Every trial and the evaluation left pictures in MLflow's artifact store (the local S3).
+    for run_id in runs["run_id"]:
+        assert set(_plots(run_id)) >= {plots.CONFUSION_MATRIX, plots.ROC_CURVE, plots.PR_CURVE}, run_id
+    assert plots.CANDIDATE_VS_CHAMPION in _plots(candidate["run_id"])
     print(
         f"\nlanding -> champion {landing_to_champion:.1f}s; {len(runs)} trials' training {compute:.1f}s "
         f"(ratio {landing_to_champion / compute:.0f}); accuracy {candidate['metrics']['accuracy']:.4f}"
@@ -133,6 +143,10 @@ def test_a_day_that_cannot_beat_the_champion_is_skipped_and_says_why(stack, airf
     notice = _xcom(stack, airflow_api, "landfall_deploy", chain[-1].run_id, "notify")
     assert notice["outcome"] == "skipped" and "improvement" in notice["message"]
     assert registry.champion(stack.settings.mlflow.model_name).version == shared["champion_version"]
+    # The comparison picture now has the champion's bars and curve beside the candidate's.
+    assert {plots.CANDIDATE_VS_CHAMPION, "plots/roc_candidate_vs_champion.png"} <= set(
+        _plots(evaluation["extra"]["run_id"])
+    )
 
 
 def test_a_corrupt_day_is_quarantined_and_nothing_downstream_runs(stack, airflow_api, days, shared):
