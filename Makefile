@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo up down status test test-unit test-e2e lint clean
+.PHONY: install browser demo up down status test test-unit test-e2e lint bench clean
 
 # uv when it is there (fast), plain pip otherwise; no Airflow constraint files needed.
 $(STAMP): pyproject.toml
@@ -17,6 +17,18 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# The UI test drives Debian's Chromium (a test tool's own browser download does not work offline):
+# install it when it is missing and this user may (root with apt-get); otherwise say how.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser test ..."; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  else \
+	    echo "The browser test needs Chromium: sudo apt-get install chromium (or set LANDFALL_CHROMIUM)"; \
+	  fi; }
 
 demo: $(STAMP)
 	$(BIN)/landfall demo
@@ -33,15 +45,19 @@ status: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src dags tests
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/ruff check src dags tests
 	$(BIN)/python -m pytest -v --durations=15
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/dags
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) browser
 	$(BIN)/python -m pytest -v tests/e2e
+
+# Latency, overhead and scale on a fresh stack of its own; writes bench/results.json (~12 min).
+bench: $(STAMP)
+	$(BIN)/landfall bench
 
 clean:
 	-$(BIN)/landfall down

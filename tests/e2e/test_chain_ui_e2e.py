@@ -1,0 +1,134 @@
+"""The Airflow UI in a real browser (headless Debian Chromium driven by Playwright): log in, open the
+Assets view, see the pipeline's asset graph, open one asset's events and follow one to its run.
+
+Sorts right after test_chain_e2e.py, so on a full run the graph shows a day that went all the way to
+the champion; run alone it lands a file of its own, so it never depends on another module.
+Screenshots go to the test state folder; LANDFALL_SCREENSHOT_DIR=docs/img refreshes the README's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from landfall.datagen import make_corrupt
+from landfall.follow import follow_landing
+from landfall.settings import REPO_ROOT
+
+pytestmark = pytest.mark.stack
+playwright = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")
+
+CHROMIUM = os.environ.get("LANDFALL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# Without the background-networking flags Chromium keeps dialling Google on a closed network.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT_DIR = os.environ.get("LANDFALL_SCREENSHOT_DIR")
+# The pipeline, left to right: every asset and every DAG between them, as edges of the graph.
+PIPELINE_EDGES = [
+    ("landing", "landfall_ingest"),
+    ("landfall_ingest", "raw_daily"),
+    ("landfall_ingest", "quarantine"),
+    ("raw_daily", "landfall_preprocess"),
+    ("landfall_preprocess", "training_dataset"),
+    ("training_dataset", "landfall_train"),
+    ("landfall_train", "model_candidate"),
+    ("model_candidate", "landfall_evaluate"),
+    ("landfall_evaluate", "evaluation"),
+    ("evaluation", "landfall_deploy"),
+    ("landfall_deploy", "production_model"),
+]
+
+
+@pytest.fixture
+def browser_page(stack):
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium (or set LANDFALL_CHROMIUM)"
+        )
+    with playwright.sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1900, "height": 820})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def _shoot(page, stack, name: str, locator=None) -> None:
+    folders = [stack.state.root / "screenshots"]
+    if SCREENSHOT_DIR:
+        folders.append(REPO_ROOT / SCREENSHOT_DIR)
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+        (locator or page).screenshot(path=str(folder / name))
+
+
+def test_the_asset_graph_shows_the_pipeline_and_an_event_leads_to_its_run(stack, airflow_api, browser_page):
+    # A landing of our own (quarantined, so no training chain starts) gives the graph a fresh event.
+    day = (date(2600, 1, 1) + timedelta(days=uuid.uuid4().int % 10000)).isoformat()
+    key = f"{stack.settings.storage.landing_prefix}/{day}/{stack.settings.storage.landing_filename}"
+    etag = (
+        stack.s3_client()
+        .put_object(Bucket=stack.settings.storage.datasets_bucket, Key=key, Body=make_corrupt("schema"))[
+            "ETag"
+        ]
+        .strip('"')
+    )
+    ingest = follow_landing(airflow_api, key, etag, timeout_s=240)
+
+    page, base = browser_page, stack.airflow_url
+    page.goto(f"{base}/")
+    page.wait_for_url(lambda url: "/auth/login" in url)  # the UI sends an anonymous visitor to log in
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[name=password]").fill(stack.state.secrets().admin_password)
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+
+    page.goto(f"{base}/assets")
+    for asset in (
+        "landing",
+        "raw_daily",
+        "training_dataset",
+        "model_candidate",
+        "evaluation",
+        "production_model",
+    ):
+        playwright.expect(page.get_by_role("link", name=asset, exact=True)).to_be_visible()
+    _shoot(page, stack, "assets-list.png")
+
+    page.get_by_role("link", name="landing", exact=True).click()
+    graph = page.locator(".react-flow")
+    playwright.expect(graph.locator(".react-flow__node")).to_have_count(12)  # 7 assets + 5 DAGs
+    nodes = {
+        node.get_attribute("data-id"): node.inner_text().strip()
+        for node in graph.locator(".react-flow__node").all()
+    }
+    edges = set()
+    for edge in graph.locator(".react-flow__edge").all():
+        source, _, target = edge.get_attribute("data-id").partition("-")  # "asset:1-dag:landfall_ingest"
+        edges.add((nodes[source], nodes[target]))
+    assert set(PIPELINE_EDGES) <= edges, f"missing from the graph: {set(PIPELINE_EDGES) - edges}"
+    time.sleep(1)  # let the graph finish fitting the view before the picture
+    _shoot(page, stack, "asset-graph.png", graph)
+
+    # The landing asset's events: ours is there and links to the ingest run it started.
+    run_link = page.locator(f'a[href="/dags/landfall_ingest/runs/{ingest.run_id}"]')
+    playwright.expect(run_link).to_be_visible()
+    _shoot(page, stack, "asset-events.png")
+    run_link.click()
+    page.wait_for_url(f"**/dags/landfall_ingest/runs/{ingest.run_id}**")
+    playwright.expect(page.get_by_text("report_quarantine").first).to_be_visible()
+    _shoot(page, stack, "ingest-run.png")
