@@ -106,7 +106,7 @@ class RssSampler(threading.Thread):
         self.roots, self.period_s = roots, period_s
         self.peak_bytes = 0
         self.latest_bytes = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()  # not `_stop`: threading.Thread has a method of that name
 
     def sample(self) -> int:
         seen: dict[int, int] = {}
@@ -119,13 +119,13 @@ class RssSampler(threading.Thread):
         return sum(seen.values())
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.latest_bytes = self.sample()
             self.peak_bytes = max(self.peak_bytes, self.latest_bytes)
-            self._stop.wait(self.period_s)
+            self._halt.wait(self.period_s)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
 
@@ -488,6 +488,7 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
             echo(f"[{name}]")
             started = time.monotonic()
             results.update(phase())
+            _write(options.out, results)  # a later phase that fails keeps what was measured
             echo(f"  done in {time.monotonic() - started:.0f}s")
         results["peak_rss_mb"] = round(sampler.peak_bytes / 2**20)
     finally:
@@ -498,11 +499,15 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
             stack.down(quiet=True)
             shutil.rmtree(state_dir, ignore_errors=True)
     _add_comparison(results)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    options.out.write_text(json.dumps(results, indent=2) + "\n")
+    _write(options.out, results)
     echo(format_table(results))
     echo(f"Written to {options.out}")
     return results
+
+
+def _write(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def _add_comparison(results: dict[str, Any]) -> None:
