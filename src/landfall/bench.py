@@ -48,13 +48,14 @@ RESULTS_PATH = REPO_ROOT / "bench" / "results.json"
 CLASSIC_DAGS_FOLDER = REPO_ROOT / "bench" / "dags"
 INGEST_DAG = "landfall_ingest"
 # A port range of its own, so the benchmark never touches a developer's stack or the test suite's.
+# SeaweedFS also listens on each port + 10000 (gRPC): 3xxxx would collide with the tests' 2xxxx.
 BENCH_PORTS = {
-    "AIRFLOW_API": 38080,
-    "MLFLOW": 35000,
-    "S3": 38333,
-    "SEAWEED_MASTER": 39333,
-    "SEAWEED_VOLUME": 39340,
-    "SEAWEED_FILER": 38888,
+    "AIRFLOW_API": 48080,
+    "MLFLOW": 45000,
+    "S3": 48333,
+    "SEAWEED_MASTER": 49333,
+    "SEAWEED_VOLUME": 49340,
+    "SEAWEED_FILER": 48888,
 }
 
 Echo = Callable[[str], None]
