@@ -151,7 +151,7 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
     figures = {
         plots.CANDIDATE_VS_CHAMPION: plots.comparison_figure(candidate_metrics, champion_metrics, verdict)
     }
-    if len(set(truth)) > 1:
+    if plots.has_both_classes(truth):
         figures[f"{plots.PLOTS_DIR}/roc_candidate_vs_champion.png"] = plots.roc_figure(curves)
     plots.log_figures(candidate["run_id"], figures)
     log.info("Candidate %s: %s", candidate["run_id"], decision.reason)

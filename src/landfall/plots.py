@@ -19,6 +19,11 @@ PR_CURVE = f"{PLOTS_DIR}/precision_recall_curve.png"
 CANDIDATE_VS_CHAMPION = f"{PLOTS_DIR}/candidate_vs_champion.png"
 
 
+def has_both_classes(truth: np.ndarray) -> bool:
+    """ROC/PR curves and AUC need both labels in the split; a one-class split gets none."""
+    return len(np.unique(truth)) > 1
+
+
 def _figure(width: float = 4.5, height: float = 4.0) -> tuple[Any, Any]:
     import matplotlib
 
@@ -87,7 +92,7 @@ def comparison_figure(
 def classifier_figures(truth: np.ndarray, predicted: np.ndarray, probability: np.ndarray) -> dict[str, Any]:
     """The figures every trial logs, by artifact path (curves only when both classes are present)."""
     figures = {CONFUSION_MATRIX: confusion_matrix_figure(truth, predicted, ("stays", "churns"))}
-    if len(np.unique(truth)) > 1:
+    if has_both_classes(truth):
         curves = {"model": (truth, probability)}
         figures[ROC_CURVE] = roc_figure(curves)
         figures[PR_CURVE] = precision_recall_figure(curves)

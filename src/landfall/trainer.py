@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landfall.plots import classifier_figures, log_figures
+from landfall.plots import classifier_figures, has_both_classes, log_figures
 from landfall.settings import get_settings
 
 SKOPS_TRUSTED_TYPES = [
@@ -65,17 +65,13 @@ def predict(model: Any, frame: pd.DataFrame, label: str) -> tuple[np.ndarray, np
     return frame[label].to_numpy(), model.predict(features), model.predict_proba(features)[:, 1]
 
 
-def score(model: Any, frame: pd.DataFrame, label: str) -> dict[str, float]:
-    return metrics_of(*predict(model, frame, label))
-
-
 def metrics_of(truth: np.ndarray, predicted: np.ndarray, probability: np.ndarray) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
     return {
         "accuracy": float(accuracy_score(truth, predicted)),
         "f1": float(f1_score(truth, predicted, zero_division=0)),
-        "roc_auc": float(roc_auc_score(truth, probability)) if len(np.unique(truth)) > 1 else 0.5,
+        "roc_auc": float(roc_auc_score(truth, probability)) if has_both_classes(truth) else 0.5,
     }
 
 

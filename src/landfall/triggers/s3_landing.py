@@ -157,7 +157,6 @@ class LandingProducer(SharedStreamProducer):
 
     async def _advance_one(self, payload: dict[str, Any], outcome: AdvanceOutcome) -> None:
         identity = (payload["key"], payload["etag"])
-        self._in_flight.discard(identity)
         if not outcome.is_clean:
             log.warning(
                 "Event for s3://%s/%s not confirmed (%s); it will be reported again",
@@ -165,6 +164,7 @@ class LandingProducer(SharedStreamProducer):
                 payload["key"],
                 outcome,
             )
+            self._in_flight.discard(identity)
             return
         marker = f"{self.ledger_prefix}/{key_digest(payload['key'])}/{payload['etag']}"
         body = {**payload, "reported_at": datetime.now(UTC).isoformat()}
@@ -172,6 +172,9 @@ class LandingProducer(SharedStreamProducer):
             Bucket=self.bucket, Key=marker, Body=json.dumps(body).encode(), ContentType="application/json"
         )
         self._acknowledged.add(identity)
+        # Only now: if the marker PUT raised, the object stays in flight rather than being reported
+        # again by this process (its event is already persisted; a restart re-reads the ledger).
+        self._in_flight.discard(identity)
 
 
 class S3LandingTrigger(BaseEventTrigger):
