@@ -1,5 +1,9 @@
 """Train: a hyperparameter search over the configured grid, one mapped task per trial, logged to
 MLflow; the best trial becomes the `model_candidate` Asset of the partition.
+
+Where a trial runs is configuration (`compute.profile`), not code: `local` runs the trainer CLI in the
+worker, `kubernetes` runs the same CLI in the trainer image as a KubernetesPodOperator pod (GPU
+requests, tolerations, node affinity, volumes and secrets from config/landfall.yaml).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ default_args = {
     doc_md=__doc__,
 )
 def landfall_train():
+    settings = get_settings()
+
     @task
     def training_dataset(triggering_asset_events=None, dag_run=None) -> dict:
         from landfall.pipeline_tasks import latest_event_extra
@@ -44,20 +50,38 @@ def landfall_train():
 
             return hyperparameter_trials()
 
-        @task(
-            max_active_tis_per_dag=get_settings().training.max_parallel_trials,
-            map_index_template="{{ trial_name }}",
-        )
-        def train_trial(dataset: dict, hyperparameters: dict, dag_run=None) -> dict:
-            from airflow.sdk import get_current_context
+        @task
+        def trial_arguments(dataset: dict, trials: list[dict], dag_run=None) -> list[list[str]]:
+            """The trainer CLI argv of each trial: the same for the worker and for the pod."""
+            from landfall.pipeline_tasks import trial_arguments as build
 
-            from landfall.pipeline_tasks import train_trial as run
-
-            get_current_context()["trial_name"] = hyperparameters["trial"]
-            return run(dataset, hyperparameters, dag_run.run_id)
+            return build(dataset, trials, dag_run.run_id)
 
         dataset = training_dataset()
-        results = train_trial.partial(dataset=dataset).expand(hyperparameters=trials())
+        arguments = trial_arguments(dataset, trials())
+        if settings.compute.profile == "kubernetes":
+            # The trainer image in a GPU pod; it writes its result to /airflow/xcom/return.json.
+            from landfall.compute import kubernetes_trial_operator
+
+            pods = kubernetes_trial_operator(max_active_tis_per_dag=settings.training.max_parallel_trials)
+            results = pods.expand(arguments=arguments).output
+        else:
+
+            @task(
+                task_id="train_trial",
+                max_active_tis_per_dag=settings.training.max_parallel_trials,
+                map_index_template="{{ trial_name }}",
+            )
+            def train_trial(arguments: list[str]) -> dict:
+                from airflow.sdk import get_current_context
+
+                from landfall.compute import trial_name
+                from landfall.pipeline_tasks import train_trial as run
+
+                get_current_context()["trial_name"] = trial_name(arguments)
+                return run(arguments)
+
+            results = train_trial.expand(arguments=arguments)
 
     @task(outlets=[MODEL_CANDIDATE], trigger_rule="all_done")
     def select_best(results, dataset: dict, outlet_events=None) -> dict:

@@ -67,6 +67,11 @@ def raw_key(storage: StorageSettings, partition: str) -> str:
     return f"{storage.raw_prefix}/date={partition}/data.parquet"
 
 
+def processed_key(storage: StorageSettings, partition: str, split: str) -> str:
+    """Where preprocess writes a partition's `train` or `test` split."""
+    return f"{storage.processed_prefix}/date={partition}/{split}.parquet"
+
+
 def key_digest(key: str) -> str:
     """A fixed-length, path-safe stand-in for an arbitrary (possibly hostile) key."""
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]

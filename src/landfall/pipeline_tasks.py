@@ -38,6 +38,7 @@ def preprocess(raw: dict[str, Any], partition: str) -> dict[str, Any]:
     from landfall.airflow_tasks import s3_client
     from landfall.features import split
     from landfall.ingest import put_verified
+    from landfall.keys import processed_key
 
     settings = get_settings()
     storage = settings.storage
@@ -49,7 +50,7 @@ def preprocess(raw: dict[str, Any], partition: str) -> dict[str, Any]:
     for name, part in (("train", train), ("test", test)):
         buffer = io.BytesIO()
         part.to_parquet(buffer, index=False)
-        target = f"{storage.processed_prefix}/date={partition}/{name}.parquet"
+        target = processed_key(storage, partition, name)
         put_verified(s3, storage.datasets_bucket, target, buffer.getvalue())
         uris[f"{name}_uri"] = f"s3://{storage.datasets_bucket}/{target}"
     features = [c for c in train.columns if c != settings.landing.label]
@@ -77,16 +78,18 @@ def hyperparameter_trials() -> list[dict[str, Any]]:
     return trials
 
 
-def train_trial(dataset: dict[str, Any], params: dict[str, Any], run_id: str) -> dict[str, Any]:
-    from landfall.trainer import train_trial as run_trainer
+def trial_arguments(dataset: dict[str, Any], trials: list[dict[str, Any]], run_id: str) -> list[list[str]]:
+    """The trainer CLI argv of each trial, identical for the local worker and the Kubernetes pod."""
+    from landfall.compute import trial_arguments as build
 
-    return run_trainer(
-        dataset["train_uri"],
-        dataset["test_uri"],
-        params,
-        dataset["partition"],
-        tags={"landfall.airflow_run_id": run_id},
-    )
+    return build(dataset, trials, run_id)
+
+
+def train_trial(arguments: list[str]) -> dict[str, Any]:
+    """The local backend: the trainer CLI with the pod's argv, inside the worker."""
+    from landfall.compute import run_trainer_locally
+
+    return run_trainer_locally(arguments)
 
 
 def pick_best(results: list[dict[str, Any] | None], dataset: dict[str, Any]) -> dict[str, Any]:
@@ -119,24 +122,21 @@ def pick_best(results: list[dict[str, Any] | None], dataset: dict[str, Any]) -> 
 def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
     """Score candidate and champion on the same held-out split; return the gate's decision."""
     import mlflow
-    import mlflow.sklearn
 
     from landfall import plots, registry
-    from landfall.trainer import metrics_of, predict, read_parquet
+    from landfall.trainer import load_classifier, metrics_of, predict, read_parquet
     from landfall.trials import decide
 
     settings = get_settings()
     metric, label, name = settings.training.metric, settings.landing.label, settings.mlflow.model_name
     test = read_parquet(candidate["test_uri"])
-    candidate_predictions = predict(mlflow.sklearn.load_model(candidate["model_uri"]), test, label)
+    candidate_predictions = predict(load_classifier(candidate["model_uri"]), test, label)
     candidate_metrics = metrics_of(*candidate_predictions)
     current = registry.champion(name)
     truth, _, candidate_probability = candidate_predictions
     champion_metrics, curves = None, {"candidate": (truth, candidate_probability)}
     if current is not None:
-        champion_predictions = predict(
-            mlflow.sklearn.load_model(f"models:/{name}@{registry.CHAMPION}"), test, label
-        )
+        champion_predictions = predict(load_classifier(f"models:/{name}@{registry.CHAMPION}"), test, label)
         champion_metrics = metrics_of(*champion_predictions)
         curves[f"champion v{current.version}"] = (truth, champion_predictions[2])
     new_score = candidate_metrics[metric]

@@ -148,7 +148,7 @@ class MlflowSettings(_Section):
 class TrialGrid(_Section):
     learning_rate: list[float] = Field([0.001, 0.01], min_length=1)
     batch_size: list[int] = Field([64, 256], min_length=1)
-    optimizer: list[Literal["adam", "sgd"]] = Field(["adam"], min_length=1)
+    optimizer: list[Literal["adam", "adamw", "sgd"]] = Field(["adam"], min_length=1)
     hidden_units: list[int] = Field([32], min_length=1)
 
     @field_validator("learning_rate")
@@ -167,12 +167,20 @@ class TrialGrid(_Section):
 
 
 class TrainingSettings(_Section):
-    model: Literal["mlp"] = "mlp"
+    # mlp: scikit-learn MLPClassifier (default, CPU). torch: the same network in PyTorch, on CUDA when
+    # there is a GPU (`pip install landfall[torch]`).
+    model: Literal["mlp", "torch"] = "mlp"
     test_fraction: float = Field(0.2, gt=0, lt=1)
     metric: Literal["accuracy", "f1", "roc_auc"] = "accuracy"
     max_parallel_trials: int = Field(2, ge=1, le=64)
     max_epochs: int = Field(60, ge=1, le=10_000)
     grid: TrialGrid = TrialGrid()
+
+    @model_validator(mode="after")
+    def _optimizers_of_the_model(self) -> TrainingSettings:
+        if self.model == "mlp" and "adamw" in self.grid.optimizer:
+            raise ValueError("optimizer adamw needs model: torch (scikit-learn's MLP has adam and sgd)")
+        return self
 
 
 class DeploySettings(_Section):
@@ -180,8 +188,116 @@ class DeploySettings(_Section):
     min_improvement: float = Field(0.005, ge=0, le=1)
 
 
+_K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_K8S_QUANTITY_RE = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
+
+
+def _k8s_name(value: str) -> str:
+    if not _K8S_NAME_RE.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes name (lower-case letters, digits, '-', '.')")
+    return value
+
+
+class PodResources(_Section):
+    """CPU and memory of a training pod, as Kubernetes quantities (`cpu: "4"`, `memory: 16Gi`)."""
+
+    cpu: str = "2"
+    memory: str = "8Gi"
+
+    @field_validator("cpu", "memory")
+    @classmethod
+    def _quantity(cls, value: str) -> str:
+        if not _K8S_QUANTITY_RE.match(value):
+            raise ValueError(f"{value!r} is not a Kubernetes quantity such as 500m, 2, 8Gi")
+        return value
+
+
+class Toleration(_Section):
+    key: str
+    operator: Literal["Exists", "Equal"] = "Exists"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = "NoSchedule"
+
+
+class PodVolume(_Section):
+    """A PersistentVolumeClaim mounted into the pod (shared data, checkpoints)."""
+
+    name: str
+    claim_name: str
+    mount_path: str
+    read_only: bool = False
+
+    @field_validator("name", "claim_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _k8s_name(value)
+
+    @field_validator("mount_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or ".." in value.split("/"):
+            raise ValueError(f"{value!r} must be an absolute path without '..'")
+        return value
+
+
+class SecretEnv(_Section):
+    """One key of a Kubernetes Secret exposed to the pod as an environment variable."""
+
+    env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    secret: str
+    key: str
+
+    @field_validator("secret")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _k8s_name(value)
+
+
+class KubernetesSettings(_Section):
+    """How a training trial runs as a pod. Only read when `compute.profile` is `kubernetes`."""
+
+    namespace: str = "landfall"
+    image: str = "ghcr.io/landfall/trainer:0.1.0"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_secrets: list[str] = []
+    service_account: str | None = None
+    kubernetes_conn_id: str = "kubernetes_default"
+    cmds: list[str] = ["python", "-m", "landfall.trainer"]
+    gpus: int = Field(1, ge=0, le=16)
+    gpu_resource: str = "nvidia.com/gpu"
+    requests: PodResources = PodResources()
+    limits: PodResources = PodResources(cpu="4", memory="16Gi")
+    node_selector: dict[str, str] = {}
+    gpu_type_label: str = "nvidia.com/gpu.product"
+    gpu_types: list[str] = []
+    tolerations: list[Toleration] = []
+    volumes: list[PodVolume] = []
+    env: dict[str, str] = {}
+    secrets: list[SecretEnv] = []
+    startup_timeout_s: int = Field(600, ge=10, le=24 * 3600)
+    labels: dict[str, str] = {"app.kubernetes.io/part-of": "landfall"}
+
+    @field_validator("namespace", "service_account")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        return value if value is None else _k8s_name(value)
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _secret_names(cls, values: list[str]) -> list[str]:
+        return [_k8s_name(value) for value in values]
+
+    @field_validator("cmds")
+    @classmethod
+    def _not_empty(cls, values: list[str]) -> list[str]:
+        if not values:
+            raise ValueError("cmds must name the trainer command, e.g. [python, -m, landfall.trainer]")
+        return values
+
+
 class ComputeSettings(_Section):
     profile: Literal["local", "kubernetes"] = "local"
+    kubernetes: KubernetesSettings = KubernetesSettings()
 
 
 class NotifySettings(_Section):
@@ -220,7 +336,40 @@ class PortSettings(_Section):
         return self
 
 
+class ScaleoutSettings(_Section):
+    """The scale-out profile's services: PostgreSQL for the Airflow and MLflow metadata, Redis as the
+    Celery broker. Put a password in the URL through LANDFALL_STACK__SCALEOUT__POSTGRES_URL, not here."""
+
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432"
+    airflow_database: str = Field("landfall_airflow", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    mlflow_database: str = Field("landfall_mlflow", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    worker_concurrency: int = Field(4, ge=1, le=256)
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _postgres(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+psycopg2://")):
+            raise ValueError("postgres_url must be a postgresql:// URL without a database name")
+        return value.rstrip("/")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+            raise ValueError("broker_url must be a redis:// or amqp:// URL")
+        return value
+
+    def database_url(self, database: str) -> str:
+        return f"{self.postgres_url}/{database}"
+
+
 class StackSettings(_Section):
+    # embedded: SQLite metadata, LocalExecutor (one machine, nothing to install).
+    # scaleout: PostgreSQL metadata (Airflow and MLflow), CeleryExecutor with a Redis broker and a
+    # Celery worker process; the same DAG files either way.
+    profile: Literal["embedded", "scaleout"] = "embedded"
+    scaleout: ScaleoutSettings = ScaleoutSettings()
     host: str = "127.0.0.1"
     state_dir: Path = Path(".landfall")
     parallelism: int = Field(4, ge=1, le=64)
