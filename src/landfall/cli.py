@@ -72,13 +72,11 @@ def status(as_json: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 def logs(component: str | None, lines: int, follow: bool) -> None:
     """Print the end of a component's log (all components when none is named)."""
-    from landfall.stack.launcher import COMPONENTS
-
     stack = _stack()
-    names = [component] if component else list(COMPONENTS)
+    names = [component] if component else list(stack.components)
     for name in names:
-        if name not in (*COMPONENTS, "db-migrate"):
-            raise click.BadParameter(f"choose one of {', '.join(COMPONENTS)}, db-migrate")
+        if name not in (*stack.components, "db-migrate"):
+            raise click.BadParameter(f"choose one of {', '.join(stack.components)}, db-migrate")
     paths = [stack.state.logs / f"{name}.log" for name in names]
     for path in paths:
         click.echo(f"==> {path} <==")
@@ -280,3 +278,32 @@ def bench(
         overrides=extra,
     )
     run_bench(options, echo=click.echo)
+
+
+@main.command("render-pods")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the manifests (one YAML per pod, under <dag_id>/).",
+)
+def render_pods(out: Path) -> None:
+    """Render every KubernetesPodOperator task into the pod it would submit, with no cluster.
+
+    The DAGs are parsed with compute.profile=kubernetes; mapped trials are expanded over the configured
+    grid; each pod is built by the provider's own code (dry run), so review these before a deploy.
+    """
+    from landfall.podspec import render_pods as render
+
+    # Parsing DAGs imports Airflow: keep its home in the state folder, not ~/airflow.
+    os.environ.setdefault("AIRFLOW_HOME", str(get_settings().stack.state_path / "airflow"))
+    try:
+        pods = render(out)
+    except (RuntimeError, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    for pod in pods:
+        container = pod.manifest["spec"]["containers"][0]
+        limits = container.get("resources", {}).get("limits", {})
+        gpus = {k: v for k, v in limits.items() if "gpu" in k}
+        click.echo(f"  {pod.path}  {pod.dag_id}.{pod.task_id}  image={container['image']}  gpus={gpus or 0}")
+    click.echo(f"{len(pods)} pod manifest(s) written under {out}")

@@ -1,0 +1,97 @@
+"""The trainer CLI contract shared by both compute backends: a subprocess run with the rendered pod's
+command and arguments, against a real SeaweedFS S3, writes the result JSON a pod would leave in
+/airflow/xcom/return.json, and the model it names loads from MLflow and predicts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from landfall.compute import XCOM_RETURN_PATH, run_trainer_locally
+from landfall.datagen import make_batch
+from landfall.features import split
+from landfall.podspec import SAMPLE_PARTITION, render_pods, sample_dataset
+
+
+@pytest.fixture
+def sample_splits(s3, settings):
+    """The train/test splits of the sample partition the rendered pods point at, in the real S3."""
+    import io
+
+    train, test = split(make_batch(600, seed=11), settings.landing, settings.training.test_fraction)
+    dataset = sample_dataset()
+    for name, frame in (("train", train), ("test", test)):
+        bucket, _, key = dataset[f"{name}_uri"].removeprefix("s3://").partition("/")
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    yield test
+    for name in ("train", "test"):
+        bucket, _, key = dataset[f"{name}_uri"].removeprefix("s3://").partition("/")
+        s3.delete_object(Bucket=bucket, Key=key)
+
+
+@pytest.fixture
+def local_mlflow(tmp_path, monkeypatch):
+    """A file-backed MLflow store: the contract is about the trainer, not the tracking server."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # default artifact root ./mlruns
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+
+
+def test_trainer_cli_with_the_rendered_pod_arguments_writes_the_return_json_contract(
+    tmp_path, sample_splits, local_mlflow, settings
+):
+    from landfall.trainer import load_classifier, predict
+
+    pod = render_pods(tmp_path / "pods")[0]
+    container = pod.manifest["spec"]["containers"][0]
+    command, args = container["command"], container["args"]
+    assert command == ["python", "-m", "landfall.trainer"]
+    out = tmp_path / "xcom" / "return.json"
+    # Everything as rendered, except where the pod's xcom volume is: here a temp folder.
+    assert args[args.index("--out") + 1] == XCOM_RETURN_PATH
+    args = [*args[: args.index("--out")], "--out", str(out), *args[args.index("--out") + 2 :]]
+    completed = subprocess.run(
+        [sys.executable, *command[1:], *args], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+    result = json.loads(out.read_text())
+    assert set(result) >= {"run_id", "model_uri", "metrics", "params", "partition", "train_seconds", "model"}
+    params = json.loads(args[args.index("--params") + 1])
+    assert result["params"] == {k: v for k, v in params.items() if k != "trial"}
+    assert result["partition"] == SAMPLE_PARTITION and result["model"] == "mlp"
+    assert 0.5 < result["metrics"]["accuracy"] <= 1.0
+    assert not list(out.parent.glob("*.tmp")), "the result is written whole, then renamed"
+
+    model = load_classifier(result["model_uri"])
+    truth, predicted, probability = predict(model, sample_splits, settings.landing.label)
+    assert len(predicted) == len(truth) and ((probability >= 0) & (probability <= 1)).all()
+
+
+def test_local_backend_runs_the_same_cli_and_returns_the_same_contract(tmp_path, sample_splits, local_mlflow):
+    pod = render_pods(tmp_path / "pods")[1]
+    args = pod.manifest["spec"]["containers"][0]["args"]
+    result = run_trainer_locally(args)  # the pod's own argv, --out and all
+    assert result["partition"] == SAMPLE_PARTITION and result["run_id"]
+    assert result["params"]["batch_size"] == json.loads(args[args.index("--params") + 1])["batch_size"]
+
+
+def test_trainer_cli_rejects_bad_arguments_with_a_clear_message(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "landfall.trainer", "--train", "a", "--test", "b", "--partition", "p",
+         "--params", "[1, 2]", "--out", str(tmp_path / "r.json")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 2
+    assert "--params must be a JSON object" in completed.stderr
+    assert not (tmp_path / "r.json").exists()
