@@ -16,10 +16,12 @@ os.environ.update(
         "LANDFALL_STACK__STATE_DIR": str(_STATE),
         "LANDFALL_STACK__PORTS__AIRFLOW_API": "28080",
         "LANDFALL_STACK__PORTS__MLFLOW": "25000",
-        "LANDFALL_STACK__PORTS__S3": "28333",
-        "LANDFALL_STACK__PORTS__SEAWEED_MASTER": "29333",
-        "LANDFALL_STACK__PORTS__SEAWEED_VOLUME": "29340",
-        "LANDFALL_STACK__PORTS__SEAWEED_FILER": "28888",
+        # SeaweedFS also binds each of these + 10000 (gRPC): all below Linux's ephemeral range
+        # (32768+), where an outgoing connection's TIME_WAIT can hold a port and make the bind fail.
+        "LANDFALL_STACK__PORTS__S3": "20333",
+        "LANDFALL_STACK__PORTS__SEAWEED_MASTER": "21333",
+        "LANDFALL_STACK__PORTS__SEAWEED_VOLUME": "21340",
+        "LANDFALL_STACK__PORTS__SEAWEED_FILER": "20888",
         "LANDFALL_WATCHER__POLL_INTERVAL_S": "1",
     }
 )

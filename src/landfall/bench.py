@@ -445,7 +445,7 @@ def bench_environment(state_dir: Path, overrides: dict[str, str]) -> dict[str, s
 def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
     from landfall.settings import get_settings, load_settings
     from landfall.stack import process
-    from landfall.stack.launcher import COMPONENTS, Stack
+    from landfall.stack.launcher import Stack
 
     state_dir = Path(tempfile.mkdtemp(prefix="landfall-bench-"))
     os.environ.update(bench_environment(state_dir, options.overrides))
@@ -456,7 +456,7 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
     stack = Stack(settings, echo=echo)
 
     def roots() -> list[psutil.Process]:
-        records = (process.read_record(stack.state.pids, name) for name in COMPONENTS)
+        records = (process.read_record(stack.state.pids, name) for name in stack.components)
         return [p for p in (r.process() if r else None for r in records) if p is not None]
 
     sampler = RssSampler(roots)

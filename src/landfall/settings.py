@@ -361,7 +361,12 @@ class ScaleoutSettings(_Section):
         return value
 
     def database_url(self, database: str) -> str:
-        return f"{self.postgres_url}/{database}"
+        """A libpq URL (psycopg2.connect, psql)."""
+        return f"{self.postgres_url.replace('postgresql+psycopg2://', 'postgresql://', 1)}/{database}"
+
+    def sqlalchemy_url(self, database: str) -> str:
+        """The URL for Airflow and MLflow, naming the driver that is installed (psycopg2)."""
+        return self.database_url(database).replace("postgresql://", "postgresql+psycopg2://", 1)
 
 
 class StackSettings(_Section):

@@ -27,6 +27,7 @@ from landfall.stack.state import StackSecrets, StackState
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 COMPONENTS = ("s3", "mlflow", *AIRFLOW_COMPONENTS)
+CELERY_WORKER = "celery-worker"
 _HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
 
 
@@ -67,6 +68,17 @@ class Stack:
         stack = settings.stack
         self.host = stack.host
         self.ports = stack.ports
+        self.scaleout = stack.scaleout if stack.profile == "scaleout" else None
+
+    @property
+    def airflow_components(self) -> tuple[str, ...]:
+        """The Airflow processes of this profile: scale-out adds a Celery worker (LocalExecutor runs
+        tasks inside the scheduler)."""
+        return AIRFLOW_COMPONENTS + ((CELERY_WORKER,) if self.scaleout else ())
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return ("s3", "mlflow", *self.airflow_components)
 
     # ---- addresses -------------------------------------------------------------------------------
     @property
@@ -120,6 +132,27 @@ class Stack:
                 Path(os.environ.get("LANDFALL_CONFIG", REPO_ROOT / "config" / "landfall.yaml")).resolve()
             ),
             "LANDFALL_STACK__STATE_DIR": str(self.state.root),
+            "LANDFALL_STACK__PROFILE": self.settings.stack.profile,
+            # Tasks and `landfall` commands in this environment see the same stack as this object.
+            **{
+                f"LANDFALL_STACK__PORTS__{name.upper()}": str(port)
+                for name, port in self.ports.model_dump().items()
+            },
+            **self._scaleout_environment(),
+        }
+
+    def _scaleout_environment(self) -> dict[str, str]:
+        """PostgreSQL and Celery settings reach Airflow as AIRFLOW__* variables, so airflow.cfg stays
+        free of database credentials."""
+        if self.scaleout is None:
+            return {}
+        airflow_db = self.scaleout.sqlalchemy_url(self.scaleout.airflow_database)
+        return {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+            "AIRFLOW__CELERY__BROKER_URL": self.scaleout.broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + airflow_db,
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.scaleout.worker_concurrency),
         }
 
     def _process_env(self, secrets: StackSecrets) -> dict[str, str]:
@@ -199,7 +232,9 @@ class Stack:
                 "--workers",
                 "1",
                 "--backend-store-uri",
-                f"sqlite:///{state.mlflow_home}/mlflow.db",
+                self.scaleout.sqlalchemy_url(self.scaleout.mlflow_database)
+                if self.scaleout
+                else f"sqlite:///{state.mlflow_home}/mlflow.db",
                 "--serve-artifacts",
                 "--artifacts-destination",
                 f"s3://{bucket}/artifacts",
@@ -219,6 +254,17 @@ class Stack:
             "scheduler": [airflow, "scheduler", "--skip-serve-logs"],
             "dag-processor": [airflow, "dag-processor"],
             "triggerer": [airflow, "triggerer", "--skip-serve-logs"],
+            CELERY_WORKER: [
+                airflow,
+                "celery",
+                "worker",
+                "--concurrency",
+                str(self.scaleout.worker_concurrency if self.scaleout else 1),
+                "--skip-serve-logs",
+                # A name of its own, so that two stacks on one broker host never share a worker name.
+                "--celery-hostname",
+                f"landfall-{ports.airflow_api}@%h",
+            ],
         }[name]
 
     def _port_of(self, name: str) -> int | None:
@@ -258,6 +304,12 @@ class Stack:
                 return response.ok, f"/health -> {response.status_code}"
         except Exception as error:
             return False, f"{type(error).__name__}: {str(error)[:200]}"
+        if name == CELERY_WORKER:
+            # Celery has no HTTP health endpoint; its worker logs "celery@<name> ready." once it
+            # consumes from the broker.
+            log = self.state.logs / f"{CELERY_WORKER}.log"
+            ready = log.exists() and " ready." in log.read_text(errors="replace")
+            return ready, "consuming from the broker" if ready else "not ready yet (see its log)"
         health = airflow_health if airflow_health is not None else self._airflow_health()
         if health is None:
             return False, "api-server /api/v2/monitor/health does not answer"
@@ -273,7 +325,7 @@ class Stack:
     def status(self) -> list[ComponentStatus]:
         health = self._airflow_health()
         result = []
-        for name in COMPONENTS:
+        for name in self.components:
             record = process.read_record(self.state.pids, name)
             proc = record.process() if record else None
             healthy, detail = self.check(name, health) if proc else (False, "not running")
@@ -348,6 +400,45 @@ class Stack:
                 s3.create_bucket(Bucket=bucket)
                 self.echo(f"  created bucket s3://{bucket}")
 
+    def create_databases(self) -> None:
+        """Create the Airflow and MLflow databases on the PostgreSQL server when they are missing."""
+        import psycopg2
+        from psycopg2 import sql
+
+        assert self.scaleout is not None
+        try:
+            connection = psycopg2.connect(self.scaleout.database_url("postgres"), connect_timeout=5)
+        except psycopg2.OperationalError as error:
+            raise StackError(
+                f"PostgreSQL does not answer at {_without_password(self.scaleout.postgres_url)}: "
+                f"{str(error).strip()}\nStart it (or set LANDFALL_STACK__SCALEOUT__POSTGRES_URL)."
+            ) from None
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                for database in (self.scaleout.airflow_database, self.scaleout.mlflow_database):
+                    cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                    if cursor.fetchone() is None:
+                        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                        self.echo(f"  created PostgreSQL database {database}")
+        finally:
+            connection.close()
+
+    def check_broker(self) -> None:
+        """Fail early, and say so, when the Celery broker does not answer."""
+        import kombu
+
+        assert self.scaleout is not None
+        try:
+            with kombu.Connection(self.scaleout.broker_url, connect_timeout=5) as connection:
+                connection.ensure_connection(max_retries=1)
+        except Exception as error:
+            where = _without_password(self.scaleout.broker_url)
+            raise StackError(
+                f"the Celery broker does not answer at {where}: {error}\n"
+                "Start it (or set LANDFALL_STACK__SCALEOUT__BROKER_URL)."
+            ) from None
+
     def migrate(self, env: dict[str, str]) -> None:
         import subprocess
 
@@ -388,13 +479,16 @@ class Stack:
         deadline = started + self.settings.stack.startup_timeout_s
         env = self._process_env(self.state.secrets())  # start_storage() renders the config first
         try:
+            if self.scaleout:
+                self.check_broker()
+                self.create_databases()
             self.start_storage(deadline)
             self._start("mlflow", env)
             self.echo("  migrating the Airflow metadata DB ...")
             self.migrate(env)
-            for name in AIRFLOW_COMPONENTS:
+            for name in self.airflow_components:
                 self._start(name, env)
-            self._wait_healthy(["mlflow", *AIRFLOW_COMPONENTS], deadline)
+            self._wait_healthy(["mlflow", *self.airflow_components], deadline)
             self.wait_for_dags(deadline)
         except BaseException:
             self.echo("Start-up failed; stopping what was started (logs are kept).")
@@ -436,7 +530,8 @@ class Stack:
     def down(self, quiet: bool = False) -> list[str]:
         """Stop every component (Airflow first, storage last); return what was stopped."""
         stopped = []
-        for name in reversed(COMPONENTS):
+        # Every name, whatever the profile: a worker left by an earlier scale-out `up` is stopped too.
+        for name in reversed((*COMPONENTS, CELERY_WORKER)):
             if self._running(name):
                 killed = process.stop(self.state.pids, name, grace_s=3 if name == "s3" else 15)
                 stopped.append(name)
@@ -480,6 +575,17 @@ def _relative_to_dags(filename: str) -> str:
     """Import errors name their file relative to the bundle (dags/), older releases absolutely."""
     path = Path(filename)
     return path.relative_to(DAGS_FOLDER).as_posix() if path.is_relative_to(DAGS_FOLDER) else path.as_posix()
+
+
+def _without_password(url: str) -> str:
+    """A service URL safe to print: any password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _port_setting(name: str) -> str:

@@ -1,0 +1,175 @@
+"""The scale-out profile end to end: the same DAG files on PostgreSQL (Airflow and MLflow metadata) with
+CeleryExecutor, a Redis broker and a Celery worker process started by the launcher.
+
+A stack of its own (ports 12xxx, its own state folder, databases named for this run, Redis database 5),
+so it shares nothing with the embedded stack of the other end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from landfall.datagen import make_batch, to_parquet
+from landfall.follow import CHAIN, follow_chain, follow_landing
+from landfall.settings import PortSettings, ScaleoutSettings, get_settings
+
+TIMEOUT_S = 600
+POSTGRES = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+# How this machine's services are started when they are down (see the machine notes); CI runs on a
+# machine like it.
+START_COMMANDS = {
+    POSTGRES: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    REDIS: "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no "
+    "--dir /var/lib/redis --logfile /var/log/redis/ci.log",
+}
+
+
+def _answers(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _ensure_service(address: tuple[str, int]) -> None:
+    if _answers(address):
+        return
+    subprocess.run(START_COMMANDS[address], shell=True, check=False, timeout=60, capture_output=True)
+    deadline = time.monotonic() + 30
+    while not _answers(address):
+        if time.monotonic() > deadline:
+            host, port = address
+            pytest.fail(f"nothing answers on {host}:{port} and `{START_COMMANDS[address]}` did not start it")
+        time.sleep(0.5)
+
+
+def _drop_databases(scaleout: ScaleoutSettings) -> None:
+    import psycopg2
+    from psycopg2 import sql
+
+    connection = psycopg2.connect(scaleout.database_url("postgres"))
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        for database in (scaleout.airflow_database, scaleout.mlflow_database):
+            cursor.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+            )
+    connection.close()
+
+
+def _query(scaleout: ScaleoutSettings, database: str, statement: str) -> list[tuple]:
+    import psycopg2
+
+    with psycopg2.connect(scaleout.database_url(database)) as connection, connection.cursor() as cursor:
+        cursor.execute(statement)
+        return cursor.fetchall()
+
+
+@pytest.fixture(scope="module")
+def scaleout_stack():
+    from landfall.stack.launcher import Stack
+
+    _ensure_service(POSTGRES)
+    _ensure_service(REDIS)
+    run = uuid.uuid4().hex[:8]
+    base = get_settings()
+    scaleout = ScaleoutSettings(
+        airflow_database=f"landfall_t{run}_airflow",
+        mlflow_database=f"landfall_t{run}_mlflow",
+        broker_url="redis://127.0.0.1:6379/5",
+        worker_concurrency=4,
+    )
+    state_dir = Path(tempfile.mkdtemp(prefix="landfall-scaleout-"))
+    stack_settings = base.stack.model_copy(
+        update={
+            "profile": "scaleout",
+            "scaleout": scaleout,
+            "state_dir": state_dir,
+            "ports": PortSettings(
+                # Below the ephemeral range with their gRPC ports (+10000): see tests/conftest.py.
+                airflow_api=12080,
+                mlflow=12500,
+                s3=12333,
+                seaweed_master=13333,
+                seaweed_volume=13340,
+                seaweed_filer=12888,
+            ),
+        }
+    )
+    stack = Stack(
+        base.model_copy(update={"stack": stack_settings}), echo=lambda line: print(line, flush=True)
+    )
+    started = time.monotonic()
+    try:
+        stack.up()
+        print(f"scale-out stack up in {time.monotonic() - started:.1f}s")
+        yield stack
+    finally:
+        stack.down(quiet=True)
+        _drop_databases(scaleout)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_the_whole_chain_runs_on_postgres_and_celery_with_the_same_dags(scaleout_stack):
+    from mlflow import MlflowClient
+
+    stack, scaleout = scaleout_stack, scaleout_stack.scaleout
+    assert [c.name for c in stack.status() if c.healthy] == list(stack.components)
+    assert "celery-worker" in stack.components
+
+    day = (date(2400, 1, 1) + timedelta(days=uuid.uuid4().int % 10000)).isoformat()
+    key = f"daily/{day}/features.parquet"
+    api = stack.api()
+    put_at = time.time()
+    body = to_parquet(make_batch(5000, seed=4242))
+    etag = stack.s3_client().put_object(Bucket=stack.settings.storage.datasets_bucket, Key=key, Body=body)[
+        "ETag"
+    ]
+    ingest = follow_landing(api, key, etag.strip('"'), timeout_s=TIMEOUT_S)
+    assert ingest.outcome == "ingested"
+    chain = follow_chain(api, day, ingest.queued_at, timeout_s=TIMEOUT_S)
+    assert [r.dag_id for r in chain] == list(CHAIN)
+    assert [r.state for r in chain] == ["success"] * 4
+    assert chain[-1].tasks["promote"] == "success"
+    landing_to_champion = chain[-1].ended_at.timestamp() - put_at
+
+    # The same outcome as on the embedded profile: one registered version holding the champion alias,
+    # recorded in MLflow's PostgreSQL store.
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    name = stack.settings.mlflow.model_name
+    versions = client.search_model_versions(f"name = '{name}'")
+    assert len(versions) == 1
+    assert client.get_model_version_by_alias(name, "champion").version == versions[0].version
+    assert _query(scaleout, scaleout.mlflow_database, "SELECT count(*) FROM model_versions") == [(1,)]
+
+    # Airflow's metadata lives in PostgreSQL, and the Celery worker ran the tasks.
+    runs = _query(
+        scaleout,
+        scaleout.airflow_database,
+        "SELECT dag_id, count(*) FROM dag_run WHERE state = 'success' GROUP BY dag_id ORDER BY dag_id",
+    )
+    assert {dag_id for dag_id, _ in runs} >= {"landfall_ingest", *CHAIN}
+    task_rows = _query(
+        scaleout,
+        scaleout.airflow_database,
+        "SELECT count(*), count(DISTINCT queue) FROM task_instance WHERE state = 'success'",
+    )
+    [(succeeded, queues)] = task_rows
+    worker_log = (stack.state.logs / "celery-worker.log").read_text(errors="replace")
+    assert "celery@landfall-12080@" in worker_log or "landfall-12080@" in worker_log
+    assert worker_log.count("execute_workload") >= succeeded > 10, "tasks ran elsewhere than the worker"
+    assert queues == 1
+    print(
+        f"\nscale-out: landing -> champion {landing_to_champion:.1f}s; {succeeded} task instances on Celery"
+    )
