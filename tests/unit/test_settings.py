@@ -69,3 +69,11 @@ def test_missing_config_file_says_which_path(monkeypatch, tmp_path):
     monkeypatch.setenv("LANDFALL_CONFIG", str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match=r"nope\.yaml does not exist"):
         load_settings()
+
+
+def test_adamw_needs_the_torch_model(monkeypatch):
+    monkeypatch.setenv("LANDFALL_TRAINING__GRID__OPTIMIZER", '["adamw"]')
+    with pytest.raises(ConfigError, match="adamw needs model: torch"):
+        load_settings()
+    monkeypatch.setenv("LANDFALL_TRAINING__MODEL", "torch")
+    assert load_settings().training.grid.optimizer == ["adamw"]
