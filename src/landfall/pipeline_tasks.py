@@ -21,8 +21,14 @@ def latest_event_extra(events: list[Any], partition: str | None) -> dict[str, An
         e for e in events if partition is None or getattr(e, "partition_key", None) in (None, partition)
     ]
     if not matching:
-        raise ValueError(
-            f"no triggering asset event for partition {partition!r}; was this run started by hand?"
+        # Permanent: retrying cannot make an event appear, so fail at once (no retries). A run
+        # triggered by hand, whatever its conf says, has no event and so can neither train nor deploy.
+        from airflow.exceptions import AirflowFailException
+
+        raise AirflowFailException(
+            f"no triggering asset event for partition {partition!r}; this DAG runs when its upstream "
+            "Asset is updated, not by hand (re-process history with `airflow backfill create` on "
+            "landfall_ingest)"
         )
     newest = max(matching, key=lambda e: e.timestamp)
     return dict(newest.extra or {})

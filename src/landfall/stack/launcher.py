@@ -150,6 +150,7 @@ class Stack:
         return {
             "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "landfall.airflow_db.POSTGRES_CONNECT_ARGS",
             "AIRFLOW__CELERY__BROKER_URL": self.scaleout.broker_url,
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + airflow_db,
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.scaleout.worker_concurrency),
