@@ -23,6 +23,8 @@ os.environ.update(
         "LANDFALL_STACK__PORTS__SEAWEED_VOLUME": "21340",
         "LANDFALL_STACK__PORTS__SEAWEED_FILER": "20888",
         "LANDFALL_WATCHER__POLL_INTERVAL_S": "1",
+        # Alerts of the test stack go to the receiver below, so that tests can see them arrive.
+        "LANDFALL_NOTIFY__WEBHOOK_URL": "http://127.0.0.1:28999/alerts",
     }
 )
 for _name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AIRFLOW_CONN_AWS_DEFAULT"):
@@ -78,3 +80,39 @@ def airflow_api(stack):
     from landfall.airflow_api import AirflowApi
 
     return AirflowApi.from_env()
+
+
+class AlertReceiver:
+    """A webhook endpoint on 127.0.0.1:28999 that keeps every alert the stack POSTs (the notify config
+    of the test stack points here)."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received: list[dict] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append(json.loads(body or b"{}"))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.received = received
+        self.server = ThreadingHTTPServer(("127.0.0.1", 28999), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def of_kind(self, kind: str) -> list[dict]:
+        return [alert for alert in self.received if alert.get("kind") == kind]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def alerts():
+    receiver = AlertReceiver()
+    yield receiver
+    receiver.server.shutdown()

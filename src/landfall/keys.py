@@ -13,7 +13,8 @@ from datetime import date
 
 from landfall.settings import StorageSettings
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only: `\d` would also accept e.g. fullwidth digits, which are no date folder.
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 class RejectedKey(ValueError):

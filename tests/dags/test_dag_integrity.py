@@ -58,3 +58,14 @@ def test_ingest_dag_is_scheduled_on_the_watched_landing_asset():
     assert outlets == {RAW.name, QUARANTINE.name}
     assert dag.default_args["retries"] >= 1 and dag.tags and dag.doc_md
     assert {"validate", "publish"} <= set(dag.task_group.children)
+
+
+def test_no_dag_declares_params_so_no_run_can_set_the_deploy_gate():
+    """The gate's thresholds come from config only; a DAG param would let a triggered run override them."""
+    sys.path.insert(0, str(DAGS))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS), safe_mode=False)
+    assert bag.import_errors == {} and len(bag.dags) == len(DAG_FILES)
+    for dag_id, dag in bag.dags.items():
+        assert dict(dag.params) == {}, f"{dag_id} declares params {dict(dag.params)}"

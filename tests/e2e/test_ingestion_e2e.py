@@ -12,7 +12,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from landfall.datagen import make_batch, make_corrupt, to_parquet
+from hostile_inputs import HOSTILE_INPUTS, key_for
+from landfall.datagen import make_batch, to_parquet
 from landfall.follow import follow_landing
 from landfall.triggers import landed_objects_in
 
@@ -70,34 +71,75 @@ def test_a_good_file_is_ingested_and_published_as_the_raw_partition(stack, airfl
     } <= stored_tasks
 
 
-@pytest.mark.parametrize(
-    ("key_template", "body", "code"),
-    [
-        ("daily/{day}/features.parquet", make_corrupt("schema"), "schema_mismatch"),
-        ("daily/{day}/features.parquet", make_corrupt("empty"), "empty_file"),
-        ("daily/{day}/features.csv", to_parquet(make_batch(300)), "bad_suffix"),
-        ("daily/2024-02-30/features.parquet", to_parquet(make_batch(300)), "bad_partition"),
-    ],
-    ids=["wrong-schema", "empty", "wrong-suffix", "not-a-date"],
-)
-def test_bad_input_is_quarantined_with_a_reason_and_nothing_is_published(
-    stack, airflow_api, key_template, body, code
-):
-    key = key_template.format(day=_unique_day())
-    if "2024-02-30" in key:
-        key = key.replace("features", f"features-{uuid.uuid4().hex[:6]}").replace(".parquet", "") + ".parquet"
-        code = "bad_suffix"  # the file-name check runs before the date check
-    etag, _ = _land(stack, key, body)
-    result = follow_landing(airflow_api, key, etag, timeout_s=RUN_TIMEOUT_S)
-    assert (result.state, result.outcome) == ("success", "quarantined")
-    assert _raw_events_for(airflow_api, key) == []
-    [event] = _quarantine_events_for(airflow_api, key)
-    assert code in [p["code"] for p in event["extra"]["problems"]]
+def test_a_batch_of_hostile_landings_is_quarantined_case_by_case_and_nothing_is_published(stack, airflow_api):
+    """Every row of tests/hostile_inputs.py landed at once: each gets its own quarantine record with the
+    right problem code, none becomes a raw partition, and the triggerer and scheduler stay healthy."""
+    landed = {}
+    for row in HOSTILE_INPUTS:
+        key = key_for(row, _unique_day())
+        etag, _ = _land(stack, key, row.body())
+        landed[key] = (row, etag)
+    for key, (row, etag) in landed.items():
+        result = follow_landing(airflow_api, key, etag, timeout_s=RUN_TIMEOUT_S)
+        assert result.state == "success", (row.name, result.tasks)
+    outcomes = {}
+    for key, (row, _) in landed.items():
+        assert _raw_events_for(airflow_api, key) == [], row.name
+        [event] = _quarantine_events_for(airflow_api, key)
+        codes = {problem["code"] for problem in event["extra"]["problems"]}
+        assert codes & row.codes, (row.name, codes)
+        outcomes[row.name] = sorted(codes)
+    for name in ("triggerer", "scheduler", "dag-processor"):
+        assert stack.check(name)[0], f"{name} did not survive the hostile batch"
+    print("\n" + "\n".join(f"  {name:<22} quarantined {codes}" for name, codes in outcomes.items()))
 
-    s3, bucket = stack.s3_client(), stack.settings.storage.datasets_bucket
-    folder = event["extra"]["quarantine_uri"].removeprefix(f"s3://{bucket}/")
-    assert s3.get_object(Bucket=bucket, Key=f"{folder}object")["Body"].read() == body  # nothing lost
-    assert s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) == 0  # moved out of landing
+
+def test_dag_run_conf_can_neither_lower_the_gate_nor_start_a_deploy(stack, airflow_api):
+    """A hand-made deploy run with a conf that tries to force promotion fails at once and changes
+    nothing: the gate reads only config, and a deploy needs an evaluation event."""
+    from mlflow import MlflowClient
+
+    from landfall.follow import watch_run
+
+    name = stack.settings.mlflow.model_name
+    hostile_conf = {
+        "min_score": 0,
+        "min_improvement": -1,
+        "should_deploy": True,
+        "force": True,
+        "deploy": {"min_score": 0.0},
+        "evaluation": {"should_deploy": True, "model_uri": "runs:/deadbeef/model", "run_id": "deadbeef"},
+    }
+    run = airflow_api.post("dags/landfall_deploy/dagRuns", {"logical_date": None, "conf": hostile_conf})
+    result = watch_run(airflow_api, "landfall_deploy", run["dag_run_id"], time.monotonic() + RUN_TIMEOUT_S)
+    assert result.state == "failed" and result.tasks["evaluation"] == "failed"
+    assert result.tasks.get("promote") in ("upstream_failed", "skipped", None)
+    # Chains of other tests may promote meanwhile; the forged candidate never is.
+    versions = MlflowClient().search_model_versions(f"name = '{name}'")
+    assert all(v.tags.get("landfall.candidate_run_id") != "deadbeef" for v in versions)
+    assert all(v.run_id != "deadbeef" for v in versions)
+
+
+def test_an_oversized_conf_is_refused_or_harmless(stack, airflow_api):
+    import requests
+
+    conf = {"blob": "x" * 2_000_000}
+    try:
+        run = airflow_api.post("dags/landfall_ingest/dagRuns", {"logical_date": None, "conf": conf})
+    except requests.HTTPError as error:
+        assert 400 <= error.response.status_code < 500  # refused by the API: fine
+    else:
+        from landfall.follow import watch_run
+
+        result = watch_run(
+            airflow_api, "landfall_ingest", run["dag_run_id"], time.monotonic() + RUN_TIMEOUT_S
+        )
+        # No landing event and no file for its day: nothing is ingested or published.
+        assert not any(
+            state == "success" for task, state in result.tasks.items() if task.startswith("publish")
+        ), result.tasks
+    for name in ("scheduler", "api-server", "triggerer"):
+        assert stack.check(name)[0], f"{name} did not survive an oversized conf"
 
 
 def test_each_file_is_ingested_exactly_once_across_a_triggerer_restart(stack, airflow_api):

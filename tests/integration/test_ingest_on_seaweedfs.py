@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from hostile_inputs import HOSTILE_INPUTS, TEN_TIMES, key_for
 from landfall.datagen import make_batch, make_corrupt, to_parquet
 from landfall.ingest import IngestError, ingest_landed_object
 
@@ -107,3 +108,25 @@ def test_ingesting_the_same_event_twice_writes_the_same_raw_partition(s3, settin
     second = ingest_landed_object(s3, settings, landed)
     assert (first.status, second.status) == ("ingested", "ingested")
     assert first.sha256 == second.sha256 and first.uri == second.uri
+
+
+@pytest.mark.parametrize("row", [*HOSTILE_INPUTS, TEN_TIMES], ids=lambda row: row.name)
+def test_hostile_and_broken_landings_get_a_specific_diagnosis_and_lose_nothing(s3, settings, day, row):
+    """The table in tests/hostile_inputs.py: a specific problem code, the bytes kept under quarantine with
+    a reason.json, no raw partition; the valid 10x file is ingested."""
+    bucket = settings.storage.datasets_bucket
+    body = row.body()
+    landed = _land(s3, settings, key_for(row, day), body)
+    outcome = ingest_landed_object(s3, settings, landed)
+    assert outcome.status == row.outcome, outcome
+    if row.outcome == "ingested":
+        assert outcome.rows == 50_000
+        return
+    assert {problem["code"] for problem in outcome.problems} & row.codes, outcome.problems
+    folder = outcome.uri.removeprefix(f"s3://{bucket}/")
+    kept = s3.get_object(Bucket=bucket, Key=f"{folder}object")["Body"].read()
+    assert kept == body, "the quarantined copy is the landed bytes, whole"
+    reason = json.loads(s3.get_object(Bucket=bucket, Key=f"{folder}reason.json")["Body"].read())
+    assert reason["source"]["key"] == landed["key"] and reason["problems"] and reason["what_to_do"]
+    assert not _exists(s3, bucket, landed["key"]), "moved out of the landing folder"
+    assert not _exists(s3, bucket, f"{settings.storage.raw_prefix}/date={day}/")

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 TICK = {"type": "tick"}
 # One event stays well under [core] max_map_length (256) and keeps its extra small in the metadata DB.
 MAX_OBJECTS_PER_EVENT = 100
-_DATE_SEGMENT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_SEGMENT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits only
 
 
 def partition_of(key: str, prefix: str) -> str | None:
