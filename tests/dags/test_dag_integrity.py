@@ -44,7 +44,7 @@ def test_dag_files_use_airflow_3_idioms_only():
             assert idiom not in text, f"{path.name} uses the Airflow 2 idiom {idiom!r}"
 
 
-def test_ingest_dag_is_scheduled_on_the_watched_landing_asset():
+def test_ingest_dag_is_scheduled_on_the_watched_landing_asset_or_daily_for_backfills():
     sys.path.insert(0, str(DAGS))
     from airflow.dag_processing.dagbag import DagBag
 
@@ -53,7 +53,12 @@ def test_ingest_dag_is_scheduled_on_the_watched_landing_asset():
     bag = DagBag(dag_folder=str(DAGS / "producers" / "ingest.py"), safe_mode=False)
     dag = bag.dags["landfall_ingest"]
     assert [w.name for w in LANDING.watchers] == ["s3_landing_watcher"]
-    assert list(dag.timetable.asset_condition.objects) == [LANDING]
+    # The watched landing Asset, or the daily timetable that backfills use.
+    assert dag.timetable.asset_condition == LANDING
+    from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
+
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert isinstance(dag.timetable.timetable, CronDataIntervalTimetable)
     outlets = {outlet.name for task in dag.tasks for outlet in task.outlets}
     assert outlets == {RAW.name, QUARANTINE.name}
     assert dag.default_args["retries"] >= 1 and dag.tags and dag.doc_md
