@@ -103,6 +103,22 @@ def stop(pids_dir: Path, name: str, grace_s: float = 10.0) -> list[int]:
     return killed
 
 
+def kill(pids_dir: Path, name: str) -> list[int]:
+    """SIGKILL a component's whole tree at once, no grace: a crash, as the fault-injection tests need.
+    The PID record stays, as a crashed process would leave it; `up` notices the process is gone."""
+    record = read_record(pids_dir, name)
+    root = record.process() if record else None
+    if record is None or root is None:
+        return []
+    tree = [root, *root.children(recursive=True)]
+    _signal_group(record.pid, signal.SIGKILL)
+    for proc in tree:
+        _signal(proc, signal.SIGKILL)
+    psutil.wait_procs(tree, timeout=5)
+    _reap(record.pid)
+    return [proc.pid for proc in tree]
+
+
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
