@@ -94,3 +94,48 @@ def test_s3_outage_during_ingest_is_retried_and_leaves_no_partial_objects(stack,
     after = f"daily/{_day()}/features.parquet"
     after_etag = _land(stack, after, make_corrupt("schema", seed=42))
     assert follow_landing(airflow_api, after, after_etag, timeout_s=RUN_TIMEOUT_S).outcome == "quarantined"
+
+
+def test_scheduler_killed_during_training_recovers_without_a_second_version_or_promotion(stack, airflow_api):
+    """SIGKILL of the scheduler takes its LocalExecutor workers, and so the running trials, with it."""
+    from mlflow import MlflowClient
+
+    from landfall.follow import CHAIN, follow_partition
+
+    day = _day()
+    key = f"daily/{day}/features.parquet"
+    etag = _land(stack, key, to_parquet(make_batch(5000, seed=51)))
+    ingest = follow_landing(airflow_api, key, etag, timeout_s=RUN_TIMEOUT_S)
+    assert ingest.outcome == "ingested"
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    train_run = None
+    while True:  # until a trial of this partition's training run is running
+        assert time.monotonic() < deadline, "training never started"
+        runs = [r for r in airflow_api.dag_runs("landfall_train", limit=20) if r.get("partition_key") == day]
+        if runs:
+            train_run = runs[0]["dag_run_id"]
+            states = [
+                ti["state"]
+                for ti in airflow_api.task_instances("landfall_train", train_run)
+                if ti["task_id"].endswith("train_trial")
+            ]
+            if "running" in states:
+                break
+        time.sleep(0.5)
+    assert process.kill(stack.state.pids, "scheduler")
+    time.sleep(2)
+    stack.up()  # a new scheduler: it finds the dead one's tasks and runs them again
+
+    runs = {
+        dag_id: follow_partition(airflow_api, dag_id, day, ingest.queued_at, RUN_TIMEOUT_S)
+        for dag_id in CHAIN
+    }
+    assert runs["landfall_train"].run_id == train_run
+    assert [r.state for r in runs.values()] == ["success"] * 4, {d: r.tasks for d, r in runs.items()}
+    candidate = [e for e in airflow_api.events_of("model_candidate") if e.get("partition_key") == day]
+    assert len(candidate) == 1
+    run_id = candidate[0]["extra"]["run_id"]
+    versions = MlflowClient().search_model_versions(f"name = '{stack.settings.mlflow.model_name}'")
+    assert len([v for v in versions if v.run_id == run_id]) <= 1, "the candidate was registered twice"
+    promoted = [e for e in airflow_api.events_of("production_model") if e.get("partition_key") == day]
+    assert len(promoted) <= 1, "the alias moved twice"

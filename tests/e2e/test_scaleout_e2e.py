@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from landfall.datagen import make_batch, to_parquet
-from landfall.follow import CHAIN, follow_chain, follow_landing
+from landfall.follow import CHAIN, follow_chain, follow_landing, follow_partition
 from landfall.settings import PortSettings, ScaleoutSettings, get_settings
 
 TIMEOUT_S = 600
@@ -119,6 +119,49 @@ def scaleout_stack():
         stack.down(quiet=True)
         _drop_databases(scaleout)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def _land_and_follow_to(stack, api, dag_ids, seed: int):
+    day = (date(2400, 1, 1) + timedelta(days=uuid.uuid4().int % 10000)).isoformat()
+    key = f"daily/{day}/features.parquet"
+    body = to_parquet(make_batch(5000, seed=seed))
+    etag = stack.s3_client().put_object(Bucket=stack.settings.storage.datasets_bucket, Key=key, Body=body)[
+        "ETag"
+    ]
+    ingest = follow_landing(api, key, etag.strip('"'), timeout_s=TIMEOUT_S)
+    assert ingest.outcome == "ingested"
+    return (
+        day,
+        ingest,
+        [follow_partition(api, dag_id, day, ingest.queued_at, TIMEOUT_S) for dag_id in dag_ids],
+    )
+
+
+def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothing(scaleout_stack, alerts):
+    """No champion yet, so the evaluation says deploy; MLflow dies before the deploy run promotes."""
+    from mlflow import MlflowClient
+
+    from landfall.stack import process
+
+    stack, api = scaleout_stack, scaleout_stack.api()
+    day, _, runs = _land_and_follow_to(stack, api, CHAIN[:3], seed=777)
+    assert [r.state for r in runs] == ["success"] * 3
+    process.kill(stack.state.pids, "mlflow")
+    try:
+        deploy = follow_partition(api, "landfall_deploy", day, runs[-1].queued_at, TIMEOUT_S)
+        assert deploy.state == "failed" and deploy.tasks["promote"] == "failed", deploy.tasks
+        [promote] = [
+            ti for ti in api.task_instances("landfall_deploy", deploy.run_id) if ti["task_id"] == "promote"
+        ]
+        assert promote["try_number"] == 4, "three retries before giving up"
+        deadline = time.monotonic() + 30
+        while not [a for a in alerts.of_kind("failure") if "landfall_deploy.promote" in a["text"]]:
+            assert time.monotonic() < deadline, f"no failure alert: {alerts.received}"
+            time.sleep(0.5)
+    finally:
+        stack.up()  # MLflow back for the next test
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    assert client.search_model_versions(f"name = '{stack.settings.mlflow.model_name}'") == []
 
 
 def test_the_whole_chain_runs_on_postgres_and_celery_with_the_same_dags(scaleout_stack):

@@ -125,6 +125,11 @@ class Stack:
             "AWS_DEFAULT_REGION": "us-east-1",
             "MLFLOW_S3_ENDPOINT_URL": self.s3_endpoint,
             "MLFLOW_TRACKING_URI": self.mlflow_url,
+            # Airflow's task retries are the retry policy. MLflow's client would otherwise retry a dead
+            # server for minutes inside one try (7 retries, growing back-off, 120 s timeouts).
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+            "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+            "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
             "LANDFALL_AIRFLOW_URL": self.airflow_url,
             "LANDFALL_AIRFLOW_USER": "admin",
             "LANDFALL_AIRFLOW_PASSWORD": secrets.admin_password,
