@@ -51,7 +51,7 @@ def test_triggerer_sigkill_while_files_land_loses_nothing_and_duplicates_nothing
     for body, outcome in [(to_parquet(make_batch(400, seed=34)), "raw_daily"), (b"", "quarantine")]:
         key = f"daily/{_day()}/features.parquet"  # lands while no triggerer runs
         landed[key] = (_land(stack, key, body), outcome)
-    stack.up()  # restarts the triggerer only
+    stack.restart("triggerer")
 
     for key, (etag, _) in landed.items():
         assert follow_landing(airflow_api, key, etag, timeout_s=RUN_TIMEOUT_S).state == "success", key
@@ -75,7 +75,7 @@ def test_s3_outage_during_ingest_is_retried_and_leaves_no_partial_objects(stack,
         time.sleep(0.2)
     process.kill(stack.state.pids, "s3")  # S3 disappears while the run works
     time.sleep(8)
-    stack.start_storage()  # back, on the same data
+    stack.restart("s3")  # back, on the same data
     # The watcher could not acknowledge the object during the outage, so it may report it again (a
     # second landing event): delivery is at-least-once, and ingest makes the effect exactly-once.
     while not _events(airflow_api, "raw_daily", key):
@@ -132,7 +132,7 @@ def test_scheduler_killed_during_training_recovers_without_a_second_version_or_p
         time.sleep(0.5)
     assert process.kill(stack.state.pids, "scheduler")
     time.sleep(2)
-    stack.up()  # a new scheduler: it finds the dead one's tasks and runs them again
+    stack.restart("scheduler")  # a new scheduler: it finds the dead one's tasks and runs them again
 
     runs = {
         dag_id: follow_partition(airflow_api, dag_id, day, ingest.queued_at, RUN_TIMEOUT_S)

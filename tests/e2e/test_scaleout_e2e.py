@@ -159,7 +159,7 @@ def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothin
             assert time.monotonic() < deadline, f"no failure alert: {alerts.received}"
             time.sleep(0.5)
     finally:
-        stack.up()  # MLflow back for the next test
+        stack.restart("mlflow")  # back for the next test
     client = MlflowClient(tracking_uri=stack.mlflow_url)
     assert client.search_model_versions(f"name = '{stack.settings.mlflow.model_name}'") == []
 

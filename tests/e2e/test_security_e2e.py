@@ -86,7 +86,10 @@ def test_generated_secrets_live_only_in_private_files_of_the_ignored_state_folde
     for path in private:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     # The default state folder is git-ignored, and no tracked file holds any generated value.
-    ignored = subprocess.run(["git", "check-ignore", "-q", ".landfall"], cwd=REPO_ROOT, check=False)
+    # A path inside it: `.landfall/` in .gitignore matches directories, and a fresh clone has none yet.
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".landfall/secrets.json"], cwd=REPO_ROOT, check=False
+    )
     assert ignored.returncode == 0, ".landfall/ is not git-ignored"
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO_ROOT, capture_output=True, check=True)
     for name, value in _secret_values(stack).items():

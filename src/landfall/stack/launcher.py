@@ -472,6 +472,14 @@ class Stack:
         self._wait_healthy(["s3"], deadline or time.monotonic() + self.settings.stack.startup_timeout_s)
         self.create_buckets()
 
+    def restart(self, name: str) -> None:
+        """Start one component that died and wait until it is healthy (no config render, no migrate)."""
+        if name == "s3":
+            self.start_storage()
+            return
+        self._start(name, self._process_env(self.state.secrets()))
+        self._wait_healthy([name], time.monotonic() + self.settings.stack.startup_timeout_s)
+
     def is_up(self) -> bool:
         return all(component.healthy for component in self.status())
 
