@@ -1,0 +1,128 @@
+"""Object keys of the data products: how a landed key is parsed and where derived objects go.
+
+Landed keys come from outside and are hostile until proven otherwise: only
+`<landing_prefix>/<YYYY-MM-DD>/<landing_filename>` with a real calendar date is accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from landfall.core.settings import StorageSettings
+
+# ASCII digits only: `\d` would also accept e.g. fullwidth digits, which are no date folder.
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+class RejectedKey(ValueError):
+    """A landed key that does not name a daily partition; `reason` is a stable machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class LandedKey:
+    key: str
+    partition_date: date
+
+    @property
+    def partition(self) -> str:
+        return self.partition_date.isoformat()
+
+
+def parse_landing_key(key: str, storage: StorageSettings) -> LandedKey:
+    """Accept exactly `<landing_prefix>/<YYYY-MM-DD>/<landing_filename>`; raise RejectedKey otherwise."""
+    prefix = storage.landing_prefix + "/"
+    if not key.startswith(prefix):
+        raise RejectedKey("bad_key", f"{key!r} is not under the landing prefix {prefix!r}")
+    parts = key[len(prefix) :].split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise RejectedKey("bad_key", f"{key!r} has empty, '.' or '..' path segments")
+    if len(parts) != 2:
+        raise RejectedKey(
+            "bad_key", f"{key!r} must be {prefix}<YYYY-MM-DD>/{storage.landing_filename} (one date folder)"
+        )
+    partition, filename = parts
+    if filename != storage.landing_filename:
+        raise RejectedKey("bad_suffix", f"{key!r}: file name must be {storage.landing_filename!r}")
+    if not _DATE_RE.match(partition):
+        raise RejectedKey("bad_partition", f"{key!r}: {partition!r} is not a YYYY-MM-DD date")
+    try:
+        partition_date = date.fromisoformat(partition)
+    except ValueError:
+        raise RejectedKey("bad_partition", f"{key!r}: {partition!r} is not a calendar date") from None
+    return LandedKey(key=key, partition_date=partition_date)
+
+
+def landing_key(storage: StorageSettings, partition_date: date) -> str:
+    return f"{storage.landing_prefix}/{partition_date.isoformat()}/{storage.landing_filename}"
+
+
+def key_digest(key: str) -> str:
+    """A fixed-length, path-safe stand-in for an arbitrary (possibly hostile) key."""
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+# ---- the data products ---------------------------------------------------------------------------
+# Each landing's data is written once under its own version folder and never overwritten; a small head
+# record per partition names the version that is current. Two runs for one day cannot mix their bytes,
+# and the newer landing always wins the head (a compare-and-set, see landfall.pipeline.publish).
+
+
+def raw_key(storage: StorageSettings, partition: str, version: str) -> str:
+    return f"{storage.raw_prefix}/date={partition}/{version}/data.parquet"
+
+
+def raw_head_key(storage: StorageSettings, partition: str) -> str:
+    return f"{storage.raw_prefix}/date={partition}/_head.json"
+
+
+def processed_key(storage: StorageSettings, partition: str, version: str, split: str) -> str:
+    """Where preprocess writes a raw version's `train`, `validation` or `test` split."""
+    return f"{storage.processed_prefix}/date={partition}/{version}/{split}.parquet"
+
+
+def quarantine_folder(storage: StorageSettings, key: str, version: str, partition: str | None) -> str:
+    """Where a rejected landing goes: grouped by date when one could be read, else under `unknown`."""
+    day = partition if partition and _DATE_RE.match(partition) else "unknown"
+    return f"{storage.quarantine_prefix}/{day}/{key_digest(key)}-{version}"
+
+
+# ---- the ledger: the watcher's and ingest's own records ------------------------------------------
+
+
+# These take the ledger prefix itself: the watcher in the triggerer knows only its own kwargs.
+
+
+def seen_marker(ledger: str, key: str, version: str) -> str:
+    """Written by the watcher once Airflow persisted the event that reported this landing."""
+    return f"{seen_prefix(ledger)}{key_digest(key)}/{version}"
+
+
+def seen_prefix(ledger: str) -> str:
+    return f"{ledger}/seen/"
+
+
+def batch_record(ledger: str, batch: str) -> str:
+    """The watcher's record of a reported batch, kept until an ingest run claims it."""
+    return f"{batches_prefix(ledger)}{batch}.json"
+
+
+def batches_prefix(ledger: str) -> str:
+    return f"{ledger}/batches/"
+
+
+def batch_claim(ledger: str, batch: str) -> str:
+    """Written by the ingest run that received the batch's event."""
+    return f"{ledger}/claims/{batch}"
+
+
+def outcome_record(ledger: str, key: str, version: str) -> str:
+    """What happened to one landing, written once (first writer wins) by the run that published it."""
+    return f"{ledger}/outcomes/{key_digest(key)}/{version}.json"

@@ -1,0 +1,133 @@
+"""Publishing a staged landing: at most once per landing, and the newest landing of a day always wins.
+
+Two S3 records make that hold under concurrent runs, retries and replayed events, with conditional
+writes instead of locks:
+
+* the **outcome record** `<ledger>/outcomes/<digest>/<version>.json` is created with If-None-Match: the
+  first run to record a landing owns it. A retry of that run publishes again (its first attempt's asset
+  event was never committed); any other run sees a duplicate and publishes nothing - unless it is
+  re-processing history (a backfill), which exists to run the chain again.
+* the **partition head** `raw/date=<day>/_head.json` names the version that is current, replaced with
+  If-Match (compare-and-set): a landing older than the head's never takes it back, however the runs
+  interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from landfall.core.settings import StorageSettings
+from landfall.pipeline import s3 as s3ops
+from landfall.pipeline.ingest import IngestError, Outcome
+from landfall.pipeline.keys import outcome_record, raw_head_key
+from landfall.pipeline.landing import Landing
+
+log = logging.getLogger(__name__)
+
+_CAS_ATTEMPTS = 20
+
+
+def claim_outcome(s3: Any, storage: StorageSettings, outcome: Outcome, run_id: str, reprocess: bool) -> bool:
+    """Create the landing's outcome record; True when this run may publish the landing."""
+    bucket = storage.datasets_bucket
+    key = outcome_record(storage.ledger_prefix, outcome.key, outcome.version)
+    record = {
+        "status": outcome.status,
+        "run_id": run_id,
+        "key": outcome.key,
+        "version": outcome.version,
+        "partition": outcome.partition,
+        "uri": outcome.uri,
+        "recorded_at": datetime.now(UTC).isoformat(),
+    }
+    if s3ops.put_json_if_absent(s3, bucket, key, record):
+        return True
+    existing = s3ops.get_json(s3, bucket, key)
+    owner = existing[0].get("run_id") if existing else None
+    if owner == run_id:
+        return True  # a retry of the run that recorded it: its first attempt's event never committed
+    if reprocess:
+        log.info("%s was published by run %s; re-published by this backfill run", outcome.key, owner)
+        return True
+    log.info("%s (version %s) was already published by run %s", outcome.key, outcome.version, owner)
+    return False
+
+
+def mark_superseded(s3: Any, storage: StorageSettings, outcome: Outcome, newer: str) -> None:
+    bucket = storage.datasets_bucket
+    key = outcome_record(storage.ledger_prefix, outcome.key, outcome.version)
+    found = s3ops.get_json(s3, bucket, key)
+    if found is not None:
+        record, etag = found
+        s3ops.put_json_if_match(s3, bucket, key, {**record, "status": "superseded", "by": newer}, etag)
+
+
+def _order(head: dict[str, Any]) -> tuple[int, str]:
+    return int(head.get("last_modified", 0)), str(head.get("etag", ""))
+
+
+def advance_head(s3: Any, storage: StorageSettings, outcome: Outcome, run_id: str) -> dict[str, Any] | None:
+    """Make this landing the partition's current version unless a newer landing already is; the head
+    record when this landing is current, None when it was superseded."""
+    assert outcome.partition is not None
+    landing = Landing.from_payload(outcome.landing)
+    bucket, key = storage.datasets_bucket, raw_head_key(storage, outcome.partition)
+    mine = {
+        "partition": outcome.partition,
+        "version": landing.version,
+        "uri": outcome.uri,
+        "rows": outcome.rows,
+        "sha256": outcome.sha256,
+        "source_key": landing.key,
+        "source_etag": landing.etag,
+        "last_modified": landing.last_modified,
+        "etag": landing.etag,
+        "run_id": run_id,
+        "published_at": datetime.now(UTC).isoformat(),
+    }
+    for _ in range(_CAS_ATTEMPTS):
+        found = s3ops.get_json(s3, bucket, key)
+        head, etag = found if found is not None else (None, None)
+        if head is not None and head.get("version") == landing.version:
+            return head
+        if head is not None and _order(head) > _order(mine):
+            log.info(
+                "%s: version %s is newer than %s; not moving the head",
+                outcome.partition,
+                head["version"],
+                landing.version,
+            )
+            return None
+        if s3ops.put_json_if_match(s3, bucket, key, mine, etag):
+            return mine
+    raise IngestError(f"the head of partition {outcome.partition} kept changing; retrying")
+
+
+def current_head(s3: Any, storage: StorageSettings, partition: str) -> dict[str, Any] | None:
+    found = s3ops.get_json(s3, storage.datasets_bucket, raw_head_key(storage, partition))
+    return found[0] if found else None
+
+
+def quarantine_entry(outcome: Outcome) -> dict[str, Any]:
+    """One landing in the quarantine asset event's extra (`quarantined` or `rejected` list)."""
+    return {
+        "source_key": outcome.key,
+        "source_etag": outcome.landing.get("etag"),
+        "source_version": f"{outcome.landing.get('last_modified')}-{outcome.landing.get('etag')}",
+        "partition_date": outcome.partition,
+        "quarantine_uri": outcome.uri,
+        "problems": outcome.problems,
+    }
+
+
+def quarantine_records(extra: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every landing a quarantine asset event reports, quarantined or rejected."""
+    extra = extra or {}
+    return [*extra.get("quarantined", []), *extra.get("rejected", [])]
+
+
+def raw_partitions(extra: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """The partition heads a raw asset event published, by partition key."""
+    return dict((extra or {}).get("partitions") or {})

@@ -1,0 +1,124 @@
+"""The MLflow model registry: who is champion, and a promotion that is a compare-and-set.
+
+* "No champion" is read from the registered model's aliases, never inferred from an error: only "this
+  registered model does not exist" means no champion. Any other failure (timeout, 5xx, a locked
+  database) propagates, so the gate fails closed instead of comparing a candidate with nothing.
+* A promotion names the champion version its evaluation compared against. If the champion has moved
+  since (another day's candidate was promoted first, a replayed evaluation event, a cleared old deploy
+  run), nothing is registered and nothing moves: the evaluation is stale.
+* It is keyed on the candidate's training run: a retry finds the version already registered for the
+  run and the alias already on it, and changes nothing.
+
+MLflow has no conditional alias update, so the check and the move must not interleave with another
+promotion: the deploy DAG runs one promotion at a time (see dags/consumers/deploy.py). Aliases, not the
+deprecated stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+CHAMPION = "champion"
+RUN_TAG = "landfall.candidate_run_id"
+PROMOTED_BY_TAG = "landfall.promoted_by"
+
+
+def client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def champion(model_name: str, mlflow_client: Any) -> Any | None:
+    """The ModelVersion holding the `champion` alias; None when the model has no such alias or does not
+    exist yet. Every other MLflow error is raised."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        model = mlflow_client.get_registered_model(model_name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    version = (model.aliases or {}).get(CHAMPION)
+    return None if version is None else mlflow_client.get_model_version(model_name, str(version))
+
+
+def champion_version(model_name: str, mlflow_client: Any) -> str | None:
+    current = champion(model_name, mlflow_client)
+    return None if current is None else str(current.version)
+
+
+def version_for_run(model_name: str, run_id: str, mlflow_client: Any) -> Any | None:
+    versions = mlflow_client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    return min(versions, key=lambda v: int(v.version)) if versions else None
+
+
+Result = Literal["promoted", "already_champion", "stale"]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    result: Result
+    version: str | None  # the candidate's registered version (None when nothing was registered)
+    registered: bool  # a new model version was created
+    previous_version: str | None  # the champion before
+    reason: str
+
+    @property
+    def moved(self) -> bool:
+        return self.result == "promoted"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "moved": self.moved}
+
+
+def promote(
+    model_name: str,
+    run_id: str,
+    model_uri: str,
+    compared_with: str | None,
+    promoted_by: str,
+    mlflow_client: Any,
+) -> Promotion:
+    """Register the run's model (once) and move the champion alias onto it (once), only if the champion
+    is still `compared_with` (the version the evaluation scored against; None: there was no champion).
+    `promoted_by` names the deploy run: its own retry, after the alias moved, still counts as promoted."""
+    import mlflow
+
+    current = champion_version(model_name, mlflow_client)
+    existing = version_for_run(model_name, run_id, mlflow_client)
+    if existing is not None and current == str(existing.version):
+        if existing.tags.get(PROMOTED_BY_TAG) == promoted_by:
+            return Promotion("promoted", current, False, None, f"version {current} is champion (this run)")
+        return Promotion(
+            "already_champion",
+            current,
+            False,
+            current,
+            f"version {current} (run {run_id}) already holds '{CHAMPION}'",
+        )
+    if current != compared_with:
+        return Promotion(
+            "stale",
+            None if existing is None else str(existing.version),
+            False,
+            current,
+            f"the champion is version {current} now, not {compared_with} as when this candidate was "
+            f"evaluated: a stale evaluation is never promoted (the next evaluation compares with v{current})",
+        )
+    registered = existing is None
+    if registered:
+        created = mlflow.register_model(model_uri, model_name, tags={RUN_TAG: run_id})
+        # The returned object predates later changes; read the version back from the registry.
+        existing = mlflow_client.get_model_version(model_name, created.version)
+    mlflow_client.set_model_version_tag(model_name, existing.version, PROMOTED_BY_TAG, promoted_by)
+    mlflow_client.set_registered_model_alias(model_name, CHAMPION, existing.version)
+    return Promotion(
+        "promoted",
+        str(existing.version),
+        registered,
+        current,
+        f"version {existing.version} is champion (was {current})",
+    )

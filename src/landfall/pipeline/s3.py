@@ -1,0 +1,158 @@
+"""The S3 operations the pipeline relies on, each with its protocol quirks handled here and only here.
+
+Works on any boto3-compatible client (AWS S3, SeaweedFS). The conditional forms (If-None-Match,
+If-Match, x-amz-copy-source-if-match) are what make the pipeline's records safe under concurrent runs:
+AWS S3 supports them for PUT, copy and DELETE; so does SeaweedFS (checked by the integration tests).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from botocore.exceptions import ClientError
+
+CHUNK = 8 * 1024 * 1024
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def status_of(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def not_found(error: ClientError) -> bool:
+    return error_code(error) in ("404", "NoSuchKey", "NotFound") or status_of(error) == 404
+
+
+def precondition_failed(error: ClientError) -> bool:
+    """The object was not in the state a conditional request required (412), or a concurrent
+    conditional write won (409 ConditionalRequestConflict on AWS)."""
+    return error_code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict") or status_of(
+        error
+    ) in (409, 412)
+
+
+def head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if not_found(error):
+            return None
+        raise
+
+
+def exists(s3: Any, bucket: str, key: str) -> bool:
+    return head(s3, bucket, key) is not None
+
+
+def put_bytes(s3: Any, bucket: str, key: str, body: bytes, **extra: Any) -> str:
+    """PUT with a Content-MD5, so S3 refuses a body damaged in transit (an S3 PUT is all-or-nothing);
+    returns the new ETag."""
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    return str(s3.put_object(Bucket=bucket, Key=key, Body=body, ContentMD5=md5, **extra)["ETag"]).strip('"')
+
+
+def put_json(s3: Any, bucket: str, key: str, value: Any, **extra: Any) -> str:
+    body = json.dumps(value, indent=1, sort_keys=True).encode()
+    return put_bytes(s3, bucket, key, body, ContentType="application/json", **extra)
+
+
+def put_json_if_absent(s3: Any, bucket: str, key: str, value: Any) -> bool:
+    """Create `key` only if nothing is there; False when another writer was first."""
+    try:
+        put_json(s3, bucket, key, value, IfNoneMatch="*")
+        return True
+    except ClientError as error:
+        if precondition_failed(error):
+            return False
+        raise
+
+
+def put_json_if_match(s3: Any, bucket: str, key: str, value: Any, etag: str | None) -> bool:
+    """Compare-and-set: replace the object only if it still has `etag` (or create it only if absent,
+    for `etag=None`); False when someone else changed it first."""
+    condition = {"IfMatch": f'"{etag}"'} if etag else {"IfNoneMatch": "*"}
+    try:
+        put_json(s3, bucket, key, value, **condition)
+        return True
+    except ClientError as error:
+        if precondition_failed(error):
+            return False
+        raise
+
+
+def get_json(s3: Any, bucket: str, key: str) -> tuple[Any, str] | None:
+    """(value, ETag) of a JSON object, or None when it does not exist."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if not_found(error):
+            return None
+        raise
+    return json.loads(response["Body"].read()), str(response["ETag"]).strip('"')
+
+
+def copy_if_match(s3: Any, bucket: str, source: str, target: str, etag: str, **extra: Any) -> bool:
+    """Server-side copy of exactly the version `etag` of `source` (no bytes through this process);
+    False when `source` no longer has that ETag (or is gone)."""
+    try:
+        s3.copy_object(
+            Bucket=bucket,
+            Key=target,
+            CopySource={"Bucket": bucket, "Key": source},
+            CopySourceIfMatch=f'"{etag}"',
+            **extra,
+        )
+        return True
+    except ClientError as error:
+        if precondition_failed(error) or not_found(error):
+            return False
+        raise
+
+
+def delete_if_match(s3: Any, bucket: str, key: str, etag: str) -> bool:
+    """Delete `key` only while it is still the version `etag`: a newer PUT of the same key survives."""
+    try:
+        s3.delete_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"')
+        return True
+    except ClientError as error:
+        if precondition_failed(error) or not_found(error):
+            return False
+        raise
+
+
+def download_version(s3: Any, bucket: str, key: str, etag: str, target: BinaryIO) -> str | None:
+    """Stream exactly the version `etag` of `key` into `target` in bounded memory; return its sha256,
+    or None when the object is gone or was replaced."""
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"')
+    except ClientError as error:
+        if precondition_failed(error) or not_found(error):
+            return None
+        raise
+    digest = hashlib.sha256()
+    body = response["Body"]
+    while chunk := body.read(CHUNK):
+        digest.update(chunk)
+        target.write(chunk)
+    target.flush()
+    return digest.hexdigest()
+
+
+def upload_file(s3: Any, bucket: str, key: str, path: Path, **extra: Any) -> None:
+    """Upload a local file (multipart for big ones; a multipart upload is committed whole or not at all)."""
+    s3.upload_file(str(path), bucket, key, ExtraArgs=extra or None)
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
+    """Every object under `prefix` (all pages)."""
+    found: list[dict[str, Any]] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found.extend(page.get("Contents", []))
+    return found

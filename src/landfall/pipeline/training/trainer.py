@@ -1,0 +1,197 @@
+"""Train one hyperparameter trial and log it to MLflow. One contract for both compute backends:
+
+    python -m landfall.pipeline.training --train s3://.../train.parquet \
+        --validation s3://.../validation.parquet --params '{"learning_rate": 0.01, ...}' \
+        --partition 2026-11-20 --model mlp --label churned --max-epochs 60 --experiment landfall \
+        --out /airflow/xcom/return.json
+
+A trial is fitted on the train split and scored on the validation split; the held-out test split is
+for the candidate-vs-champion evaluation only, so the choice of the best trial cannot flatter it. The
+result is `{run_id, model_uri, metrics, params, partition, train_seconds, model}`, written as JSON to
+`--out`. The trainer image's pods write it to /airflow/xcom/return.json (KubernetesPodOperator pushes
+it to XCom); the local backend calls `main()` with the same argv inside the task's own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from landfall.pipeline.evaluation import metrics_of
+from landfall.pipeline.plots import classifier_figures, log_figures
+from landfall.pipeline.training.models import PIPELINE_TAGS, log_model
+
+TRIAL_STAGE = "trial"
+
+
+def read_parquet(uri: str) -> pd.DataFrame:
+    """Read `s3://bucket/key` (credentials and endpoint from the AWS_* environment) or a local path."""
+    if uri.startswith("s3://"):
+        import boto3
+
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return pd.read_parquet(io.BytesIO(body))
+    return pd.read_parquet(uri)
+
+
+def build_model(params: dict[str, Any], max_epochs: int, seed: int = 0) -> Any:
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(
+        StandardScaler(),
+        MLPClassifier(
+            hidden_layer_sizes=(int(params["hidden_units"]),),
+            learning_rate_init=float(params["learning_rate"]),
+            batch_size=int(params["batch_size"]),
+            solver=str(params["optimizer"]),
+            max_iter=max_epochs,
+            random_state=seed,
+        ),
+    )
+
+
+def predict(model: Any, frame: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(truth, predicted class, probability of the positive class) on `frame`."""
+    features = frame.drop(columns=[label])
+    return frame[label].to_numpy(), model.predict(features), model.predict_proba(features)[:, 1]
+
+
+def train_trial(
+    train_uri: str,
+    validation_uri: str,
+    params: dict[str, Any],
+    partition: str,
+    *,
+    model_kind: str,
+    label: str,
+    max_epochs: int,
+    experiment: str,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Fit one trial, log params, validation metrics, pictures and the model to MLflow; return the
+    result contract."""
+    import mlflow
+
+    train, validation = read_parquet(train_uri), read_parquet(validation_uri)
+    mlflow.set_experiment(experiment)
+    run_tags = {
+        **PIPELINE_TAGS,
+        "landfall.partition": partition,
+        "landfall.stage": TRIAL_STAGE,
+        "landfall.model": model_kind,
+        **(tags or {}),
+    }
+    with mlflow.start_run(run_name=f"{partition} {params.get('trial', '')}".strip(), tags=run_tags) as run:
+        hyper = {k: v for k, v in params.items() if k != "trial"}
+        mlflow.log_params(
+            {
+                **hyper,
+                "max_epochs": max_epochs,
+                "train_rows": len(train),
+                "validation_rows": len(validation),
+                "model": model_kind,
+            }
+        )
+        started = time.perf_counter()
+        if model_kind == "torch":
+            from landfall.pipeline.training.torch_trainer import fit
+
+            model = fit(train, label, hyper, max_epochs)
+        else:
+            model = build_model(hyper, max_epochs)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ConvergenceWarning at the epoch cap is expected in a grid
+                model.fit(train.drop(columns=[label]), train[label])
+        train_seconds = time.perf_counter() - started
+        truth, predicted, probability = predict(model, validation, label)
+        metrics = metrics_of(truth, predicted, probability)
+        mlflow.log_metrics({**metrics, "train_seconds": train_seconds})
+        log_figures(run.info.run_id, classifier_figures(truth, predicted, probability))
+        log_model(model, model_kind)
+        result = {
+            "run_id": run.info.run_id,
+            "model_uri": f"runs:/{run.info.run_id}/model",
+            "metrics": metrics,
+            "metrics_split": "validation",
+            "params": hyper,
+            "partition": partition,
+            "train_seconds": round(train_seconds, 3),
+            "model": model_kind,
+        }
+        if model_kind == "torch":
+            result["device"] = model.device_name
+        return result
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m landfall.pipeline.training", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--train", required=True, help="train split parquet (s3:// or a path)")
+    parser.add_argument("--validation", required=True, help="validation split parquet (s3:// or a path)")
+    parser.add_argument("--params", required=True, help="JSON object of hyperparameters")
+    parser.add_argument("--partition", required=True, help="the YYYY-MM-DD partition being trained")
+    parser.add_argument("--model", choices=["mlp", "torch"], required=True, help="which trainer")
+    parser.add_argument("--label", required=True, help="label column")
+    parser.add_argument("--max-epochs", type=int, required=True, help="epoch cap")
+    parser.add_argument("--experiment", required=True, help="MLflow experiment")
+    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="MLflow run tag")
+    parser.add_argument("--out", default="-", help="where to write the result JSON (- for stdout)")
+    args = parser.parse_args(argv)
+    try:
+        args.params = json.loads(args.params)
+        if not isinstance(args.params, dict):
+            raise ValueError("--params must be a JSON object")
+    except ValueError as error:
+        parser.error(f"--params: {error}")
+    tags = {}
+    for item in args.tag:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--tag {item!r}: expected KEY=VALUE")
+        tags[key] = value
+    args.tag = tags
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """One trial from parsed arguments (the local backend calls this in the task's own process)."""
+    return train_trial(
+        args.train,
+        args.validation,
+        args.params,
+        args.partition,
+        model_kind=args.model,
+        label=args.label,
+        max_epochs=args.max_epochs,
+        experiment=args.experiment,
+        tags=args.tag,
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run one trial from its argv; write the result JSON to --out (whole, then renamed) and return it."""
+    args = parse_arguments(argv)
+    result = run(args)
+    text = json.dumps(result)
+    if args.out == "-":
+        print(text)
+    else:
+        # Written whole, then renamed: a reader (the xcom sidecar) never sees half a file.
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".tmp")
+        partial.write_text(text)
+        partial.replace(out)
+    return result

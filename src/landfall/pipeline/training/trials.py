@@ -1,0 +1,37 @@
+"""Hyperparameter trials: the cross product of the configured grid, and the best of their results."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+from landfall.core.settings import TrialGrid
+
+
+def trial_grid(grid: TrialGrid) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in a stable order, each with a readable `trial` name."""
+    names = list(type(grid).model_fields)
+    trials = []
+    for values in itertools.product(*(getattr(grid, name) for name in names)):
+        params = dict(zip(names, values, strict=True))
+        params["trial"] = "-".join(f"{name}={value}" for name, value in params.items())
+        trials.append(params)
+    return trials
+
+
+class NoSuccessfulTrial(RuntimeError):
+    """Every trial failed; nothing can be proposed."""
+
+
+def select_best(results: Iterable[dict[str, Any] | None], metric: str) -> dict[str, Any]:
+    """The trial with the highest `metric`; failed trials (None or without the metric) are skipped."""
+    finished = [r for r in results if r and isinstance(r.get("metrics", {}).get(metric), int | float)]
+    if not finished:
+        raise NoSuccessfulTrial(f"no trial finished with a {metric!r} metric; see the train_trial task logs")
+    # Ties go to the earliest-registered run id, so a re-run picks the same winner.
+    return max(finished, key=lambda r: (r["metrics"][metric], _neg(r["run_id"])))
+
+
+def _neg(text: str) -> tuple[int, ...]:
+    return tuple(-ord(c) for c in text)
