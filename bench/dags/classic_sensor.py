@@ -13,7 +13,7 @@ from datetime import timedelta
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.sdk import Param, dag, task
 
-from landfall.settings import get_settings
+from landfall.core.settings import get_settings
 
 # 300 s as commonly written; 30 s is the default minimum interval of Dagster sensors.
 POKE_INTERVALS_S = (300, 30)
@@ -46,7 +46,7 @@ def classic_dag(poke_interval_s: int):
             """The work the sensor was waiting for: the same validation the event-driven ingest runs."""
             import boto3
 
-            from landfall.validation import validate_batch
+            from landfall.pipeline.validation import validate_batch
 
             settings = get_settings()
             body = boto3.client("s3").get_object(Bucket=settings.storage.datasets_bucket, Key=params["key"])

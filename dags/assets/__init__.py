@@ -1,24 +1,27 @@
-"""Every data product of the Landfall pipeline, with its URI: the one place that names them.
+"""Every data product of the Landfall pipeline, with its URI: the one place that builds the Asset objects.
 
-DAG files import these objects; nobody else spells a URI. Buckets and prefixes come from config/.
+DAG files import these objects; nobody else spells a URI. Names come from `landfall.core.catalog`,
+buckets and prefixes from config/.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Asset, AssetWatcher
 
-from landfall.settings import get_settings
-from landfall.triggers.s3_landing import S3LandingTrigger
+from landfall.airflow.triggers.s3_landing import S3LandingTrigger
+from landfall.core import catalog
+from landfall.core.settings import get_settings
 
 _settings = get_settings()
 _storage = _settings.storage
 _datasets = f"s3://{_storage.datasets_bucket}"
 _model = _settings.mlflow.model_name
+_group = catalog.ASSET_GROUP
 
 LANDING = Asset(
-    name="landing",
+    name=catalog.LANDING,
     uri=f"{_datasets}/{_storage.landing_prefix}/",
-    group="landfall",
+    group=_group,
     extra={"layout": f"{_storage.landing_prefix}/<YYYY-MM-DD>/{_storage.landing_filename}"},
     watchers=[
         AssetWatcher(
@@ -29,30 +32,32 @@ LANDING = Asset(
                 ledger_prefix=_storage.ledger_prefix,
                 aws_conn_id=_storage.aws_conn_id,
                 poll_interval=_settings.watcher.poll_interval_s,
+                max_objects_per_event=_settings.watcher.max_objects_per_event,
+                requeue_after_s=_settings.watcher.requeue_after_s,
             ),
         )
     ],
 )
-"""A daily batch landed in S3 (one event per object, raised by the triggerer)."""
+"""Files landed in S3: one signed event per watcher poll that found new landings (raised by the triggerer)."""
 
-RAW = Asset(name="raw_daily", uri=f"{_datasets}/{_storage.raw_prefix}/", group="landfall")
+RAW = Asset(name=catalog.RAW, uri=f"{_datasets}/{_storage.raw_prefix}/", group=_group)
 """A validated daily partition (partition key = YYYY-MM-DD)."""
 
-QUARANTINE = Asset(name="quarantine", uri=f"{_datasets}/{_storage.quarantine_prefix}/", group="landfall")
-"""A landed object that failed validation, moved aside with its reason.json."""
+QUARANTINE = Asset(name=catalog.QUARANTINE, uri=f"{_datasets}/{_storage.quarantine_prefix}/", group=_group)
+"""Landings that failed validation, moved aside with their reason.json (or refused unread)."""
 
 TRAINING_DATASET = Asset(
-    name="training_dataset", uri=f"{_datasets}/{_storage.processed_prefix}/", group="landfall"
+    name=catalog.TRAINING_DATASET, uri=f"{_datasets}/{_storage.processed_prefix}/", group=_group
 )
-"""Features and the train/test split of a partition."""
+"""Features and the train/validation/test split of a partition."""
 
-MODEL_CANDIDATE = Asset(name="model_candidate", uri=f"mlflow://{_model}/candidate", group="landfall")
-"""The best trial of a training run, logged in MLflow."""
+MODEL_CANDIDATE = Asset(name=catalog.MODEL_CANDIDATE, uri=f"mlflow://{_model}/candidate", group=_group)
+"""The best trial of a training run (chosen on the validation split), logged in MLflow."""
 
-EVALUATION = Asset(name="evaluation", uri=f"mlflow://{_model}/evaluation", group="landfall")
+EVALUATION = Asset(name=catalog.EVALUATION, uri=f"mlflow://{_model}/evaluation", group=_group)
 """Candidate vs champion on the same held-out data, with the deploy decision."""
 
-PRODUCTION_MODEL = Asset(name="production_model", uri=f"mlflow://{_model}/champion", group="landfall")
+PRODUCTION_MODEL = Asset(name=catalog.PRODUCTION_MODEL, uri=f"mlflow://{_model}/champion", group=_group)
 """The registered model version that holds the `champion` alias."""
 
 __all__ = [

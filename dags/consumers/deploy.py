@@ -1,5 +1,12 @@
-"""Deploy: the gate from config (floor and minimum improvement) decides; deploy registers the model
-version and moves the `champion` alias, at most once per candidate; a notification reports either way.
+"""Deploy: the gate from config (floor, minimum improvement, paired-bootstrap significance) decides;
+deploy registers the model version and moves the `champion` alias - only if the champion is still the
+version the evaluation compared against (compare-and-set), at most once per candidate. A notification
+reports either way.
+
+One promotion at a time: one active run, one `promote` instance, and a one-slot pool
+(`landfall_champion`, created by the launcher) that every task moving the alias takes, so the check and
+the move never interleave with another move. Evaluation needs no lock: it records the version it
+compared against, and this check catches any move since.
 """
 
 from __future__ import annotations
@@ -9,7 +16,8 @@ from datetime import timedelta
 from airflow.sdk import PartitionedAssetTimetable, dag, task
 
 from assets import EVALUATION, PRODUCTION_MODEL
-from landfall.notify import LandfallNotifier
+from landfall.airflow.notifier import LandfallNotifier
+from landfall.core.catalog import PROMOTION_POOL
 
 default_args = {
     # 10 s, 20 s, 40 s: rides out an MLflow restart, then fails loudly (and alerts) within ~1.5 min.
@@ -31,35 +39,36 @@ default_args = {
     doc_md=__doc__,
 )
 def landfall_deploy():
-    @task
+    @task(multiple_outputs=False)
     def evaluation(triggering_asset_events=None, dag_run=None) -> dict:
-        from landfall.pipeline_tasks import latest_event_extra
+        from landfall.airflow.tasks.events import latest_event_extra
 
-        return latest_event_extra(list(triggering_asset_events[EVALUATION]), dag_run.partition_key)
+        events = list(triggering_asset_events[EVALUATION])
+        return latest_event_extra(events, EVALUATION.name, dag_run.partition_key)
 
     @task.branch
     def gate(evaluation: dict) -> str:
-        from landfall.pipeline_tasks import gate as passes
+        from landfall.airflow.tasks.deploy import gate as passes
 
         return "promote" if passes(evaluation) else "skip"
 
-    @task(outlets=[PRODUCTION_MODEL])
-    def promote(evaluation: dict, outlet_events=None) -> dict:
-        from landfall.pipeline_tasks import promote as run
+    @task(multiple_outputs=False, outlets=[PRODUCTION_MODEL], pool=PROMOTION_POOL, max_active_tis_per_dag=1)
+    def promote(evaluation: dict, outlet_events=None, dag_run=None) -> dict:
+        from landfall.airflow.tasks.deploy import promote as run
 
-        promoted = run(evaluation)
+        promoted = run(evaluation, dag_run.run_id)
         outlet_events[PRODUCTION_MODEL].extra = promoted
         return promoted
 
-    @task
+    @task(multiple_outputs=False)
     def skip(evaluation: dict) -> str:
         return evaluation["reason"]
 
-    @task(trigger_rule="none_failed_min_one_success")
+    @task(multiple_outputs=False, trigger_rule="none_failed_min_one_success")
     def notify(evaluation: dict, ti=None) -> dict:
-        from landfall.pipeline_tasks import report
+        from landfall.airflow.tasks.deploy import report
 
-        # None when promote was skipped (gate said no, or the candidate already holds the alias).
+        # None when promote was skipped (gate said no, a stale evaluation, or already champion).
         return report(evaluation, ti.xcom_pull(task_ids="promote"))
 
     decision = evaluation()

@@ -1,5 +1,7 @@
-"""Evaluate: the candidate and the current champion (`models:/<name>@champion`) are scored on the same
-held-out data; the decision travels on the `evaluation` Asset.
+"""Evaluate: the candidate and the current champion are scored on the same held-out test split (no
+trial has seen it); the decision, with the champion version it compared against, travels on the
+`evaluation` Asset. The champion is loaded by that version, not by its alias, so the record is exact
+even if a promotion moves the alias meanwhile: deploy promotes only if the champion is still that version.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from datetime import timedelta
 from airflow.sdk import PartitionedAssetTimetable, dag, task
 
 from assets import EVALUATION, MODEL_CANDIDATE
-from landfall.notify import LandfallNotifier
+from landfall.airflow.notifier import LandfallNotifier
 
 default_args = {
     "retries": 2,
@@ -29,15 +31,16 @@ default_args = {
     doc_md=__doc__,
 )
 def landfall_evaluate():
-    @task
+    @task(multiple_outputs=False)
     def candidate(triggering_asset_events=None, dag_run=None) -> dict:
-        from landfall.pipeline_tasks import latest_event_extra
+        from landfall.airflow.tasks.events import latest_event_extra
 
-        return latest_event_extra(list(triggering_asset_events[MODEL_CANDIDATE]), dag_run.partition_key)
+        events = list(triggering_asset_events[MODEL_CANDIDATE])
+        return latest_event_extra(events, MODEL_CANDIDATE.name, dag_run.partition_key)
 
-    @task(multiple_outputs=True, outlets=[EVALUATION])
+    @task(multiple_outputs=False, outlets=[EVALUATION])
     def compare_with_champion(candidate: dict, outlet_events=None) -> dict:
-        from landfall.pipeline_tasks import evaluate
+        from landfall.airflow.tasks.evaluate import evaluate
 
         decision = evaluate(candidate)
         outlet_events[EVALUATION].extra = decision

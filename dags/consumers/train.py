@@ -1,9 +1,11 @@
 """Train: a hyperparameter search over the configured grid, one mapped task per trial, logged to
-MLflow; the best trial becomes the `model_candidate` Asset of the partition.
+MLflow; each trial is fitted on the train split and compared on the validation split, and the best
+becomes the `model_candidate` Asset of the partition.
 
-Where a trial runs is configuration (`compute.profile`), not code: `local` runs the trainer CLI in the
-worker, `kubernetes` runs the same CLI in the trainer image as a KubernetesPodOperator pod (GPU
-requests, tolerations, node affinity, volumes and secrets from config/landfall.yaml).
+Where a trial runs is configuration (`compute.profile`), not code: `local` runs the trainer's entry
+function in the task's own process, `kubernetes` runs the same CLI in the trainer image as a
+KubernetesPodOperator pod (GPU requests, tolerations, node affinity, volumes and secrets from
+config/landfall.yaml).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from datetime import timedelta
 from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
 
 from assets import MODEL_CANDIDATE, TRAINING_DATASET
-from landfall.notify import LandfallNotifier
-from landfall.settings import get_settings
+from landfall.airflow.notifier import LandfallNotifier
+from landfall.core.settings import get_settings
 
 default_args = {
     "retries": 1,
@@ -36,24 +38,25 @@ default_args = {
 def landfall_train():
     settings = get_settings()
 
-    @task
+    @task(multiple_outputs=False)
     def training_dataset(triggering_asset_events=None, dag_run=None) -> dict:
-        from landfall.pipeline_tasks import latest_event_extra
+        from landfall.airflow.tasks.events import latest_event_extra
 
-        return latest_event_extra(list(triggering_asset_events[TRAINING_DATASET]), dag_run.partition_key)
+        events = list(triggering_asset_events[TRAINING_DATASET])
+        return latest_event_extra(events, TRAINING_DATASET.name, dag_run.partition_key)
 
     with TaskGroup("search", tooltip="one mapped task per hyperparameter combination"):
 
-        @task
+        @task(multiple_outputs=False)
         def trials() -> list[dict]:
-            from landfall.pipeline_tasks import hyperparameter_trials
+            from landfall.airflow.tasks.train import hyperparameter_trials
 
             return hyperparameter_trials()
 
-        @task
+        @task(multiple_outputs=False)
         def trial_arguments(dataset: dict, trials: list[dict], dag_run=None) -> list[list[str]]:
             """The trainer CLI argv of each trial: the same for the worker and for the pod."""
-            from landfall.pipeline_tasks import trial_arguments as build
+            from landfall.airflow.compute import trial_arguments as build
 
             return build(dataset, trials, dag_run.run_id)
 
@@ -61,7 +64,7 @@ def landfall_train():
         arguments = trial_arguments(dataset, trials())
         if settings.compute.profile == "kubernetes":
             # The trainer image in a GPU pod; it writes its result to /airflow/xcom/return.json.
-            from landfall.compute import kubernetes_trial_operator
+            from landfall.airflow.compute import kubernetes_trial_operator
 
             pods = kubernetes_trial_operator(max_active_tis_per_dag=settings.training.max_parallel_trials)
             results = pods.expand(arguments=arguments).output
@@ -69,24 +72,24 @@ def landfall_train():
 
             @task(
                 task_id="train_trial",
+                multiple_outputs=False,
                 max_active_tis_per_dag=settings.training.max_parallel_trials,
                 map_index_template="{{ trial_name }}",
             )
             def train_trial(arguments: list[str]) -> dict:
                 from airflow.sdk import get_current_context
 
-                from landfall.compute import trial_name
-                from landfall.pipeline_tasks import train_trial as run
+                from landfall.airflow.compute import run_trainer_locally, trial_name
 
                 get_current_context()["trial_name"] = trial_name(arguments)
-                return run(arguments)
+                return run_trainer_locally(arguments)
 
             results = train_trial.expand(arguments=arguments)
 
-    @task(outlets=[MODEL_CANDIDATE], trigger_rule="all_done")
+    @task(multiple_outputs=False, outlets=[MODEL_CANDIDATE], trigger_rule="all_done")
     def select_best(results, dataset: dict, outlet_events=None) -> dict:
         """Reduce over the lazy list of trial results; failed trials are left out."""
-        from landfall.pipeline_tasks import pick_best
+        from landfall.airflow.tasks.train import pick_best
 
         best = pick_best(list(results), dataset)
         outlet_events[MODEL_CANDIDATE].extra = best

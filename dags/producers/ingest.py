@@ -1,6 +1,11 @@
-"""Ingest: every object landing under the landing prefix is validated, then published as the daily raw
-partition or quarantined with a reason. Scheduled on the landing Asset, whose watcher runs in the
-triggerer: no sensor holding a worker slot.
+"""Ingest: every landing under the landing prefix is validated, then published as its day's raw partition
+or quarantined with a reason. Scheduled on the landing Asset, whose watcher runs in the triggerer: no
+sensor holding a worker slot.
+
+A run may carry many landings (a burst of history, or several watcher events merged into one run): they
+are checked in chunks, one mapped task per chunk, so a run never maps more than a bounded number of
+tasks and a burst pays a task's start-up per chunk, not per file. Only events the watcher signed are
+acted on; an event posted through the REST API is refused and reported.
 
 The schedule also has a daily timetable, which is what makes history re-processable with the plain
 CLI: `airflow backfill create --dag-id landfall_ingest --from-date 2026-11-01 --to-date 2026-11-03`
@@ -24,6 +29,7 @@ from airflow.sdk import (
 )
 
 from assets import LANDING, QUARANTINE, RAW
+from landfall.airflow.notifier import LandfallNotifier
 
 # One data interval per calendar day (UTC): a backfilled or scheduled run re-reads the landing folder
 # of its interval's start date. (Wrapped in AssetOrTimeSchedule, a CronPartitionTimetable's partition
@@ -35,6 +41,7 @@ default_args = {
     "retry_delay": timedelta(seconds=10),
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(minutes=15),
+    "on_failure_callback": LandfallNotifier("failure"),
 }
 
 
@@ -48,46 +55,51 @@ default_args = {
     doc_md=__doc__,
 )
 def landfall_ingest():
-    @task
-    def landed_objects(triggering_asset_events=None, dag_run=None) -> list[dict]:
-        """One entry per landed object; several asset events can merge into one run, so read them all.
-        A backfill or catch-up run has no events: it looks up its partition's landed file."""
-        from landfall.airflow_tasks import landed_object_of_partition, landed_objects_from_events
+    with TaskGroup("validate", tooltip="schema, types, nulls, ranges and row count; stage or quarantine"):
 
-        events = list(triggering_asset_events[LANDING]) if LANDING in triggering_asset_events else []
-        if events:
-            return landed_objects_from_events(events)
-        day = dag_run.partition_key or (dag_run.data_interval_start and dag_run.data_interval_start.date())
-        return landed_object_of_partition(str(day) if day else None)
+        @task(multiple_outputs=False)
+        def landed_objects(triggering_asset_events=None, dag_run=None) -> list[list[dict]]:
+            """The run's landings in chunks; several asset events can merge into one run, so read them all.
+            A backfill or catch-up run has no events: it looks up its day's landed file."""
+            from landfall.airflow.tasks.ingest import landed_chunks, landing_of_partition
 
-    with TaskGroup("validate", tooltip="schema, types, nulls, ranges and row count; store or quarantine"):
+            events = list(triggering_asset_events[LANDING]) if LANDING in triggering_asset_events else []
+            if events:
+                return landed_chunks(events, dag_run.run_id)
+            day = dag_run.partition_key or (
+                dag_run.data_interval_start and dag_run.data_interval_start.date()
+            )
+            return landing_of_partition(str(day) if day else None)
 
-        @task(map_index_template="{{ landed_key }}")
-        def validate_and_store(landed: dict) -> dict:
-            from landfall.airflow_tasks import validate_and_store as run
+        @task(multiple_outputs=False, map_index_template="{{ chunk_label }}")
+        def validate_and_store(chunk: list[dict], dag_run=None) -> list[dict]:
+            from landfall.airflow.tasks.ingest import chunk_label, examine_chunk
 
-            get_current_context()["landed_key"] = landed["key"]  # names the mapped task in the UI
-            return run(landed)
+            get_current_context()["chunk_label"] = chunk_label(chunk)  # names the mapped task in the UI
+            return examine_chunk(chunk, reprocess=dag_run.run_type == "backfill")
 
-        outcomes = validate_and_store.expand(landed=landed_objects())
+        outcomes = validate_and_store.expand(chunk=landed_objects())
 
-    with TaskGroup("publish", tooltip="emit the raw partition Asset or the quarantine record"):
+    with TaskGroup("publish", tooltip="emit the raw partitions and the quarantine record"):
 
-        @task(outlets=[RAW])
-        def publish_raw_partition(outcome: dict, outlet_events=None, asset_state_store=None, dag_run=None):
-            from landfall.airflow_tasks import publish_raw_partition as run
+        @task(multiple_outputs=False, outlets=[RAW], map_index_template="{{ chunk_label }}")
+        def publish_raw_partition(outcomes: list[dict], outlet_events=None, dag_run=None) -> dict:
+            from landfall.airflow.tasks.ingest import chunk_label, publish_chunk
 
+            get_current_context()["chunk_label"] = chunk_label(outcomes)
             reprocess = dag_run.run_type == "backfill"
-            return run(outcome, outlet_events[RAW], asset_state_store[RAW], dag_run.run_id, reprocess)
+            return publish_chunk(outcomes, outlet_events[RAW], dag_run.run_id, reprocess)
 
-        @task(outlets=[QUARANTINE])
-        def report_quarantine(outcome: dict, outlet_events=None):
-            from landfall.airflow_tasks import report_quarantine as run
+        @task(multiple_outputs=False, outlets=[QUARANTINE], map_index_template="{{ chunk_label }}")
+        def report_quarantine(outcomes: list[dict], outlet_events=None, dag_run=None) -> dict:
+            from landfall.airflow.tasks.ingest import chunk_label, report_chunk
 
-            return run(outcome, outlet_events[QUARANTINE])
+            get_current_context()["chunk_label"] = chunk_label(outcomes)
+            reprocess = dag_run.run_type == "backfill"
+            return report_chunk(outcomes, outlet_events[QUARANTINE], dag_run.run_id, reprocess)
 
-        publish_raw_partition.expand(outcome=outcomes)
-        report_quarantine.expand(outcome=outcomes)
+        publish_raw_partition.expand(outcomes=outcomes)
+        report_quarantine.expand(outcomes=outcomes)
 
 
 landfall_ingest()

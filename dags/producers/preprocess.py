@@ -1,7 +1,8 @@
-"""Preprocess: each validated daily partition becomes features and a deterministic train/test split.
+"""Preprocess: each published daily partition becomes features and a deterministic three-way split
+(train / validation / test, by a hash of the row's id).
 
 Partition-aware: one run per `raw_daily` partition key (YYYY-MM-DD), which it passes on to the
-`training_dataset` Asset.
+`training_dataset` Asset. Only `raw_daily` events raised by landfall_ingest's publish task are read.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import timedelta
 from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
 
 from assets import RAW, TRAINING_DATASET
-from landfall.notify import LandfallNotifier
+from landfall.airflow.notifier import LandfallNotifier
 
 default_args = {
     "retries": 2,
@@ -32,17 +33,19 @@ default_args = {
     doc_md=__doc__,
 )
 def landfall_preprocess():
-    with TaskGroup("features", tooltip="features and the held-out split, written as parquet"):
+    with TaskGroup("features", tooltip="features and the three-way split, written as parquet"):
 
-        @task
+        @task(multiple_outputs=False)
         def raw_partition(triggering_asset_events=None, dag_run=None) -> dict:
-            from landfall.pipeline_tasks import latest_event_extra
+            from landfall.airflow.tasks.events import latest_event_extra
+            from landfall.airflow.tasks.preprocess import raw_partition as current
 
-            return latest_event_extra(list(triggering_asset_events[RAW]), dag_run.partition_key)
+            extra = latest_event_extra(list(triggering_asset_events[RAW]), RAW.name, dag_run.partition_key)
+            return current(extra, dag_run.partition_key)
 
-        @task(outlets=[TRAINING_DATASET])
+        @task(multiple_outputs=False, outlets=[TRAINING_DATASET])
         def build_training_dataset(raw: dict, outlet_events=None, dag_run=None) -> dict:
-            from landfall.pipeline_tasks import preprocess
+            from landfall.airflow.tasks.preprocess import preprocess
 
             dataset = preprocess(raw, dag_run.partition_key)
             outlet_events[TRAINING_DATASET].extra = dataset

@@ -1,0 +1,188 @@
+"""Where a training trial runs: one trainer CLI contract, two backends chosen by `compute.profile`.
+
+- `local`: the trainer CLI runs inside the Airflow worker (laptop, CI).
+- `kubernetes`: a `KubernetesPodOperator` runs the trainer image with the same CLI arguments; the pod
+  writes the same result JSON to /airflow/xcom/return.json, which the provider's sidecar pushes to XCom.
+
+`trial_arguments()` builds the argv once for both, so the two backends cannot drift apart. The pod is
+described with `kubernetes.client.models` objects only (no provider convenience classes), built from
+`compute.kubernetes` in config/landfall.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from landfall.core.kubernetes_settings import KubernetesSettings
+from landfall.core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+XCOM_RETURN_PATH = "/airflow/xcom/return.json"
+"""Where KubernetesPodOperator's sidecar reads a pod's return value (do_xcom_push=True)."""
+
+TRIAL_TASK_ID = "train_trial"
+
+
+def trial_arguments(
+    dataset: dict[str, Any],
+    trials: list[dict[str, Any]],
+    airflow_run_id: str,
+    settings: Settings | None = None,
+) -> list[list[str]]:
+    """One trainer argv per trial: everything the trainer needs travels in its arguments, so a pod built
+    from an older config cannot train with different settings than the DAG asked for."""
+    settings = settings or get_settings()
+    training = settings.training
+    argvs = []
+    for trial in trials:
+        argv = [
+            "--train", str(dataset["train_uri"]),
+            "--validation", str(dataset["validation_uri"]),
+            "--partition", str(dataset["partition"]),
+            "--params", json.dumps(trial, sort_keys=True),
+            "--model", training.model,
+            "--label", settings.landing.label,
+            "--max-epochs", str(training.max_epochs),
+            "--experiment", settings.mlflow.experiment,
+            "--tag", f"landfall.airflow_run_id={airflow_run_id}",
+        ]  # fmt: skip
+        if settings.compute.profile == "kubernetes":
+            argv += ["--out", XCOM_RETURN_PATH]
+        argvs.append(argv)
+    return argvs
+
+
+def trial_name(argv: list[str]) -> str:
+    """The readable trial name inside an argv (for the mapped task's label in the UI)."""
+    return str(json.loads(argv[argv.index("--params") + 1]).get("trial", "trial"))
+
+
+def run_trainer_locally(argv: list[str]) -> dict[str, Any]:
+    """The local backend: the trainer's entry function with the pod's argv, in this task's own process
+    (the task process already isolates it; a second interpreter would pay every import again)."""
+    from landfall.pipeline.training.trainer import parse_arguments, run
+
+    return run(parse_arguments(argv))
+
+
+# ---- the kubernetes backend ---------------------------------------------------------------------------
+
+
+def pod_resources(k8s_settings: KubernetesSettings) -> Any:
+    """Requests and limits; the GPU count is the same in both (Kubernetes requires it for extended
+    resources, and it keeps the scheduler from over-packing GPU nodes)."""
+    from kubernetes.client import models as k8s
+
+    requests = {"cpu": k8s_settings.requests.cpu, "memory": k8s_settings.requests.memory}
+    limits = {"cpu": k8s_settings.limits.cpu, "memory": k8s_settings.limits.memory}
+    if k8s_settings.gpus:
+        requests[k8s_settings.gpu_resource] = limits[k8s_settings.gpu_resource] = str(k8s_settings.gpus)
+    return k8s.V1ResourceRequirements(requests=requests, limits=limits)
+
+
+def pod_affinity(k8s_settings: KubernetesSettings) -> Any:
+    """Required node affinity on the GPU type label (e.g. gpu-type In [a100, h100]), or None."""
+    from kubernetes.client import models as k8s
+
+    if not k8s_settings.gpu_types:
+        return None
+    term = k8s.V1NodeSelectorTerm(
+        match_expressions=[
+            k8s.V1NodeSelectorRequirement(
+                key=k8s_settings.gpu_type_label, operator="In", values=list(k8s_settings.gpu_types)
+            )
+        ]
+    )
+    return k8s.V1Affinity(
+        node_affinity=k8s.V1NodeAffinity(
+            required_during_scheduling_ignored_during_execution=k8s.V1NodeSelector(node_selector_terms=[term])
+        )
+    )
+
+
+def pod_env(k8s_settings: KubernetesSettings) -> list[Any]:
+    """Plain variables from config, then each Secret key as a `secretKeyRef` (values never in the spec)."""
+    from kubernetes.client import models as k8s
+
+    env = [k8s.V1EnvVar(name=name, value=value) for name, value in sorted(k8s_settings.env.items())]
+    for ref in k8s_settings.secrets:
+        env.append(
+            k8s.V1EnvVar(
+                name=ref.env,
+                value_from=k8s.V1EnvVarSource(
+                    secret_key_ref=k8s.V1SecretKeySelector(name=ref.secret, key=ref.key, optional=False)
+                ),
+            )
+        )
+    return env
+
+
+def pod_volumes(k8s_settings: KubernetesSettings) -> tuple[list[Any], list[Any]]:
+    from kubernetes.client import models as k8s
+
+    volumes = [
+        k8s.V1Volume(
+            name=volume.name,
+            persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+                claim_name=volume.claim_name, read_only=volume.read_only
+            ),
+        )
+        for volume in k8s_settings.volumes
+    ]
+    mounts = [
+        k8s.V1VolumeMount(name=volume.name, mount_path=volume.mount_path, read_only=volume.read_only)
+        for volume in k8s_settings.volumes
+    ]
+    return volumes, mounts
+
+
+def trial_pod_arguments(settings: Settings | None = None) -> dict[str, Any]:
+    """Every KubernetesPodOperator argument of a training trial except `arguments` (mapped per trial)."""
+    from kubernetes.client import models as k8s
+
+    k8s_settings = (settings or get_settings()).compute.kubernetes
+    volumes, mounts = pod_volumes(k8s_settings)
+    return {
+        "kubernetes_conn_id": k8s_settings.kubernetes_conn_id,
+        "namespace": k8s_settings.namespace,
+        "image": k8s_settings.image,
+        "image_pull_policy": k8s_settings.image_pull_policy,
+        "image_pull_secrets": [
+            k8s.V1LocalObjectReference(name=name) for name in k8s_settings.image_pull_secrets
+        ],
+        "service_account_name": k8s_settings.service_account,
+        "name": "landfall-trial",
+        "labels": dict(k8s_settings.labels),
+        "cmds": list(k8s_settings.cmds),
+        "container_resources": pod_resources(k8s_settings),
+        "node_selector": dict(k8s_settings.node_selector) or None,
+        "affinity": pod_affinity(k8s_settings),
+        "tolerations": [
+            k8s.V1Toleration(key=t.key, operator=t.operator, value=t.value, effect=t.effect)
+            for t in k8s_settings.tolerations
+        ],
+        "volumes": volumes,
+        "volume_mounts": mounts,
+        "env_vars": pod_env(k8s_settings),
+        "startup_timeout_seconds": k8s_settings.startup_timeout_s,
+        # The worker slot is freed while the pod runs: the triggerer watches it.
+        "deferrable": True,
+        "get_logs": True,
+        "on_finish_action": "delete_pod",
+        "do_xcom_push": True,
+    }
+
+
+def kubernetes_trial_operator(**task_kwargs: Any) -> Any:
+    """`KubernetesPodOperator.partial(...)` for the trials; `.expand(arguments=...)` maps it."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    return KubernetesPodOperator.partial(task_id=TRIAL_TASK_ID, **trial_pod_arguments(), **task_kwargs)
+
+
+def build_pod(operator: KubernetesPodOperator) -> Any:
+    """The V1Pod the provider would submit, built by its own code with no cluster (dry run)."""
+    return operator.build_pod_request_obj(dry_run=True)
