@@ -1,0 +1,284 @@
+"""`landfall`: run the embedded stack and drive the pipeline from a shell.
+
+Thin: each command parses its options and calls one function of `landfall.ops`; settings are loaded
+here, once, and handed down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+
+from landfall.core.settings import ConfigError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _stack():
+    from landfall.ops.stack.launcher import Stack
+
+    return Stack(_settings(), echo=click.echo)
+
+
+@click.group(help=__doc__.splitlines()[0])
+def main() -> None:
+    pass
+
+
+@main.command()
+def up() -> None:
+    """Start S3, MLflow and Airflow on 127.0.0.1 (a no-op when they are healthy)."""
+    from landfall.ops.stack.launcher import StackError
+
+    stack = _stack()
+    click.echo("Starting the Landfall stack ...")
+    try:
+        seconds = stack.up()
+    except StackError as error:
+        raise click.ClickException(str(error)) from None
+    if seconds:
+        click.echo(f"Landfall stack is up in {seconds:.1f}s.")
+    click.echo(stack.summary())
+
+
+@main.command()
+def down() -> None:
+    """Stop every process of the stack (data and logs are kept)."""
+    stopped = _stack().down()
+    click.echo("Landfall stack is down." if stopped else "Nothing was running.")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable: URL, PID, health and restarts.")
+def status(as_json: bool) -> None:
+    """Show each component's URL, PID, health and restarts; exit 1 unless all are healthy."""
+    components = _stack().status()
+    if as_json:
+        click.echo(json.dumps([c.as_dict() for c in components], indent=2))
+    else:
+        for c in components:
+            mark = "healthy" if c.healthy else c.state.lower()
+            restarts = f" restarted {c.restarts}x (last: {c.last_exit})" if c.restarts else ""
+            click.echo(f"{c.name:<14} {mark:<9} pid={c.pid or '-':<8} {c.url or '':<24} {c.detail}{restarts}")
+    sys.exit(0 if all(c.healthy for c in components) else 1)
+
+
+@main.command()
+@click.argument("component", required=False)
+@click.option("-n", "--lines", default=40, show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+def logs(component: str | None, lines: int, follow: bool) -> None:
+    """Print the end of a component's log (all components when none is named)."""
+    stack = _stack()
+    names = [component] if component else list(stack.components)
+    for name in names:
+        if name not in (*stack.components, "db-migrate"):
+            raise click.BadParameter(f"choose one of {', '.join(stack.components)}, db-migrate")
+    paths = [stack.state.logs / f"{name}.log" for name in names]
+    for path in paths:
+        click.echo(f"==> {path} <==")
+        if path.exists():
+            click.echo("\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+    if follow:
+        os.execvp("tail", ["tail", "-n", "0", "-F", *map(str, paths)])
+
+
+@main.command()
+def env() -> None:
+    """Print `export` lines: eval "$(landfall env)" points airflow, mlflow and boto3 at the stack."""
+    for name, value in _stack().environment().items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+
+
+def _parse_date(_ctx: object, _param: object, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a YYYY-MM-DD date") from None
+
+
+@main.command()
+@click.option("--date", "day", required=True, callback=_parse_date, help="Partition date, YYYY-MM-DD.")
+@click.option("--rows", default=5000, show_default=True, type=click.IntRange(1, 10_000_000))
+@click.option("--seed", default=None, type=int, help="Random seed (default: derived from the date).")
+@click.option(
+    "--drift",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 5),
+    help="0 = reference population; larger values shift features and the label rule.",
+)
+@click.option(
+    "--corrupt",
+    type=click.Choice(["schema", "nulls", "empty", "garbage"]),
+    help="Write a bad file instead, to see the quarantine path.",
+)
+@click.option(
+    "--key", "raw_key", default=None, help="Land under this exact key instead (to try hostile keys)."
+)
+def land(
+    day: date, rows: int, seed: int | None, drift: float, corrupt: str | None, raw_key: str | None
+) -> None:
+    """Write a daily batch to the landing prefix of the running stack's S3."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from landfall.ops.landings import land_day, put_landing
+    from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
+
+    stack = _stack()
+    storage = stack.settings.storage
+    seed = seed if seed is not None else int(day.strftime("%Y%m%d"))
+    body = make_corrupt(corrupt, seed) if corrupt else to_parquet(make_batch(rows, seed, drift))
+    s3 = stack.s3_client()
+    try:
+        landed = (
+            put_landing(s3, storage.datasets_bucket, raw_key, body)
+            if raw_key
+            else land_day(s3, storage, day, body)
+        )
+    except (BotoCoreError, ClientError) as error:
+        raise click.ClickException(
+            f"could not write to s3://{storage.datasets_bucket}: {error} (is the stack up? `landfall status`)"
+        ) from None
+    click.echo(
+        json.dumps({**landed.as_dict(), "put_at": datetime.fromtimestamp(landed.put_at, UTC).isoformat()})
+    )
+
+
+@main.command()
+@click.option("--date", "day", default=None, callback=_parse_date, help="Partition to land (default: today).")
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the pipeline.")
+def demo(day: date | None, timeout: float) -> None:
+    """Bring the stack up, land one day of data and follow it through every DAG to the champion."""
+    from landfall.ops.demo import DemoFailed, champion_line, run_demo
+    from landfall.ops.stack.launcher import StackError
+
+    stack = _stack()
+    try:
+        result = run_demo(stack, day or datetime.now(UTC).date(), timeout, click.echo)
+    except (StackError, DemoFailed) as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"\nPUT -> ingest run queued {result.put_to_queued_s:.1f}s; "
+        f"PUT -> end of deploy {result.put_to_deploy_s:.0f}s"
+    )
+    click.echo(f"Decision: {'DEPLOYED' if result.promoted else 'not deployed'} - {result.reason}")
+    if line := champion_line(stack):
+        click.echo(line)
+    click.echo(stack.summary())
+
+
+@main.command()
+@click.option(
+    "--landings", default=20, show_default=True, type=click.IntRange(1), help="Single landings timed."
+)
+@click.option(
+    "--burst",
+    "bursts",
+    multiple=True,
+    type=click.IntRange(1),
+    default=(50, 1000),
+    show_default=True,
+    help="Files in each burst phase (repeat the option for several).",
+)
+@click.option(
+    "--sensor-samples",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Landings per classic S3KeySensor DAG (0 skips the comparison and its ~6 minutes).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="VAR=VALUE",
+    help="Extra environment for the benchmark stack, e.g. LANDFALL_WATCHER__POLL_INTERVAL_S=1.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Results JSON.")
+@click.option("--keep", is_flag=True, help="Leave the benchmark stack running afterwards.")
+def bench(
+    landings: int,
+    bursts: tuple[int, ...],
+    sensor_samples: int,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    keep: bool,
+) -> None:
+    """Measure event latency, orchestration overhead and scale on a fresh stack of its own.
+
+    Prints a table and writes bench/results.json.
+    """
+    from landfall.ops.bench import RESULTS_PATH, BenchOptions, run_bench
+
+    extra = {}
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not VAR=VALUE", param_hint="--set")
+        extra[name] = value
+    options = BenchOptions(
+        landings=landings,
+        bursts=bursts,
+        sensor_samples=sensor_samples,
+        out=out or RESULTS_PATH,
+        keep_stack=keep,
+        overrides=extra,
+    )
+    run_bench(options, echo=click.echo)
+
+
+@main.command("render-pods")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the manifests (one YAML per pod, under <dag_id>/).",
+)
+def render_pods(out: Path) -> None:
+    """Render every KubernetesPodOperator task into the pod it would submit, with no cluster.
+
+    The DAGs are parsed with compute.profile=kubernetes; mapped trials are expanded over the configured
+    grid; each pod is built by the provider's own code (dry run), so review these before a deploy.
+    """
+    from landfall.airflow.podspec import render_pods as render
+
+    settings = _settings()
+    # Parsing DAGs imports Airflow: keep its home in the state folder, not ~/airflow.
+    os.environ.setdefault("AIRFLOW_HOME", str(settings.stack.state_path / "airflow"))
+    try:
+        pods = render(out)
+    except (RuntimeError, ConfigError) as error:
+        raise click.ClickException(str(error)) from None
+    for pod in pods:
+        container = pod.manifest["spec"]["containers"][0]
+        limits = container.get("resources", {}).get("limits", {})
+        gpus = {k: v for k, v in limits.items() if "gpu" in k}
+        click.echo(f"  {pod.path}  {pod.dag_id}.{pod.task_id}  image={container['image']}  gpus={gpus or 0}")
+    click.echo(f"{len(pods)} pod manifest(s) written under {out}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+def assets(as_json: bool) -> None:
+    """List the Asset graph from the REST API: each asset, its producer and consumer DAGs, its last event.
+
+    `airflow assets list` crashes on Airflow 3.3.2 when an asset has a watcher (the landing asset does);
+    this reads the same from the REST API."""
+    from landfall.ops.assets import asset_graph, format_graph
+
+    graph = asset_graph(_stack().api())
+    click.echo(json.dumps(graph, indent=2) if as_json else format_graph(graph))

@@ -1,0 +1,128 @@
+"""The benchmark's figures: percentiles, the printed table with targets (reported, never asserted), the
+JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50/p95/min/max/mean of `values` (nearest-rank percentiles: no interpolation on small samples)."""
+    if not values:
+        return {"n": 0}
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    return {
+        "n": len(ordered),
+        "p50": round(rank(0.50), 3),
+        "p95": round(rank(0.95), 3),
+        "min": round(ordered[0], 3),
+        "max": round(ordered[-1], 3),
+        "mean": round(statistics.fmean(ordered), 3),
+    }
+
+
+def write(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def add_comparison(results: dict[str, Any]) -> None:
+    event = results.get("event_to_run_start_s", {}).get("p50")
+    comparison = {}
+    for arm, figures in (results.get("classic_sensor") or {}).items():
+        classic_p50 = figures["file_to_work_start_s"].get("p50")
+        if event and classic_p50:
+            comparison[f"{arm}_vs_event_p50"] = round(classic_p50 / event, 1)
+    results["comparison"] = comparison
+
+
+def _bursts(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [value for name, value in sorted(results.items()) if name.startswith("burst_")]
+
+
+TARGETS = {
+    "event_to_run_start p50": ("< 5 s", lambda r: r["event_to_run_start_s"]["p50"] < 5),
+    "overhead_ratio": ("< 2.0", lambda r: r["overhead_ratio"] < 2.0),
+    "dag_parse_s max": ("< 0.5 s", lambda r: r["dag_parse_s"]["max"] < 0.5),
+    "bursts lost / duplicates": (
+        "0 / 0",
+        lambda r: all(b["lost"] == 0 and b["duplicates"] == 0 for b in _bursts(r)) and _bursts(r),
+    ),
+    "bursts failed runs": ("0", lambda r: all(b["failed_runs"] == 0 for b in _bursts(r)) and _bursts(r)),
+    "burst of 1,000 throughput": (">= 5 files/s", lambda r: r["burst_1000"]["throughput_files_per_s"] >= 5),
+    "bomb task peak RSS": ("< 300 MB", lambda r: 0 < r["bomb"]["task_peak_rss_mb"] < 300),
+}
+
+
+def format_table(results: dict[str, Any]) -> str:
+    rows: list[tuple[str, str]] = [("stack up", f"{results.get('stack_up_s')} s")]
+    if "dag_parse_s" in results:
+        parse = results["dag_parse_s"]
+        rows.append(("DAG parse per file (max / mean)", f"{parse['max']} / {parse['mean']} s"))
+    if "event_to_run_start_s" in results:
+        latency = results["event_to_run_start_s"]
+        rows.append(
+            (
+                "event -> ingest run start p50 / p95",
+                f"{latency['p50']} / {latency['p95']} s (n={latency['n']})",
+            )
+        )
+    if "landing_to_champion_s" in results:
+        rows += [
+            ("landing -> champion", f"{results['landing_to_champion_s']} s"),
+            ("train+eval task compute", f"{results['compute_s']} s (model fit {results['model_fit_s']} s)"),
+            (
+                "critical-path compute / overhead ratio",
+                f"{results['critical_path_compute_s']} s / {results['overhead_ratio']}",
+            ),
+        ]
+    for burst in _bursts(results):
+        rows.append(
+            (
+                f"burst of {burst['files']}: all recorded",
+                f"{burst['all_processed_s']} s ({burst['throughput_files_per_s']} files/s, "
+                f"{burst['ingest_runs']} "
+                f"ingest runs, {burst['failed_runs']} failed)",
+            )
+        )
+        rows.append(
+            (f"burst of {burst['files']}: lost / duplicates", f"{burst['lost']} / {burst['duplicates']}")
+        )
+    if "bomb" in results:
+        bomb = results["bomb"]
+        rows.append(
+            (
+                f"bomb ({bomb['rows_declared']:,} rows, {bomb['file_bytes'] / 2**20:.1f} MB)",
+                f"{bomb['codes']}; task peak RSS {bomb['task_peak_rss_mb']} MB "
+                f"(a full decode: {bomb['full_decode_peak_rss_mb']} MB)",
+            )
+        )
+    rows.append(("stack RSS idle / peak", f"{results.get('idle_rss_mb')} / {results.get('peak_rss_mb')} MB"))
+    for arm, figures in (results.get("classic_sensor") or {}).items():
+        f = figures["file_to_work_start_s"]
+        ratio = results.get("comparison", {}).get(f"{arm}_vs_event_p50")
+        rows.append(
+            (
+                f"classic S3KeySensor {arm}: file -> work p50",
+                f"{f.get('p50')} s (n={f['n']}, x{ratio} slower)",
+            )
+        )
+    width = max(len(name) for name, _ in rows)
+    lines = ["", f"{'figure':<{width}}  value", f"{'-' * width}  {'-' * 40}"]
+    lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    lines += ["", "targets (reported, not asserted):"]
+    for name, (target, met) in TARGETS.items():
+        try:
+            verdict = "met" if met(results) else "NOT met"
+        except (KeyError, TypeError):
+            verdict = "not measured"
+        lines.append(f"  {name:<28} {target:<12} {verdict}")
+    return "\n".join(lines)

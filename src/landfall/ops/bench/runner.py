@@ -1,0 +1,104 @@
+"""Run the benchmark: a fresh stack of its own (own state folder, ports shifted away from the developer's
+and the test suite's), the phases in order, results written after each phase."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from landfall.core.settings import load_settings
+from landfall.core.stack_settings import PortSettings
+from landfall.ops.bench.phases import CLASSIC_DAGS_FOLDER, Bench, BenchOptions, Echo
+from landfall.ops.bench.report import add_comparison, format_table, write
+from landfall.ops.bench.rss import RssSampler
+
+PORT_SHIFT = 10_000
+"""Benchmark ports are the configured ones + 10,000 (18080, 15000, 18333, ...): SeaweedFS's gRPC ports
+(+10,000 again) stay below Linux's ephemeral range and clear of the test suite's 2xxxx."""
+
+
+def bench_environment(state_dir: Path, ports: PortSettings, overrides: dict[str, str]) -> dict[str, str]:
+    """The env that points settings, the launcher and every component at the benchmark's own stack."""
+    bundles = [
+        {
+            "name": "dags-folder",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {},
+        },
+        {
+            "name": "landfall-bench",
+            "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+            "kwargs": {"path": str(CLASSIC_DAGS_FOLDER)},
+        },
+    ]
+    env = {f"LANDFALL_STACK__PORTS__{name.upper()}": str(port) for name, port in ports.model_dump().items()}
+    env["LANDFALL_STACK__STATE_DIR"] = str(state_dir)
+    env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(bundles)
+    return {**env, **overrides}
+
+
+def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
+    from landfall.ops.stack.launcher import Stack
+
+    state_dir = Path(tempfile.mkdtemp(prefix="landfall-bench-"))
+    ports = load_settings().stack.ports.shifted(PORT_SHIFT)
+    os.environ.update(bench_environment(state_dir, ports, options.overrides))
+    for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_URI"):
+        os.environ.pop(name, None)
+    settings = load_settings()
+    stack = Stack(settings, echo=echo)
+    sampler = RssSampler(stack.process_tree)
+    results: dict[str, Any] = {
+        "started_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
+        "settings": {
+            "watcher_poll_interval_s": settings.watcher.poll_interval_s,
+            "parallelism": settings.stack.parallelism,
+            "ingest_chunk_size": settings.ingest.chunk_size,
+            "overrides": options.overrides,
+        },
+    }
+    try:
+        echo(f"Starting a benchmark stack in {state_dir} (ports {ports.airflow_api}, ...)")
+        results["stack_up_s"] = round(stack.up(), 1)
+        os.environ.update(stack.environment())
+        sampler.start()
+        time.sleep(5)
+        results["idle_rss_mb"] = round(sampler.sample() / 2**20)
+        bench = Bench(stack, stack.api(), options, sampler, echo)
+        phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("DAG parse", bench.dag_parse),
+            ("one day, landing to champion", bench.landing_to_champion),
+            (f"{options.landings} single landings", bench.event_latency),
+            *((f"burst of {count}", lambda count=count: bench.burst(count)) for count in options.bursts),
+            (f"decompression bomb ({options.bomb_rows:,} rows)", bench.bomb),
+            ("classic S3KeySensor DAGs", bench.classic),
+        ]
+        for name, phase in phases:
+            echo(f"[{name}]")
+            started = time.monotonic()
+            results.update(phase())
+            write(options.out, results)  # a later phase that fails keeps what was measured
+            echo(f"  done in {time.monotonic() - started:.0f}s")
+        results["peak_rss_mb"] = round(sampler.peak_bytes / 2**20)
+    finally:
+        sampler.stop()
+        if options.keep_stack:
+            echo(f"Benchmark stack kept running: LANDFALL_STACK__STATE_DIR={state_dir} landfall down")
+        else:
+            stack.down(quiet=True)
+            shutil.rmtree(state_dir, ignore_errors=True)
+    add_comparison(results)
+    write(options.out, results)
+    echo(format_table(results))
+    echo(f"Written to {options.out}")
+    return results

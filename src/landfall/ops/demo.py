@@ -1,0 +1,85 @@
+"""`landfall demo`: bring the stack up, land one day, follow it through every DAG to the champion."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from landfall.core import catalog
+from landfall.ops.follow import FollowResult, follow_chain, follow_landing
+from landfall.ops.landings import land_day
+from landfall.ops.stack.launcher import Stack
+from landfall.pipeline.datagen import make_batch, to_parquet
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class DemoResult:
+    day: str
+    promoted: bool
+    reason: str
+    put_to_queued_s: float
+    put_to_deploy_s: float
+
+
+def _failure(stack: Stack, result: FollowResult, what: str) -> DemoFailed:
+    failed = [name for name, state in result.tasks.items() if state in ("failed", "upstream_failed")]
+    logs = stack.state.airflow_home / "logs" / f"dag_id={result.dag_id}" / f"run_id={result.run_id}"
+    return DemoFailed(f"{what}: {result.dag_id} {result.state}, tasks {failed or '-'}; logs: {logs}")
+
+
+def run_demo(stack: Stack, day: date, timeout_s: float, echo: Callable[[str], None]) -> DemoResult:
+    echo("1/3 starting the stack ...")
+    stack.up()
+    storage = stack.settings.storage
+    # A fresh seed each time: new rows, so the day is a new landing with a model of its own.
+    body = to_parquet(make_batch(5000, seed=int(time.time())))
+    echo(
+        f"2/3 landing s3://{storage.datasets_bucket}/{storage.landing_prefix}/{day}/... "
+        f"({len(body)} bytes) ..."
+    )
+    landed = land_day(stack.s3_client(), storage, day, body)
+    echo("3/3 following the pipeline (the S3 watcher in the triggerer starts it) ...")
+    api = stack.api()
+    started = time.monotonic()
+    try:
+        ingest = follow_landing(api, landed.key, landed.etag, timeout_s=timeout_s, echo=echo)
+        if ingest.state != "success" or ingest.outcome != "ingested":
+            raise _failure(stack, ingest, f"the landing was {ingest.outcome}")
+        chain = follow_chain(api, day.isoformat(), ingest.queued_at, timeout_s=timeout_s, echo=echo)
+    except TimeoutError as error:
+        raise DemoFailed(str(error)) from None
+    if chain[-1].state != "success":
+        raise _failure(stack, chain[-1], "the pipeline stopped")
+    evaluation = next(
+        (e["extra"] for e in api.events_of(catalog.EVALUATION) if e.get("partition_key") == day.isoformat()),
+        {},
+    )
+    return DemoResult(
+        day.isoformat(),
+        chain[-1].tasks.get("promote") == "success",
+        evaluation.get("reason", "?"),
+        ingest.queued_at.timestamp() - landed.put_at,
+        time.monotonic() - started,
+    )
+
+
+def champion_line(stack: Stack) -> str | None:
+    """Who is champion now, for the demo's last lines."""
+    os.environ.update(stack.environment())
+    from landfall.pipeline import registry
+
+    name = stack.settings.mlflow.model_name
+    champion = registry.champion(name, registry.client())
+    if champion is None:
+        return None
+    return (
+        f"Champion: {name} version {champion.version} (run {champion.run_id}) "
+        f"-> {stack.mlflow_url}/#/models/{name}"
+    )

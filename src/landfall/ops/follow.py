@@ -1,0 +1,188 @@
+"""Follow what a landing did: find the ingest run its asset event started, watch it to the end, and read
+the landing's outcome (a raw partition or a quarantine record) from the asset events."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from landfall.core import catalog
+from landfall.ops.airflow_api import AirflowApi
+from landfall.pipeline.landing import landings_in
+from landfall.pipeline.publish import quarantine_records, raw_partitions
+
+TERMINAL = {"success", "failed"}
+CHAIN = catalog.CHAIN
+
+
+@dataclass
+class FollowResult:
+    dag_id: str
+    run_id: str
+    state: str
+    queued_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    tasks: dict[str, str] = field(default_factory=dict)
+    outcome: str = ""  # for an ingest run followed for one key: ingested, quarantined, or the run's state
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def raw_events_for(api: AirflowApi, key: str) -> list[dict[str, Any]]:
+    """The raw_daily events that published a partition from `key`."""
+    return [
+        event
+        for event in api.events_of(catalog.RAW)
+        if any(head.get("source_key") == key for head in raw_partitions(event.get("extra")).values())
+    ]
+
+
+def quarantine_events_for(api: AirflowApi, key: str) -> list[dict[str, Any]]:
+    """The quarantine events that report `key` (quarantined or refused)."""
+    return [
+        event
+        for event in api.events_of(catalog.QUARANTINE)
+        if any(record.get("source_key") == key for record in quarantine_records(event.get("extra")))
+    ]
+
+
+def landing_events_for(api: AirflowApi, key: str) -> list[dict[str, Any]]:
+    return [
+        e for e in api.events_of(catalog.LANDING) if key in [o["key"] for o in landings_in(e.get("extra"))]
+    ]
+
+
+def outcome_of(api: AirflowApi, key: str, etag: str | None = None) -> str | None:
+    """ingested, quarantined or None (not decided yet), from the outcome events naming `key`."""
+    for event in raw_events_for(api, key):
+        if etag is None or any(h.get("source_etag") == etag for h in raw_partitions(event["extra"]).values()):
+            return "ingested"
+    for event in quarantine_events_for(api, key):
+        if etag is None or any(r.get("source_etag") == etag for r in quarantine_records(event["extra"])):
+            return "quarantined"
+    return None
+
+
+def find_run_for_key(
+    api: AirflowApi,
+    key: str,
+    etag: str | None,
+    dag_id: str = catalog.INGEST_DAG,
+    checked: set[str] | None = None,
+) -> dict[str, Any] | None:
+    """The most recent run of `dag_id` whose triggering asset events include the landed `key`."""
+    checked = checked if checked is not None else set()
+    for run in api.dag_runs(dag_id, limit=50):
+        if run["dag_run_id"] in checked:
+            continue
+        events = api.get_tolerant(f"dags/{dag_id}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")
+        if events is None:
+            continue
+        for event in events["asset_events"]:
+            for landed in landings_in(event.get("extra")):
+                if landed["key"] == key and (etag is None or landed.get("etag") == etag):
+                    return run
+        if run["state"] in TERMINAL:
+            checked.add(run["dag_run_id"])  # a finished run's events do not change
+    return None
+
+
+def follow_landing(
+    api: AirflowApi,
+    key: str,
+    etag: str | None = None,
+    timeout_s: float = 300,
+    echo: Callable[[str], None] = print,
+) -> FollowResult:
+    """Wait for the ingest run of `key`, printing each task's state change; raise TimeoutError if none."""
+    deadline = time.monotonic() + timeout_s
+    checked: set[str] = set()
+    echo(f"waiting for the S3 watcher to start a {catalog.INGEST_DAG} run for {key} ...")
+    run = None
+    while run is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"no {catalog.INGEST_DAG} run picked up {key} within {timeout_s:.0f}s: check "
+                "`landfall logs triggerer` and that the DAG is unpaused in the Airflow UI"
+            )
+        run = find_run_for_key(api, key, etag, checked=checked)
+        if run is None:
+            time.sleep(0.5)
+    result = watch_run(api, catalog.INGEST_DAG, run["dag_run_id"], deadline, echo)
+    result.outcome = outcome_of(api, key, etag) or result.state
+    return result
+
+
+def watch_run(
+    api: AirflowApi, dag_id: str, run_id: str, deadline: float, echo: Callable[[str], None] = print
+) -> FollowResult:
+    """Print each task's state changes until the run ends (`deadline` is a time.monotonic() value)."""
+    echo(f"  {dag_id} run {run_id}")
+    seen: dict[str, str] = {}
+    while True:
+        run = api.get(f"dags/{dag_id}/dagRuns/{run_id}")
+        for ti in api.task_instances(dag_id, run_id):
+            name = ti["task_id"] + (f"[{ti['map_index']}]" if ti.get("map_index", -1) >= 0 else "")
+            state = ti.get("state") or "none"
+            if seen.get(name) != state:
+                seen[name] = state
+                echo(f"    {name:<45} {state:<10} {ti.get('rendered_map_index') or ''}")
+        if run["state"] in TERMINAL:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{dag_id} run {run_id} still {run['state']}: see `landfall logs scheduler`")
+        time.sleep(1)
+    return FollowResult(
+        dag_id,
+        run_id,
+        run["state"],
+        _parse(run.get("queued_at")),
+        _parse(run.get("start_date")),
+        _parse(run.get("end_date")),
+        seen,
+    )
+
+
+def follow_partition(
+    api: AirflowApi,
+    dag_id: str,
+    partition: str,
+    after: datetime,
+    timeout_s: float = 600,
+    echo: Callable[[str], None] = print,
+) -> FollowResult:
+    """Wait for the run of `dag_id` for `partition` queued after `after`, and watch it to the end."""
+    deadline = time.monotonic() + timeout_s
+    echo(f"waiting for {dag_id} [{partition}] ...")
+    while True:
+        for run in api.dag_runs(dag_id, limit=50):
+            queued = _parse(run.get("queued_at"))
+            if run.get("partition_key") == partition and queued and queued >= after:
+                return watch_run(api, dag_id, run["dag_run_id"], deadline, echo)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {dag_id} run for partition {partition} within {timeout_s:.0f}s")
+        time.sleep(1)
+
+
+def follow_chain(
+    api: AirflowApi,
+    partition: str,
+    after: datetime,
+    timeout_s: float = 900,
+    echo: Callable[[str], None] = print,
+) -> list[FollowResult]:
+    """Follow every DAG downstream of ingest for one partition; stop at the first one that fails."""
+    results = []
+    deadline = time.monotonic() + timeout_s
+    for dag_id in CHAIN:
+        result = follow_partition(api, dag_id, partition, after, max(deadline - time.monotonic(), 1), echo)
+        results.append(result)
+        if result.state != "success":
+            break
+    return results

@@ -1,0 +1,39 @@
+"""Landing files the way a producer does: one PUT into the landing prefix. The CLI (`landfall land`,
+`landfall demo`), the benchmark and the end-to-end tests all land through here."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+from landfall.core.settings import StorageSettings
+from landfall.pipeline.keys import landing_key
+
+
+@dataclass(frozen=True)
+class Landed:
+    bucket: str
+    key: str
+    etag: str
+    bytes: int
+    put_at: float  # epoch seconds, just before the PUT
+
+    @property
+    def day(self) -> str:
+        return self.key.split("/")[-2]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def put_landing(s3: Any, bucket: str, key: str, body: bytes) -> Landed:
+    put_at = time.time()
+    etag = str(s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"]).strip('"')
+    return Landed(bucket, key, etag, len(body), put_at)
+
+
+def land_day(s3: Any, storage: StorageSettings, day: date, body: bytes) -> Landed:
+    """A day's file at its canonical key, `<landing_prefix>/<day>/<landing_filename>`."""
+    return put_landing(s3, storage.datasets_bucket, landing_key(storage, day), body)

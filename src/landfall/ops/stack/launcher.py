@@ -1,0 +1,393 @@
+"""The embedded local stack: SeaweedFS (S3), MLflow and Airflow 3, all on 127.0.0.1, under one supervisor.
+
+`Stack.up()` renders the config, starts supervisord and, in order, whatever is not running, and waits for
+each component's health check; `Stack.down()` stops them (storage last) and supervisord. A component
+that crashes is restarted by supervisord (with back-off when it keeps dying at start-up), and
+`landfall status` shows how often. One launcher at a time per state folder: a second `up` waits for the
+first on a lock instead of racing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from landfall.core.paths import DAGS_FOLDER
+from landfall.core.settings import Settings
+from landfall.ops.airflow_api import AirflowApi
+from landfall.ops.stack import provision
+from landfall.ops.stack.components import Component, Context, StackError, by_name, components_of
+from landfall.ops.stack.environment import environment, process_environment
+from landfall.ops.stack.process import port_owner
+from landfall.ops.stack.state import StackSecrets, StackState
+from landfall.ops.stack.supervisor import Program, Supervisor, SupervisorError
+
+__all__ = ["ComponentStatus", "Stack", "StackError", "dag_files"]
+
+STORAGE = ("s3",)
+SERVICES = ("mlflow",)
+
+
+@dataclass
+class ComponentStatus:
+    name: str
+    url: str | None
+    pid: int | None
+    running: bool
+    healthy: bool
+    state: str  # supervisord's: RUNNING, STARTING, BACKOFF, EXITED, FATAL, STOPPED
+    restarts: int  # unexpected exits since the stack was started, each restarted by supervisord
+    last_exit: str | None
+    detail: str
+    log: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Stack:
+    def __init__(self, settings: Settings, echo: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.state = StackState(settings)
+        self.ctx = Context(settings, self.state)
+        self.echo = echo
+        self.supervisor = Supervisor(self.state.supervisor)
+
+    # ---- what the stack is ----------------------------------------------------------------------
+    @property
+    def components(self) -> tuple[str, ...]:
+        return tuple(component.name for component in components_of(self.settings))
+
+    @property
+    def s3_endpoint(self) -> str:
+        return self.ctx.s3_endpoint
+
+    @property
+    def mlflow_url(self) -> str:
+        return self.ctx.mlflow_url
+
+    @property
+    def airflow_url(self) -> str:
+        return self.ctx.airflow_url
+
+    def environment(self, secrets: StackSecrets | None = None) -> dict[str, str]:
+        """What a process needs to use the stack: the variables `landfall env` prints."""
+        return environment(self.ctx, secrets or self.state.secrets())
+
+    def s3_client(self) -> Any:
+        return self.ctx.s3_client()
+
+    def api(self) -> AirflowApi:
+        return AirflowApi(self.airflow_url, "admin", self.state.secrets().admin_password)
+
+    def _programs(self) -> list[Program]:
+        return [
+            Program(
+                c.name,
+                c.command(self.ctx),
+                self.state.logs / f"{c.name}.log",
+                c.cwd(self.ctx),
+                c.stop_grace_s,
+                c.env(self.ctx),
+            )
+            for c in components_of(self.settings)
+        ]
+
+    # ---- locking ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _exclusive(self, what: str) -> Iterator[None]:
+        """One launcher at a time per state folder; a second one waits and says so."""
+        self.state.ensure()
+        with open(self.state.lock_file, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.echo(
+                    f"  another `landfall` command is changing this stack ({self.state.root}); "
+                    f"waiting for it before `{what}` ..."
+                )
+                deadline = time.monotonic() + self.settings.stack.startup_timeout_s + 60
+                while True:
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() > deadline:
+                            raise StackError(  # noqa: B904 - not raised from the BlockingIOError
+                                f"gave up waiting for the other launcher ({self.state.lock_file})"
+                            )
+                        time.sleep(0.5)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # ---- supervisor -------------------------------------------------------------------------------
+    def _ensure_supervisor(self, secrets: StackSecrets) -> None:
+        config = self.supervisor.render(self._programs())
+        self.supervisor.ensure(
+            config,
+            process_environment(self.ctx, secrets),
+            stop_all=lambda: self._stop_all(quiet=True),
+            fingerprint_env=self.environment(secrets),
+        )
+
+    def _info(self, name: str) -> dict[str, Any] | None:
+        return self.supervisor.info(name)
+
+    def _running(self, name: str) -> bool:
+        info = self._info(name)
+        return bool(info and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"))
+
+    def _start(self, component: Component) -> None:
+        if self._running(component.name):
+            return
+        port = getattr(self.ctx.ports, component.port) if component.port else None
+        if port is not None and (owner := port_owner(port)):
+            raise StackError(
+                f"{component.name}: port {port} on {self.ctx.host} is taken by {owner}. Stop it, or pick "
+                "another "
+                f"port with LANDFALL_STACK__PORTS__{component.port.upper()}=<port>"
+            )
+        self.echo(f"  starting {component.name} ...")
+        try:
+            self.supervisor.start(component.name)
+        except SupervisorError as error:
+            raise StackError(f"{error}\n{self.log_tail(component.name)}") from None
+
+    # ---- health -----------------------------------------------------------------------------------
+    def check(self, name: str, airflow_health: dict[str, Any] | None = None) -> tuple[bool, str]:
+        component = by_name(name)
+        health = (
+            airflow_health
+            if airflow_health is not None or not component.airflow
+            else self.ctx.airflow_health()
+        )
+        return component.health(self.ctx, health)
+
+    def _wait_healthy(self, names: list[str], deadline: float) -> None:
+        pending = list(names)
+        while pending:
+            health = self.ctx.airflow_health() if any(by_name(n).airflow for n in pending) else None
+            for name in list(pending):
+                info = self._info(name)
+                if info is None or info["statename"] in ("FATAL", "EXITED", "STOPPED"):
+                    raise StackError(f"{name} exited during start-up.\n{self.log_tail(name)}")
+                healthy, _ = by_name(name).health(self.ctx, health)
+                if healthy:
+                    pending.remove(name)
+                    self.echo(f"  {name} is healthy")
+            if pending and time.monotonic() > deadline:
+                details = "\n".join(f"{n}: {self.check(n)[1]}\n{self.log_tail(n)}" for n in pending)
+                raise StackError(
+                    f"timed out after {self.settings.stack.startup_timeout_s:.0f}s waiting for "
+                    f"{', '.join(pending)} (raise LANDFALL_STACK__STARTUP_TIMEOUT_S on a slow machine)\n"
+                    f"{details}"
+                )
+            if pending:
+                time.sleep(0.5)
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        path = self.state.logs / f"{name}.log"
+        if not path.exists():
+            return f"  (no log at {path})"
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        return f"  last lines of {path}:\n" + "\n".join("    " + line for line in tail)
+
+    def status(self) -> list[ComponentStatus]:
+        health = self.ctx.airflow_health()
+        exits = self.supervisor.unexpected_exits()
+        result = []
+        for component in components_of(self.settings):
+            info = self._info(component.name) or {}
+            state = info.get("statename", "STOPPED")
+            running = state in ("RUNNING", "STARTING", "BACKOFF")
+            healthy, detail = component.health(self.ctx, health) if running else (False, "not running")
+            result.append(
+                ComponentStatus(
+                    name=component.name,
+                    url=component.url(self.ctx) if component.url else None,
+                    pid=info.get("pid") or None,
+                    running=running,
+                    healthy=healthy and state == "RUNNING",
+                    state=state,
+                    restarts=len(exits.get(component.name, [])),
+                    last_exit=(exits.get(component.name) or [None])[-1],
+                    detail=detail,
+                    log=str(self.state.logs / f"{component.name}.log"),
+                )
+            )
+        return result
+
+    def is_up(self) -> bool:
+        return self.supervisor.running() and all(component.healthy for component in self.status())
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+    def up(self) -> float:
+        """Bring the stack up (a no-op when it is healthy); return the seconds it took."""
+        started = time.monotonic()
+        with self._exclusive("up"):
+            if self.is_up():
+                self.echo("Landfall stack is already up.")
+                self.wait_for_dags(started + self.settings.stack.startup_timeout_s)
+                return 0.0
+            deadline = started + self.settings.stack.startup_timeout_s
+            try:
+                self._up(deadline)
+            except BaseException:
+                self.echo("Start-up failed; stopping what was started (logs are kept).")
+                self._stop_all(quiet=True)
+                self.supervisor.shutdown()
+                raise
+        return time.monotonic() - started
+
+    def _up(self, deadline: float) -> None:
+        secrets = self.state.secrets()
+        if self.ctx.scaleout:
+            provision.check_broker(self.ctx)
+            provision.create_databases(self.ctx, self.echo)
+        self._start_storage(secrets, deadline)
+        fresh = not self._running("scheduler")
+        self._start(by_name("mlflow"))
+        if fresh:
+            self.echo("  migrating the Airflow metadata DB ...")
+            provision.migrate(self.ctx, process_environment(self.ctx, secrets), self.log_tail)
+        airflow = [c for c in components_of(self.settings) if c.airflow]
+        for component in airflow:
+            self._start(component)
+        self._wait_healthy(["mlflow", *(c.name for c in airflow)], deadline)
+        provision.create_pools(self.api())
+        self.wait_for_dags(deadline)
+
+    def _start_storage(self, secrets: StackSecrets, deadline: float) -> None:
+        provision.render(self.ctx, secrets)
+        self._ensure_supervisor(secrets)
+        self._start(by_name("s3"))
+        self._wait_healthy(["s3"], deadline)
+        provision.create_buckets(self.ctx, self.echo)
+
+    def start_storage(self) -> None:
+        """Start only SeaweedFS and create the buckets (what the S3-only tests need)."""
+        with self._exclusive("start_storage"):
+            deadline = time.monotonic() + self.settings.stack.startup_timeout_s
+            self._start_storage(self.state.secrets(), deadline)
+
+    def restart(self, name: str) -> None:
+        """Start one component that is down (or wait for supervisord's own restart) until it is healthy."""
+        with self._exclusive(f"restart {name}"):
+            self._start(by_name(name))
+            self._wait_healthy([name], time.monotonic() + self.settings.stack.startup_timeout_s)
+
+    def stop(self, name: str) -> bool:
+        """Stop one component and keep it stopped (until `up` or `restart`)."""
+        return self.supervisor.stop(name)
+
+    def kill(self, name: str) -> int | None:
+        """SIGKILL a component's whole process group at once, as a crash would (the fault-injection
+        tests use it); supervisord notices and restarts it. Returns the PID that was killed."""
+        info = self._info(name)
+        pid = info.get("pid") if info else None
+        if not pid:
+            return None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        return pid
+
+    def process_tree(self) -> list[Any]:
+        """Every live process of every component (each component's process group and children)."""
+        import psutil
+
+        found = []
+        for name in self.components:
+            info = self._info(name)
+            if info and info.get("pid"):
+                with contextlib.suppress(psutil.Error):
+                    root = psutil.Process(info["pid"])
+                    found += [root, *root.children(recursive=True)]
+        return found
+
+    def wait_for_dags(self, deadline: float) -> None:
+        """Wait until the dag-processor has parsed every DAG file once.
+
+        Healthy components are not enough: until a DAG is serialized its asset watcher is not
+        registered, so a file landed right after `up` would wait unseen. A file that fails to import
+        counts as parsed; its error is printed, because the UI would only show a banner.
+        """
+        expected = dag_files()
+        api = self.api()
+        while True:
+            parsed = {dag["relative_fileloc"] for dag in api.get("dags", limit=1000)["dags"]}
+            errors = {
+                _relative_to_dags(error["filename"]): error["stack_trace"]
+                for error in api.get("importErrors", limit=1000)["import_errors"]
+            }
+            missing = expected - parsed - set(errors)
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"the dag-processor has not parsed {', '.join(sorted(missing))} yet; "
+                    "see `landfall logs dag-processor`"
+                )
+            time.sleep(0.5)
+        for filename, trace in sorted(errors.items()):
+            self.echo(f"  WARNING: dags/{filename} failed to import:\n{trace.strip()[-1500:]}")
+        self.echo(f"  {len(expected) - len(errors)} of {len(expected)} DAG files are loaded")
+
+    def _stop_all(self, quiet: bool) -> list[str]:
+        stopped = []
+        if not self.supervisor.running():
+            return stopped
+        order = [*[c.name for c in components_of(self.settings) if c.airflow][::-1], *SERVICES, *STORAGE]
+        for name in order:
+            if self.supervisor.stop(name):
+                stopped.append(name)
+                if not quiet:
+                    self.echo(f"  stopped {name}")
+        return stopped
+
+    def down(self, quiet: bool = False) -> list[str]:
+        """Stop every component (Airflow first, storage last) and the supervisor; return what was stopped."""
+        with self._exclusive("down"):
+            stopped = self._stop_all(quiet)
+            self.supervisor.shutdown()
+        return stopped
+
+    def summary(self) -> str:
+        secrets = self.state.secrets()
+        storage = self.settings.storage
+        return "\n".join(
+            [
+                f"Airflow UI   {self.airflow_url}   (login: admin / {secrets.admin_password})",
+                f"  Asset graph: {self.airflow_url}/assets",
+                f"MLflow UI    {self.mlflow_url}   (login: admin / the same password)",
+                f"S3 endpoint  {self.s3_endpoint}   (landing: s3://{storage.datasets_bucket}/"
+                f"{storage.landing_prefix}/<YYYY-MM-DD>/{storage.landing_filename})",
+                f"Logs         {self.state.logs}",
+                'Shell        eval "$(landfall env)"   # airflow, mlflow and aws/boto3 then use this stack',
+            ]
+        )
+
+
+def dag_files() -> set[str]:
+    """The DAG files (relative to dags/) the dag-processor must load: every module in producers/ and
+    consumers/ (assets/ only names Assets)."""
+    return {
+        path.relative_to(DAGS_FOLDER).as_posix()
+        for folder in ("producers", "consumers")
+        for path in (DAGS_FOLDER / folder).glob("*.py")
+        if not path.name.startswith("_")
+    }
+
+
+def _relative_to_dags(filename: str) -> str:
+    """Import errors name their file relative to the bundle (dags/), older releases absolutely."""
+    path = Path(filename)
+    return path.relative_to(DAGS_FOLDER).as_posix() if path.is_relative_to(DAGS_FOLDER) else path.as_posix()

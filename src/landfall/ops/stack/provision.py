@@ -1,0 +1,245 @@
+"""One-time work around the processes: rendered config files, buckets, databases, the migration, the pool.
+
+Every function is safe to repeat; `landfall up` calls them on each start.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import string
+import subprocess
+from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
+
+from landfall.core import catalog
+from landfall.core.paths import AIRFLOW_CFG_TEMPLATE, DAGS_FOLDER, REPO_ROOT
+from landfall.ops.stack.components import Context, StackError, executable
+from landfall.ops.stack.state import StackSecrets
+
+Echo = Callable[[str], None]
+
+
+def render(ctx: Context, secrets: StackSecrets) -> None:
+    """airflow.cfg, the login file, SeaweedFS's identities and security, MLflow's auth config (all 0600)."""
+    state, storage = ctx.state, ctx.settings.storage
+    state.ensure()
+    config = string.Template(AIRFLOW_CFG_TEMPLATE.read_text()).substitute(
+        dags_folder=DAGS_FOLDER,
+        parallelism=ctx.settings.stack.parallelism,
+        host=ctx.host,
+        airflow_api_port=ctx.ports.airflow_api,
+        airflow_home=state.airflow_home,
+        aws_conn_id=storage.aws_conn_id,
+        xcom_bucket=storage.xcom_bucket,
+        xcom_prefix=storage.xcom_prefix,
+    )
+    state.write_private(state.airflow_home / "airflow.cfg", config)
+    state.write_private(
+        state.airflow_home / "simple_auth_manager_passwords.json",
+        json.dumps({"admin": secrets.admin_password}),
+    )
+    identities = {
+        "identities": [
+            {
+                "name": "landfall",
+                "credentials": [{"accessKey": secrets.s3_access_key, "secretKey": secrets.s3_secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+    }
+    state.write_private(state.root / "s3-identities.json", json.dumps(identities))
+    _seaweed_security(ctx, secrets)
+    state.write_private(state.mlflow_home / "basic_auth.ini", _mlflow_auth_ini(ctx))
+
+
+def _seaweed_security(ctx: Context, secrets: StackSecrets) -> None:
+    """SeaweedFS's own ports refuse anonymous use: JWT-signed volume and filer HTTP (reads and writes),
+    mutual TLS on every gRPC port. Only its S3 port (with the generated keys) serves data."""
+    folder = ctx.state.seaweed
+    if not (folder / "tls.key").exists():
+        for name, content in _certificates(ctx.host).items():
+            ctx.state.write_private(folder / name, content)
+    grpc = "\n".join(
+        f'[grpc.{part}]\ncert = "{folder}/tls.crt"\nkey = "{folder}/tls.key"\n'
+        'allowed_commonNames = "landfall"\n'
+        for part in ("master", "volume", "filer", "s3")
+    )
+    security = f"""# Rendered by `landfall up`; the keys are generated per stack.
+[jwt.signing]
+key = "{secrets.seaweed_volume_write_key}"
+expires_after_seconds = 10
+[jwt.signing.read]
+key = "{secrets.seaweed_volume_read_key}"
+expires_after_seconds = 10
+[jwt.filer_signing]
+key = "{secrets.seaweed_filer_write_key}"
+expires_after_seconds = 10
+[jwt.filer_signing.read]
+key = "{secrets.seaweed_filer_read_key}"
+expires_after_seconds = 10
+[access]
+ui = false
+[grpc]
+ca = "{folder}/ca.crt"
+{grpc}
+[grpc.client]
+cert = "{folder}/tls.crt"
+key = "{folder}/tls.key"
+"""
+    ctx.state.write_private(folder / "security.toml", security)
+
+
+def _certificates(host: str) -> dict[str, bytes]:
+    """A private CA and one certificate (CN landfall, for 127.0.0.1) for SeaweedFS's mutual TLS."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def builder(subject: str, issuer: str, key: ec.EllipticCurvePrivateKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+        )
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        builder("landfall-ca", "landfall-ca", ca_key)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+    try:
+        names.append(x509.IPAddress(ipaddress.ip_address(host)))
+    except ValueError:
+        names.append(x509.DNSName(host))
+    cert = (
+        builder("landfall", "landfall-ca", key)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return {
+        "ca.crt": ca.public_bytes(pem),
+        "tls.crt": cert.public_bytes(pem),
+        "tls.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    }
+
+
+def _mlflow_auth_ini(ctx: Context) -> str:
+    """MLflow's basic-auth app: the admin user gets its password from the environment on first start."""
+    return f"""[mlflow]
+default_permission = NO_PERMISSIONS
+database_uri = sqlite:///{ctx.state.mlflow_home}/basic_auth.db
+admin_username = admin
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+grant_default_workspace_access = false
+auth_cache_ttl_seconds = 300
+"""
+
+
+def create_buckets(ctx: Context, echo: Echo) -> None:
+    s3 = ctx.s3_client()
+    storage = ctx.settings.storage
+    existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
+    for bucket in (storage.datasets_bucket, storage.mlflow_artifacts_bucket, storage.xcom_bucket):
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket)
+            echo(f"  created bucket s3://{bucket}")
+
+
+def create_databases(ctx: Context, echo: Echo) -> None:
+    """Create the Airflow and MLflow databases on the PostgreSQL server when they are missing."""
+    import psycopg2
+    from psycopg2 import sql
+
+    scaleout = ctx.scaleout
+    try:
+        connection = psycopg2.connect(scaleout.database_url("postgres"), connect_timeout=5)
+    except psycopg2.OperationalError as error:
+        raise StackError(
+            f"PostgreSQL does not answer at {without_password(scaleout.postgres_url)}: "
+            f"{str(error).strip()}\nStart it (or set LANDFALL_STACK__SCALEOUT__POSTGRES_URL)."
+        ) from None
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            for database in (scaleout.airflow_database, scaleout.mlflow_database):
+                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                if cursor.fetchone() is None:
+                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                    echo(f"  created PostgreSQL database {database}")
+    finally:
+        connection.close()
+
+
+def check_broker(ctx: Context) -> None:
+    """Fail early, and say so, when the Celery broker does not answer."""
+    import kombu
+
+    try:
+        with kombu.Connection(ctx.scaleout.broker_url, connect_timeout=5) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as error:
+        where = without_password(ctx.scaleout.broker_url)
+        raise StackError(
+            f"the Celery broker does not answer at {where}: {error}\n"
+            "Start it (or set LANDFALL_STACK__SCALEOUT__BROKER_URL)."
+        ) from None
+
+
+def migrate(ctx: Context, env: dict[str, str], log_tail: Callable[[str, int], str]) -> None:
+    log = ctx.state.logs / "db-migrate.log"
+    with open(log, "ab") as handle:
+        result = subprocess.run(
+            [executable("airflow"), "db", "migrate"],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            timeout=600,
+            check=False,
+        )
+    if result.returncode != 0:
+        raise StackError(
+            f"`airflow db migrate` failed (exit {result.returncode}).\n{log_tail('db-migrate', 25)}"
+        )
+
+
+def create_pools(api: object) -> None:
+    """The one-slot pool that keeps evaluation's comparison and deploy's promotion apart. (A task whose
+    pool does not exist is never scheduled, so this runs on every start.)"""
+    import requests
+
+    body = {
+        "name": catalog.PROMOTION_POOL,
+        "slots": 1,
+        "description": "Landfall: evaluate's comparison and deploy's promotion, one at a time",
+    }
+    try:
+        api.get(f"pools/{catalog.PROMOTION_POOL}")  # type: ignore[attr-defined]
+    except requests.HTTPError as error:
+        if error.response is None or error.response.status_code != 404:
+            raise
+        api.post("pools", body)  # type: ignore[attr-defined]
+
+
+def without_password(url: str) -> str:
+    """A service URL safe to print: any password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
