@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-# Must happen before anything calls landfall.settings.get_settings() (it is cached per process).
+# Must happen before anything calls landfall.core.settings.get_settings() (it is cached per process).
 _STATE = Path(os.environ.get("LANDFALL_TEST_STATE_DIR") or tempfile.mkdtemp(prefix="landfall-test-"))
 os.environ.update(
     {
@@ -39,7 +39,7 @@ os.environ["AIRFLOW_HOME"] = str(_STATE / "airflow")
 
 @pytest.fixture(scope="session")
 def settings():
-    from landfall.settings import get_settings
+    from landfall.core.settings import get_settings
 
     return get_settings()
 
@@ -47,7 +47,7 @@ def settings():
 @pytest.fixture(scope="session")
 def launcher(settings):
     """The Stack object for the test state folder; stops whatever the session started at the end."""
-    from landfall.stack.launcher import Stack
+    from landfall.ops.stack.launcher import Stack
 
     stack = Stack(settings, echo=lambda line: print(line, flush=True))
     yield stack
@@ -81,7 +81,7 @@ def s3(s3_server):
 
 @pytest.fixture
 def airflow_api(stack):
-    from landfall.airflow_api import AirflowApi
+    from landfall.ops.airflow_api import AirflowApi
 
     return AirflowApi.from_env()
 
@@ -120,3 +120,21 @@ def alerts():
     receiver = AlertReceiver()
     yield receiver
     receiver.server.shutdown()
+
+
+@pytest.fixture
+def local_mlflow(tmp_path, monkeypatch):
+    """A real MLflow tracking store and model registry in a SQLite file (no server): the registry and
+    model-loading logic run against MLflow itself, not a fake."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)  # MLflow writes artifacts under ./mlruns for a database store
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # for trainer subprocesses
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        yield mlflow.MlflowClient()
+    finally:
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from landfall.datagen import make_batch, to_parquet
+from landfall.pipeline.datagen import make_batch, to_parquet
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from landfall.dagparse import parse_in_subprocess
-from landfall.stack.launcher import DAGS_FOLDER as DAGS
-from landfall.stack.launcher import dag_files
+from landfall.ops.dagparse import parse_in_subprocess
+from landfall.ops.stack.launcher import DAGS_FOLDER as DAGS
+from landfall.ops.stack.launcher import dag_files
 
 DAG_FILES = sorted(DAGS / name for name in dag_files())
 PARSE_BOUND_S = 1.0  # generous: measured figures are printed, the target is 0.5 s

@@ -4,31 +4,19 @@ config/landfall.yaml are asserted in them."""
 
 from __future__ import annotations
 
-import sys
-
 import kubernetes_validate
 import pytest
 
-from landfall.compute import XCOM_RETURN_PATH
-from landfall.podspec import render_pods
-from landfall.settings import get_settings
-from landfall.stack.launcher import DAGS_FOLDER
-from landfall.trials import trial_grid
+from landfall.airflow.compute import XCOM_RETURN_PATH
+from landfall.airflow.podspec import dag_shapes, render_pods
+from landfall.core.settings import get_settings
+from landfall.pipeline.training.trials import trial_grid
 
 KUBERNETES_VERSION = "1.30"
 
 
-@pytest.fixture
-def fresh_settings():
-    """Settings re-read after the test, so an environment override does not leak into later tests."""
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
 @pytest.fixture(scope="module")
 def pods(tmp_path_factory):
-    get_settings.cache_clear()
     return render_pods(tmp_path_factory.mktemp("pods"))
 
 
@@ -113,11 +101,13 @@ def test_pods_return_their_result_through_the_xcom_sidecar(pods):
     assert len(trials) == len(pods), "every pod trains a different trial"
 
 
-def test_a_config_change_shows_up_in_the_rendered_pods(tmp_path, monkeypatch, fresh_settings):
-    monkeypatch.setenv("LANDFALL_COMPUTE__KUBERNETES__GPUS", "4")
-    monkeypatch.setenv("LANDFALL_COMPUTE__KUBERNETES__IMAGE", "registry.example.com/ml/trainer:2.0")
-    monkeypatch.setenv("LANDFALL_TRAINING__GRID__BATCH_SIZE", "[32, 64, 128]")
-    pods = render_pods(tmp_path)
+def test_a_config_change_shows_up_in_the_rendered_pods(tmp_path):
+    overrides = {
+        "LANDFALL_COMPUTE__KUBERNETES__GPUS": "4",
+        "LANDFALL_COMPUTE__KUBERNETES__IMAGE": "registry.example.com/ml/trainer:2.0",
+        "LANDFALL_TRAINING__GRID__BATCH_SIZE": "[32, 64, 128]",
+    }
+    pods = render_pods(tmp_path, overrides)
     assert len(pods) == 2 * 3  # learning rates x batch sizes
     for pod in pods:
         trainer = _trainer(pod.manifest)
@@ -126,26 +116,8 @@ def test_a_config_change_shows_up_in_the_rendered_pods(tmp_path, monkeypatch, fr
         kubernetes_validate.validate(pod.manifest, KUBERNETES_VERSION, strict=True)
 
 
-def test_dag_files_are_the_same_for_both_profiles_only_the_trial_operator_differs(
-    fresh_settings, monkeypatch
-):
-    from airflow.dag_processing.dagbag import DagBag
-
-    sys.path.insert(0, str(DAGS_FOLDER))
-    shapes = {}
-    try:
-        for profile in ("local", "kubernetes"):
-            monkeypatch.setenv("LANDFALL_COMPUTE__PROFILE", profile)
-            get_settings.cache_clear()
-            bag = DagBag(dag_folder=str(DAGS_FOLDER), safe_mode=False)
-            assert bag.import_errors == {}
-            shapes[profile] = {
-                dag_id: {task.task_id: _operator_name(task) for task in dag.tasks}
-                for dag_id, dag in bag.dags.items()
-            }
-    finally:
-        sys.path.remove(str(DAGS_FOLDER))
-    local, kubernetes = shapes["local"], shapes["kubernetes"]
+def test_dag_files_are_the_same_for_both_profiles_only_the_trial_operator_differs():
+    local, kubernetes = dag_shapes("local"), dag_shapes("kubernetes")
     assert local.keys() == kubernetes.keys() and len(local) == 5
     for dag_id in local:
         assert local[dag_id].keys() == kubernetes[dag_id].keys()
@@ -159,8 +131,3 @@ def test_dag_files_are_the_same_for_both_profiles_only_the_trial_operator_differ
         if local[dag_id][task_id] != kubernetes[dag_id][task_id]
     }
     assert differing == {("landfall_train", trial)}
-
-
-def _operator_name(task) -> str:
-    """The operator class, also for a mapped task (whose own type is MappedOperator)."""
-    return getattr(task, "operator_class", type(task)).__name__

@@ -16,9 +16,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from landfall import plots, registry
-from landfall.datagen import make_batch, make_corrupt, to_parquet
-from landfall.follow import CHAIN, follow_chain, follow_landing
+from landfall.ops.follow import CHAIN, follow_chain, follow_landing
+from landfall.pipeline import plots, registry
+from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
 
 pytestmark = pytest.mark.stack
 TIMEOUT_S = 600
@@ -90,7 +90,7 @@ def test_day_one_goes_through_every_dag_and_becomes_the_champion(stack, airflow_
         assert len(_events(airflow_api, asset, day)) == 1, asset
     [candidate] = _events(airflow_api, "model_candidate", day)
     candidate = candidate["extra"]
-    from landfall.trials import trial_grid
+    from landfall.pipeline.training.trials import trial_grid
 
     assert candidate["trials"] == len(trial_grid(stack.settings.training.grid)) >= 2
     assert candidate["failed_trials"] == 0

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from landfall.datagen import make_corrupt
-from landfall.follow import follow_landing
-from landfall.settings import REPO_ROOT
+from landfall.core.paths import REPO_ROOT
+from landfall.ops.follow import follow_landing
+from landfall.pipeline.datagen import make_corrupt
 
 pytestmark = pytest.mark.stack
 playwright = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")

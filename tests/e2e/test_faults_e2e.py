@@ -11,10 +11,10 @@ from datetime import date, timedelta
 import pyarrow.parquet as pq
 import pytest
 
-from landfall.datagen import make_batch, make_corrupt, to_parquet
-from landfall.follow import find_run_for_key, follow_landing, watch_run
-from landfall.stack import process
-from landfall.triggers import landed_objects_in
+from landfall.airflow.triggers import landed_objects_in
+from landfall.ops.follow import find_run_for_key, follow_landing, watch_run
+from landfall.ops.stack import process
+from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
 
 pytestmark = pytest.mark.stack
 RUN_TIMEOUT_S = 300
@@ -108,7 +108,7 @@ def test_scheduler_killed_during_training_recovers_without_a_second_version_or_p
     """SIGKILL of the scheduler takes its LocalExecutor workers, and so the running trials, with it."""
     from mlflow import MlflowClient
 
-    from landfall.follow import CHAIN, follow_partition
+    from landfall.ops.follow import CHAIN, follow_partition
 
     day = _day()
     key = f"daily/{day}/features.parquet"

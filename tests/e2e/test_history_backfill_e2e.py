@@ -15,10 +15,10 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from landfall import registry
-from landfall.datagen import make_batch, to_parquet
-from landfall.follow import CHAIN, follow_partition, watch_run
-from landfall.keys import landing_key, ledger_key
+from landfall.ops.follow import CHAIN, follow_partition, watch_run
+from landfall.pipeline import registry
+from landfall.pipeline.datagen import make_batch, to_parquet
+from landfall.pipeline.keys import landing_key, ledger_key
 
 pytestmark = pytest.mark.stack
 TIMEOUT_S = 900
@@ -47,7 +47,7 @@ def history(launcher):
 
 def _airflow(stack, *args: str) -> subprocess.CompletedProcess:
     """The plain airflow CLI, in the environment `eval "$(landfall env)"` gives a shell."""
-    from landfall.stack.launcher import _bin
+    from landfall.ops.stack.launcher import _bin
 
     env = stack._process_env(stack.state.secrets())
     result = subprocess.run(

@@ -13,9 +13,9 @@ from datetime import date, timedelta
 import pytest
 
 from hostile_inputs import HOSTILE_INPUTS, key_for
-from landfall.datagen import make_batch, to_parquet
-from landfall.follow import follow_landing
-from landfall.triggers import landed_objects_in
+from landfall.airflow.triggers import landed_objects_in
+from landfall.ops.follow import follow_landing
+from landfall.pipeline.datagen import make_batch, to_parquet
 
 pytestmark = pytest.mark.stack
 RUN_TIMEOUT_S = 240
@@ -99,7 +99,7 @@ def test_dag_run_conf_can_neither_lower_the_gate_nor_start_a_deploy(stack, airfl
     nothing: the gate reads only config, and a deploy needs an evaluation event."""
     from mlflow import MlflowClient
 
-    from landfall.follow import watch_run
+    from landfall.ops.follow import watch_run
 
     name = stack.settings.mlflow.model_name
     hostile_conf = {
@@ -129,7 +129,7 @@ def test_an_oversized_conf_is_refused_or_harmless(stack, airflow_api):
     except requests.HTTPError as error:
         assert 400 <= error.response.status_code < 500  # refused by the API: fine
     else:
-        from landfall.follow import watch_run
+        from landfall.ops.follow import watch_run
 
         result = watch_run(
             airflow_api, "landfall_ingest", run["dag_run_id"], time.monotonic() + RUN_TIMEOUT_S
@@ -147,7 +147,7 @@ def test_each_file_is_ingested_exactly_once_across_a_triggerer_restart(stack, ai
     etag_before, _ = _land(stack, before, to_parquet(make_batch(500, seed=21)))
     assert follow_landing(airflow_api, before, etag_before, timeout_s=RUN_TIMEOUT_S).outcome == "ingested"
 
-    from landfall.stack import process
+    from landfall.ops.stack import process
 
     process.stop(stack.state.pids, "triggerer")
     # Lands while no triggerer is running: must not be missed.

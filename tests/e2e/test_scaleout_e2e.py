@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from landfall.datagen import make_batch, to_parquet
-from landfall.follow import CHAIN, follow_chain, follow_landing, follow_partition
-from landfall.settings import PortSettings, ScaleoutSettings, get_settings
+from landfall.core.settings import get_settings
+from landfall.core.stack_settings import PortSettings, ScaleoutSettings
+from landfall.ops.follow import CHAIN, follow_chain, follow_landing, follow_partition
+from landfall.pipeline.datagen import make_batch, to_parquet
 
 TIMEOUT_S = 600
 POSTGRES = ("127.0.0.1", 5432)
@@ -78,7 +79,7 @@ def _query(scaleout: ScaleoutSettings, database: str, statement: str) -> list[tu
 
 @pytest.fixture(scope="module")
 def scaleout_stack():
-    from landfall.stack.launcher import Stack
+    from landfall.ops.stack.launcher import Stack
 
     _ensure_service(POSTGRES)
     _ensure_service(REDIS)
@@ -141,7 +142,7 @@ def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothin
     """No champion yet, so the evaluation says deploy; MLflow dies before the deploy run promotes."""
     from mlflow import MlflowClient
 
-    from landfall.stack import process
+    from landfall.ops.stack import process
 
     stack, api = scaleout_stack, scaleout_stack.api()
     day, _, runs = _land_and_follow_to(stack, api, CHAIN[:3], seed=777)

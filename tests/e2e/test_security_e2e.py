@@ -9,8 +9,8 @@ import subprocess
 import psutil
 import pytest
 
-from landfall.settings import REPO_ROOT
-from landfall.stack import process
+from landfall.core.paths import REPO_ROOT
+from landfall.ops.stack import process
 
 pytestmark = pytest.mark.stack
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -114,8 +114,8 @@ def test_no_secret_is_written_to_any_log(stack):
 def test_xcom_values_are_json_in_object_storage_never_pickle(stack, airflow_api):
     import uuid
 
-    from landfall.datagen import make_corrupt
-    from landfall.follow import follow_landing
+    from landfall.ops.follow import follow_landing
+    from landfall.pipeline.datagen import make_corrupt
 
     storage = stack.settings.storage
     s3 = stack.s3_client()

@@ -10,8 +10,8 @@ pytestmark = pytest.mark.stack
 
 def test_down_leaves_no_process_behind(stack):
     """Stops the stack and looks for any survivor of every component's process tree."""
-    from landfall.stack import process
-    from landfall.stack.launcher import COMPONENTS
+    from landfall.ops.stack import process
+    from landfall.ops.stack.launcher import COMPONENTS
 
     tree = []
     for name in COMPONENTS:

@@ -1,4 +1,4 @@
-"""`landfall.ingest` against a real SeaweedFS S3 server: store, quarantine, and safe repetition."""
+"""`landfall.pipeline.ingest` against a real SeaweedFS S3 server: store, quarantine, and safe repetition."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from hostile_inputs import HOSTILE_INPUTS, TEN_TIMES, key_for
-from landfall.datagen import make_batch, make_corrupt, to_parquet
-from landfall.ingest import IngestError, ingest_landed_object
+from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
+from landfall.pipeline.ingest import IngestError, ingest_landed_object
 
 
 @pytest.fixture

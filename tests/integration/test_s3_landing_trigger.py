@@ -14,8 +14,8 @@ import pytest
 from airflow.triggers.base import BaseEventTrigger
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
 
-from landfall.triggers import landed_objects_in
-from landfall.triggers.s3_landing import LandingProducer, S3LandingTrigger
+from landfall.airflow.triggers import landed_objects_in
+from landfall.airflow.triggers.s3_landing import LandingProducer, S3LandingTrigger
 
 ACKED = AdvanceOutcome(acked=1, failed=0)
 FAILED = AdvanceOutcome(acked=0, failed=1)
@@ -146,7 +146,7 @@ def test_a_burst_is_reported_in_one_event_so_airflow_starts_one_run_for_it(s3, a
 
 
 def test_a_burst_larger_than_one_event_holds_is_split(s3, area, monkeypatch):
-    from landfall.triggers import s3_landing
+    from landfall.airflow.triggers import s3_landing
 
     monkeypatch.setattr(s3_landing, "MAX_OBJECTS_PER_EVENT", 5)
     for day in range(1, 13):

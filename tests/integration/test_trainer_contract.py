@@ -10,52 +10,43 @@ import sys
 
 import pytest
 
-from landfall.compute import XCOM_RETURN_PATH, run_trainer_locally
-from landfall.datagen import make_batch
-from landfall.features import split
-from landfall.podspec import SAMPLE_PARTITION, render_pods, sample_dataset
+from landfall.airflow.compute import XCOM_RETURN_PATH, run_trainer_locally
+from landfall.airflow.podspec import SAMPLE_PARTITION, render_pods, sample_dataset
+from landfall.pipeline.datagen import make_batch
+from landfall.pipeline.features import split
 
 
 @pytest.fixture
 def sample_splits(s3, settings):
-    """The train/test splits of the sample partition the rendered pods point at, in the real S3."""
+    """The splits of the sample partition the rendered pods name, in the real S3; yields the test split."""
     import io
 
-    train, test = split(make_batch(600, seed=11), settings.landing, settings.training.test_fraction)
+    training = settings.training
+    parts = split(
+        make_batch(600, seed=11), settings.landing, training.validation_fraction, training.test_fraction
+    )
     dataset = sample_dataset()
-    for name, frame in (("train", train), ("test", test)):
+    for name, frame in parts.items():
         bucket, _, key = dataset[f"{name}_uri"].removeprefix("s3://").partition("/")
         buffer = io.BytesIO()
         frame.to_parquet(buffer, index=False)
         s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
-    yield test
-    for name in ("train", "test"):
+    yield parts["test"]
+    for name in parts:
         bucket, _, key = dataset[f"{name}_uri"].removeprefix("s3://").partition("/")
         s3.delete_object(Bucket=bucket, Key=key)
-
-
-@pytest.fixture
-def local_mlflow(tmp_path, monkeypatch):
-    """A file-backed MLflow store: the contract is about the trainer, not the tracking server."""
-    import mlflow
-
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)  # default artifact root ./mlruns
-    mlflow.set_tracking_uri(uri)
-    yield uri
-    mlflow.set_tracking_uri(None)
 
 
 def test_trainer_cli_with_the_rendered_pod_arguments_writes_the_return_json_contract(
     tmp_path, sample_splits, local_mlflow, settings
 ):
-    from landfall.trainer import load_classifier, predict
+    from landfall.pipeline.training.models import load_trial_model
+    from landfall.pipeline.training.trainer import predict
 
     pod = render_pods(tmp_path / "pods")[0]
     container = pod.manifest["spec"]["containers"][0]
     command, args = container["command"], container["args"]
-    assert command == ["python", "-m", "landfall.trainer"]
+    assert command == ["python", "-m", "landfall.pipeline.training"]
     out = tmp_path / "xcom" / "return.json"
     # Everything as rendered, except where the pod's xcom volume is: here a temp folder.
     assert args[args.index("--out") + 1] == XCOM_RETURN_PATH
@@ -73,7 +64,7 @@ def test_trainer_cli_with_the_rendered_pod_arguments_writes_the_return_json_cont
     assert 0.5 < result["metrics"]["accuracy"] <= 1.0
     assert not list(out.parent.glob("*.tmp")), "the result is written whole, then renamed"
 
-    model = load_classifier(result["model_uri"])
+    model = load_trial_model(local_mlflow, result["run_id"], settings.mlflow.experiment)
     truth, predicted, probability = predict(model, sample_splits, settings.landing.label)
     assert len(predicted) == len(truth) and ((probability >= 0) & (probability <= 1)).all()
 
@@ -88,8 +79,9 @@ def test_local_backend_runs_the_same_cli_and_returns_the_same_contract(tmp_path,
 
 def test_trainer_cli_rejects_bad_arguments_with_a_clear_message(tmp_path):
     completed = subprocess.run(
-        [sys.executable, "-m", "landfall.trainer", "--train", "a", "--test", "b", "--partition", "p",
-         "--params", "[1, 2]", "--out", str(tmp_path / "r.json")],
+        [sys.executable, "-m", "landfall.pipeline.training", "--train", "a", "--validation", "b",
+         "--partition", "p", "--params", "[1, 2]", "--model", "mlp", "--label", "churned",
+         "--max-epochs", "1", "--experiment", "e", "--out", str(tmp_path / "r.json")],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert completed.returncode == 2

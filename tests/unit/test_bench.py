@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from landfall.bench import _add_comparison, format_table, percentiles
+from landfall.core.stack_settings import PortSettings
+from landfall.ops.bench.report import add_comparison, format_table, percentiles
+from landfall.ops.bench.runner import PORT_SHIFT
 
 
 def test_percentiles_are_nearest_rank_so_small_samples_report_real_observations():
@@ -22,8 +24,20 @@ def test_the_classic_sensor_is_compared_by_its_p50_against_the_event_p50():
         "event_to_run_start_s": {"p50": 2.0},
         "classic_sensor": {"poke_300s": {"file_to_work_start_s": {"p50": 150.0}}},
     }
-    _add_comparison(results)
+    add_comparison(results)
     assert results["comparison"] == {"poke_300s_vs_event_p50": 75.0}
+
+
+def _burst(files, seconds, lost=0, duplicates=0, failed=0):
+    return {
+        "files": files,
+        "all_processed_s": seconds,
+        "throughput_files_per_s": round(files / seconds, 2),
+        "ingest_runs": 3,
+        "failed_runs": failed,
+        "lost": lost,
+        "duplicates": duplicates,
+    }
 
 
 def test_the_table_says_which_targets_were_missed():
@@ -36,20 +50,43 @@ def test_the_table_says_which_targets_were_missed():
         "model_fit_s": 2.0,
         "critical_path_compute_s": 20.0,
         "overhead_ratio": 3.0,
-        "burst": {
-            "files": 50,
-            "all_processed_s": 90.0,
-            "throughput_files_per_s": 0.55,
-            "ingest_runs": 1,
-            "lost": 0,
-            "duplicates": 0,
+        "burst_50": _burst(50, 20.0),
+        "burst_1000": _burst(1000, 400.0, lost=1),
+        "bomb": {
+            "rows_declared": 20_000_000,
+            "file_bytes": 700_000,
+            "codes": ["too_large"],
+            "task_peak_rss_mb": 180,
+            "full_decode_peak_rss_mb": 2900,
         },
         "idle_rss_mb": 2000,
         "peak_rss_mb": 3000,
         "comparison": {},
     }
     table = format_table(results)
-    assert "event_to_run_start p50     < 5 s    met" in table
-    assert "overhead_ratio             < 2.0    NOT met" in table
-    assert "dag_parse_s max            < 0.5 s  NOT met" in table
-    assert "burst lost / duplicates    0 / 0    met" in table
+    assert any(
+        line.startswith("burst of 1000: lost / duplicates") and line.endswith("1 / 0")
+        for line in table.splitlines()
+    )
+    targets = {
+        line.strip()[:28].strip(): line.rstrip().endswith("NOT met")
+        for line in table.splitlines()
+        if line.startswith("  ")
+    }
+    assert targets == {
+        "event_to_run_start p50": False,
+        "overhead_ratio": True,
+        "dag_parse_s max": True,
+        "bursts lost / duplicates": True,
+        "bursts failed runs": False,
+        "burst of 1,000 throughput": True,
+        "bomb task peak RSS": False,
+    }
+
+
+def test_benchmark_ports_are_the_default_ones_moved_clear_of_the_ephemeral_range():
+    defaults = PortSettings()
+    ports = defaults.shifted(PORT_SHIFT)
+    assert ports.airflow_api == defaults.airflow_api + PORT_SHIFT
+    # SeaweedFS listens on each of its ports + 10000 (gRPC): still below Linux's ephemeral range.
+    assert max(ports.s3, ports.seaweed_master, ports.seaweed_volume, ports.seaweed_filer) + 10_000 < 32768

@@ -4,7 +4,7 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import train_test_split
 
-from landfall.datagen import make_batch
+from landfall.pipeline.datagen import make_batch
 
 
 def _accuracy(frame: pd.DataFrame) -> float:

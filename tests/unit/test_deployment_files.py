@@ -12,7 +12,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from landfall.settings import REPO_ROOT, get_settings
+from landfall.core.paths import REPO_ROOT
+from landfall.core.settings import get_settings
 
 DEPLOY = REPO_ROOT / "deploy"
 HELM_VALUES = DEPLOY / "helm" / "values.yaml"
@@ -105,6 +106,6 @@ def test_trainer_image_entrypoint_is_the_configured_pod_command():
 
 def test_the_trainer_runs_without_airflow_installed():
     """The trainer image installs only the `trainer` extra: the CLI must not import Airflow."""
-    code = "import sys; sys.modules['airflow'] = None; import landfall.trainer, landfall.compute; print('ok')"
+    code = "import sys; sys.modules['airflow'] = None; import landfall.pipeline.training.trainer; print('ok')"
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert completed.returncode == 0, completed.stderr[-2000:]

@@ -4,7 +4,15 @@ from datetime import date
 
 import pytest
 
-from landfall.keys import RejectedKey, key_digest, ledger_key, parse_landing_key, quarantine_folder
+from landfall.pipeline.keys import (
+    RejectedKey,
+    key_digest,
+    outcome_record,
+    parse_landing_key,
+    quarantine_folder,
+    raw_key,
+    seen_marker,
+)
 
 
 @pytest.fixture
@@ -46,7 +54,17 @@ def test_derived_keys_never_contain_the_hostile_key(storage):
     folder = quarantine_folder(storage, hostile, "abc", None)
     assert folder.startswith(f"{storage.quarantine_prefix}/unknown/")
     assert ".." not in folder and " " not in folder
-    assert ledger_key(storage, hostile, "abc").endswith(f"/{key_digest(hostile)}/abc")
+    assert seen_marker(storage.ledger_prefix, hostile, "abc").endswith(f"/seen/{key_digest(hostile)}/abc")
+    assert outcome_record(storage.ledger_prefix, hostile, "1-abc").endswith(
+        f"/{key_digest(hostile)}/1-abc.json"
+    )
     assert quarantine_folder(storage, hostile, "abc", "../x").startswith(
         f"{storage.quarantine_prefix}/unknown/"
     )
+
+
+def test_each_landing_version_has_its_own_raw_folder_so_two_runs_never_mix_bytes(storage):
+    first = raw_key(storage, "2026-11-20", "1764000000-" + "a" * 32)
+    second = raw_key(storage, "2026-11-20", "1764000060-" + "b" * 32)
+    assert first != second
+    assert first.startswith(f"{storage.raw_prefix}/date=2026-11-20/") and first.endswith("/data.parquet")

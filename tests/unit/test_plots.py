@@ -7,7 +7,7 @@ import io
 import numpy as np
 from sklearn.metrics import confusion_matrix
 
-from landfall import plots
+from landfall.pipeline import plots
 
 TRUTH = np.array([0, 0, 0, 1, 1, 0, 1, 0])
 PREDICTED = np.array([0, 1, 0, 1, 0, 0, 1, 0])

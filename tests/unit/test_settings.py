@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from landfall.settings import ConfigError, load_settings
+from landfall.core.settings import ConfigError, load_settings
 
 
 def test_defaults_load_from_the_repository_config():

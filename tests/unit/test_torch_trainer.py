@@ -10,11 +10,11 @@ import math
 import numpy as np
 import pytest
 
-from landfall.datagen import make_batch
-from landfall.features import split
+from landfall.pipeline.datagen import make_batch
+from landfall.pipeline.features import split
 
 torch = pytest.importorskip("torch")
-torch_trainer = pytest.importorskip("landfall.torch_trainer")
+torch_trainer = pytest.importorskip("landfall.pipeline.training.torch_trainer")
 
 PARAMS = {"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "hidden_units": 32}
 
@@ -70,7 +70,7 @@ def test_an_unknown_optimizer_is_refused(data, settings):
 def test_the_trainer_cli_trains_a_torch_trial_and_reports_its_device(data, settings, tmp_path, monkeypatch):
     import json
 
-    from landfall.trainer import main
+    from landfall.pipeline.training.trainer import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
@@ -91,7 +91,7 @@ def test_the_trainer_cli_trains_a_torch_trial_and_reports_its_device(data, setti
 def test_the_logged_model_loads_back_with_the_same_predictions(data, settings, tmp_path, monkeypatch):
     import mlflow
 
-    from landfall.trainer import load_classifier
+    from landfall.pipeline.training.trainer import load_classifier
 
     monkeypatch.chdir(tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")

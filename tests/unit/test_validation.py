@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from landfall.datagen import CORRUPTIONS, make_batch, make_corrupt, to_parquet
-from landfall.validation import validate_batch
+from landfall.pipeline.datagen import CORRUPTIONS, decompression_bomb, make_batch, make_corrupt, to_parquet
+from landfall.pipeline.validation import validate_parquet
+
+
+def validate_batch(data: bytes, landing):
+    return validate_parquet(io.BytesIO(data), len(data), landing)
 
 
 @pytest.fixture
@@ -22,8 +30,7 @@ def _codes(report):
 def test_a_generated_batch_is_valid(landing):
     report = validate_batch(to_parquet(make_batch(1000, seed=3)), landing)
     assert report.ok, report.problems
-    assert report.rows == 1000
-    assert len(report.sha256) == 64
+    assert report.rows == 1000 and report.row_groups == 1 and report.uncompressed_bytes > 0
 
 
 @pytest.mark.parametrize(
@@ -88,25 +95,51 @@ def test_broken_content_gets_a_specific_problem_code(landing, name, change, code
     assert code in _codes(report), f"{name}: {report.problems}"
 
 
-def test_too_many_rows_and_too_many_bytes(landing):
-    small = landing.model_copy(update={"max_rows": 100})
-    assert "too_many_rows" in _codes(validate_batch(to_parquet(make_batch(200)), small))
-    tiny = landing.model_copy(update={"max_bytes": 1000})
-    assert "too_large" in _codes(validate_batch(to_parquet(make_batch(200)), tiny))
+def test_limits_are_read_from_the_footer(landing):
+    body = to_parquet(make_batch(200))
+    for limit in ({"max_rows": 100}, {"max_uncompressed_bytes": 1000}, {"max_row_group_bytes": 1000}):
+        report = validate_batch(body, landing.model_copy(update=limit))
+        assert _codes(report) == {"too_large"}, (limit, report.problems)
+        assert "nothing was decoded" in report.problems[0].detail
 
 
-def test_float_columns_written_as_float32_are_accepted(landing):
-    frame = make_batch(300, seed=2)
+def test_values_are_checked_in_every_row_group_not_only_the_first(landing):
+    frame = make_batch(3000, seed=5)
+    frame.loc[2900, "tenure_months"] = -1.0  # in the last row group only
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    table = table.set_column(1, "tenure_months", table.column("tenure_months").cast(pa.float32()))
-    import io
-
     buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    assert validate_batch(buffer.getvalue(), landing).ok
+    pq.write_table(table, buffer, row_group_size=500)
+    report = validate_batch(buffer.getvalue(), landing)
+    assert report.row_groups == 6
+    assert "out_of_range" in _codes(report)
 
 
-def test_problems_are_machine_readable(landing):
-    report = validate_batch(make_corrupt("schema"), landing).as_dict()
-    assert report["ok"] is False
-    assert {"code", "detail", "column"} <= set(report["problems"][0])
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent (pytest) through fork and exec.
+VALIDATE_IN_A_FRESH_PROCESS = """
+import os, re, sys
+from landfall.core.settings import load_settings
+from landfall.pipeline.validation import validate_parquet
+
+path = sys.argv[1]
+report = validate_parquet(path, os.path.getsize(path), load_settings().landing)
+peak_kb = re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1)
+print(report.rows, ",".join(p.code for p in report.problems), peak_kb)
+"""
+
+
+def test_a_decompression_bomb_is_refused_from_its_footer_in_bounded_memory(tmp_path):
+    """20 million rows in well under a megabyte: `too_large`, and the whole process that validated it
+    stays under 300 MB (a full decode takes over a gigabyte)."""
+    bomb = tmp_path / "bomb.parquet"
+    bomb.write_bytes(decompression_bomb(20_000_000))
+    assert bomb.stat().st_size < 2_000_000
+    done = subprocess.run(
+        [sys.executable, "-c", VALIDATE_IN_A_FRESH_PROCESS, str(bomb)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    rows, codes, peak_kb = done.stdout.split()
+    assert (int(rows), codes) == (20_000_000, "too_large")
+    assert int(peak_kb) < 300 * 1024, f"peak RSS {int(peak_kb) // 1024} MB"

@@ -1,0 +1,138 @@
+"""The registry's promotion is a compare-and-set that fails closed, and models load without running their
+code: against a real MLflow store (SQLite), no server."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.exceptions import MlflowException
+
+from landfall.pipeline import registry
+from landfall.pipeline.datagen import make_batch
+from landfall.pipeline.features import split
+from landfall.pipeline.training.models import (
+    PIPELINE_TAGS,
+    UntrustedModel,
+    load_trial_model,
+    log_model,
+)
+from landfall.pipeline.training.trainer import build_model
+
+NAME = "landfall-churn-test"
+EXPERIMENT = "landfall-test"
+
+
+def _trial(settings, seed: int = 1, tags: dict | None = None) -> str:
+    """Fit and log a small trial model the way the trainer does; return its run id."""
+    parts = split(make_batch(600, seed=seed), settings.landing, 0.2, 0.2)
+    label = settings.landing.label
+    params = {"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "hidden_units": 8}
+    model = build_model(params, max_epochs=5)
+    model.fit(parts["train"].drop(columns=[label]), parts["train"][label])
+    mlflow.set_experiment(EXPERIMENT)
+    run_tags = {**PIPELINE_TAGS, "landfall.stage": "trial"} if tags is None else tags
+    with mlflow.start_run(tags=run_tags) as run:
+        log_model(model, "mlp")
+    return run.info.run_id
+
+
+def _promote(run_id: str, compared_with: str | None, by: str, client) -> registry.Promotion:
+    return registry.promote(NAME, run_id, f"runs:/{run_id}/model", compared_with, by, client)
+
+
+def test_no_model_yet_means_no_champion(local_mlflow):
+    assert registry.champion(NAME, local_mlflow) is None
+
+
+class _Failing:
+    """An MLflow client whose registry read fails the way a dead or locked server does."""
+
+    def __init__(self, client, error_code):
+        self.client, self.error_code = client, error_code
+
+    def get_registered_model(self, name):
+        raise MlflowException("database is locked", error_code=self.error_code)
+
+
+@pytest.mark.parametrize(
+    "error_code", ["INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"]
+)
+def test_a_registry_failure_is_an_error_never_no_champion(local_mlflow, error_code):
+    with pytest.raises(MlflowException, match="locked"):
+        registry.champion(NAME, _Failing(local_mlflow, error_code))
+
+
+def test_the_first_candidate_is_promoted_once_however_often_it_is_retried(local_mlflow, settings):
+    run_id = _trial(settings)
+    first = _promote(run_id, None, "deploy-run-1", local_mlflow)
+    assert (first.result, first.registered, first.version) == ("promoted", True, "1")
+    retry = _promote(run_id, None, "deploy-run-1", local_mlflow)  # the same deploy run again
+    assert (retry.result, retry.registered) == ("promoted", False)
+    replay = _promote(run_id, None, "deploy-run-2", local_mlflow)  # another run, the same candidate
+    assert replay.result == "already_champion"
+    assert len(local_mlflow.search_model_versions(f"name = '{NAME}'")) == 1
+    assert registry.champion_version(NAME, local_mlflow) == "1"
+
+
+def test_a_stale_evaluation_registers_nothing_and_moves_nothing(local_mlflow, settings):
+    """Day 1 and day 2 were both compared with v1; day 1 was promoted first. Day 2 is stale."""
+    old, day1, day2 = _trial(settings, 1), _trial(settings, 2), _trial(settings, 3)
+    assert _promote(old, None, "r0", local_mlflow).result == "promoted"
+    assert _promote(day1, "1", "r1", local_mlflow).result == "promoted"
+    stale = _promote(day2, "1", "r2", local_mlflow)
+    assert stale.result == "stale" and "version 2" in stale.reason
+    assert registry.champion_version(NAME, local_mlflow) == "2"
+    assert registry.version_for_run(NAME, day2, local_mlflow) is None
+    # Clearing the first deploy run re-runs its promotion: its champion (none) is long gone.
+    assert _promote(old, None, "r0-cleared", local_mlflow).result in ("stale", "already_champion")
+    assert registry.champion_version(NAME, local_mlflow) == "2"
+
+
+def test_a_pipeline_model_loads_with_the_projects_trusted_types_and_predicts_the_same(local_mlflow, settings):
+    run_id = _trial(settings)
+    model = load_trial_model(local_mlflow, run_id, EXPERIMENT)
+    frame = split(make_batch(200, seed=5), settings.landing, 0.2, 0.2)["test"].drop(
+        columns=[settings.landing.label]
+    )
+    assert model.predict_proba(frame).shape == (len(frame), 2)
+    assert np.isin(model.predict(frame), [0, 1]).all()
+
+
+def test_only_runs_of_this_pipelines_training_are_loaded(local_mlflow, settings):
+    foreign = _trial(settings, tags={"landfall.stage": "trial"})  # no pipeline tag
+    with pytest.raises(UntrustedModel, match="not a trial of this pipeline"):
+        load_trial_model(local_mlflow, foreign, EXPERIMENT)
+    ours = _trial(settings)
+    with pytest.raises(UntrustedModel):
+        load_trial_model(local_mlflow, ours, "another-experiment")
+    with pytest.raises(UntrustedModel, match="cannot be read"):
+        load_trial_model(local_mlflow, "0" * 32, EXPERIMENT)
+
+
+def test_a_pickled_model_or_one_with_code_is_never_loaded(local_mlflow, settings, tmp_path):
+    import mlflow.sklearn
+    import yaml
+
+    from landfall.pipeline.training.models import load_local_model
+
+    parts = split(make_batch(300, seed=2), settings.landing, 0.2, 0.2)
+    model = build_model({"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "hidden_units": 4}, 3)
+    model.fit(parts["train"].drop(columns=["churned"]), parts["train"]["churned"])
+    pickled = tmp_path / "pickled"
+    mlflow.sklearn.save_model(model, pickled, serialization_format="cloudpickle")
+    with pytest.raises(UntrustedModel, match="cloudpickle"):
+        load_local_model(pickled)
+    # A skops model whose MLmodel adds code and claims every type is trusted: the MLmodel's list is ignored.
+    skops_model = tmp_path / "skops"
+    mlflow.sklearn.save_model(
+        model,
+        skops_model,
+        serialization_format="skops",
+        skops_trusted_types=["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"],
+    )
+    descriptor = yaml.safe_load((skops_model / "MLmodel").read_text())
+    descriptor["flavors"]["sklearn"]["code"] = "code"
+    (skops_model / "MLmodel").write_text(yaml.safe_dump(descriptor))
+    with pytest.raises(UntrustedModel, match="with code"):
+        load_local_model(skops_model)

@@ -1,0 +1,52 @@
+"""The launcher's component table and the supervisor config rendered from it (no processes started)."""
+
+from __future__ import annotations
+
+import shlex
+
+from landfall.core.settings import load_settings
+from landfall.ops.stack.components import COMPONENTS, Context, components_of
+from landfall.ops.stack.state import StackState
+from landfall.ops.stack.supervisor import Program, Supervisor
+
+
+def test_every_component_is_declared_with_a_command_and_a_health_check(settings):
+    ctx = Context(settings, StackState(settings))
+    names = [c.name for c in components_of(settings)]
+    assert names == ["s3", "mlflow", "api-server", "scheduler", "dag-processor", "triggerer"]
+    for component in COMPONENTS:
+        assert component.command(ctx) and callable(component.health)
+        if component.port:
+            assert getattr(settings.stack.ports, component.port)
+
+
+def test_the_scaleout_profile_adds_the_celery_worker(monkeypatch):
+    monkeypatch.setenv("LANDFALL_STACK__PROFILE", "scaleout")
+    assert "celery-worker" in [c.name for c in components_of(load_settings())]
+
+
+def test_a_program_restarts_on_crash_stops_its_whole_group_and_logs_to_its_file(tmp_path):
+    program = Program(
+        "triggerer",
+        ["/venv/bin/airflow", "triggerer", "--skip-serve-logs"],
+        tmp_path / "t.log",
+        tmp_path,
+        stop_grace_s=15,
+        env={"TMPDIR": "/x y"},
+    )
+    section = dict(line.split("=", 1) for line in program.section().splitlines()[1:])
+    assert shlex.split(section["command"]) == program.argv
+    assert section["autorestart"] == "true" and section["stopasgroup"] == "true" == section["killasgroup"]
+    assert section["stopwaitsecs"] == "15" and section["stdout_logfile"] == str(tmp_path / "t.log")
+    assert section["environment"] == 'TMPDIR="/x y"'
+
+
+def test_unexpected_exits_are_counted_from_the_supervisor_log(tmp_path):
+    supervisor = Supervisor(tmp_path)
+    supervisor.log.write_text(
+        "2026-11-25 08:00:00,000 INFO spawned: 'triggerer' with pid 10\n"
+        "2026-11-25 08:01:00,000 WARN exited: triggerer (terminated by SIGKILL; not expected)\n"
+        "2026-11-25 08:01:01,000 INFO spawned: 'triggerer' with pid 11\n"
+        "2026-11-25 08:02:00,000 INFO exited: scheduler (exit status 0; expected)\n"
+    )
+    assert supervisor.unexpected_exits() == {"triggerer": ["terminated by SIGKILL"]}
