@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from landfall.pipeline.datagen import make_batch, to_parquet
+from landfall.pipeline.datagen import decompression_bomb, make_batch, to_parquet
 
 
 @dataclass(frozen=True)
@@ -153,6 +153,13 @@ HOSTILE_INPUTS: list[HostileInput] = [
         _with(lambda f: f),
         "quarantined",
         frozenset({"bad_suffix"}),
+    ),
+    HostileInput(
+        "decompression-bomb",  # 20 million rows in 0.7 MB: refused from the footer, nothing decoded
+        "daily/{day}/features.parquet",
+        decompression_bomb,
+        "quarantined",
+        frozenset({"too_large"}),
     ),
     HostileInput(
         "nested-folder",

@@ -1,15 +1,22 @@
-"""`landfall.pipeline.ingest` against a real SeaweedFS S3 server: store, quarantine, and safe repetition."""
+"""`landfall.pipeline.ingest` and `.publish` against a real SeaweedFS S3 server: stage, quarantine, publish
+at most once, and the newest landing of a day winning under concurrent publishers."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 
 import pytest
 
 from hostile_inputs import HOSTILE_INPUTS, TEN_TIMES, key_for
-from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
-from landfall.pipeline.ingest import IngestError, ingest_landed_object
+from landfall.pipeline import s3 as s3ops
+from landfall.pipeline.datagen import decompression_bomb, make_batch, make_corrupt, to_parquet
+from landfall.pipeline.ingest import IngestError, Outcome, examine
+from landfall.pipeline.keys import outcome_record
+from landfall.pipeline.landing import Landing
+from landfall.pipeline.publish import advance_head, claim_outcome, current_head
 
 
 @pytest.fixture
@@ -20,43 +27,63 @@ def day(s3, settings):
     yield value
     bucket = settings.storage.datasets_bucket
     for prefix in (f"daily/{value}", "daily/not-a-date/"):
-        for obj in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []):
+        for obj in s3ops.list_keys(s3, bucket, prefix):
             s3.delete_object(Bucket=bucket, Key=obj["Key"])
 
 
-def _land(s3, settings, key, body):
-    etag = s3.put_object(Bucket=settings.storage.datasets_bucket, Key=key, Body=body)["ETag"].strip('"')
-    return {"bucket": settings.storage.datasets_bucket, "key": key, "etag": etag}
-
-
-def _exists(s3, bucket, key):
-    return s3.list_objects_v2(Bucket=bucket, Prefix=key).get("KeyCount", 0) > 0
-
-
-def test_a_valid_batch_becomes_the_raw_partition_with_its_provenance(s3, settings, day):
+def _land(s3, settings, key: str, body: bytes) -> Landing:
     bucket = settings.storage.datasets_bucket
-    landed = _land(s3, settings, f"daily/{day}/features.parquet", to_parquet(make_batch(800, seed=5)))
-    outcome = ingest_landed_object(s3, settings, landed)
-    assert outcome.status == "ingested"
-    assert outcome.partition == day and outcome.rows == 800
-    head = s3.head_object(Bucket=bucket, Key=f"raw/date={day}/data.parquet")
-    assert head["Metadata"]["source-etag"] == landed["etag"]
-    assert head["Metadata"]["sha256"] == outcome.sha256
-    assert _exists(s3, bucket, landed["key"])  # the landing copy stays: it is the source for backfills
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return Landing.from_listing(
+        bucket, settings.storage.landing_prefix, {"Key": key, **s3.head_object(Bucket=bucket, Key=key)}
+    )
+
+
+def _exists(s3, bucket, prefix):
+    return s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("KeyCount", 0) > 0
+
+
+def test_a_valid_landing_is_staged_under_its_own_version_with_its_provenance(s3, settings, day):
+    bucket = settings.storage.datasets_bucket
+    landing = _land(s3, settings, f"daily/{day}/features.parquet", to_parquet(make_batch(800, seed=5)))
+    outcome = examine(s3, settings, landing)
+    assert (outcome.status, outcome.partition, outcome.rows) == ("ingested", day, 800)
+    key = outcome.uri.removeprefix(f"s3://{bucket}/")
+    assert key == f"raw/date={day}/{landing.version}/data.parquet"
+    head = s3.head_object(Bucket=bucket, Key=key)
+    assert head["Metadata"]["source-etag"] == landing.etag and head["Metadata"]["sha256"] == outcome.sha256
+    assert _exists(s3, bucket, landing.key)  # the landing copy stays: it is the source for backfills
 
 
 def test_bad_content_is_moved_to_quarantine_with_a_reason(s3, settings, day):
     bucket = settings.storage.datasets_bucket
-    landed = _land(s3, settings, f"daily/{day}/features.parquet", make_corrupt("nulls"))
-    outcome = ingest_landed_object(s3, settings, landed)
+    landing = _land(s3, settings, f"daily/{day}/features.parquet", make_corrupt("nulls"))
+    outcome = examine(s3, settings, landing)
     assert outcome.status == "quarantined"
     folder = outcome.uri.removeprefix(f"s3://{bucket}/")
     reason = json.loads(s3.get_object(Bucket=bucket, Key=f"{folder}reason.json")["Body"].read())
-    assert reason["source"]["key"] == landed["key"]
-    assert [p["code"] for p in reason["problems"]] == ["nulls"]
+    assert reason["source"]["key"] == landing.key and [p["code"] for p in reason["problems"]] == ["nulls"]
     assert s3.get_object(Bucket=bucket, Key=f"{folder}object")["Body"].read() == make_corrupt("nulls")
-    assert not _exists(s3, bucket, landed["key"])  # moved, not copied
+    assert not _exists(s3, bucket, landing.key)  # moved, not copied
     assert not _exists(s3, bucket, f"raw/date={day}/")
+
+
+def test_a_quarantine_never_deletes_a_newer_put_of_the_same_key(s3, settings, day, tmp_path):
+    """The landing was replaced between being validated and being moved: the validated bytes are kept
+    in quarantine (from the downloaded copy) and the new file stays where it landed."""
+    from landfall.pipeline.ingest import quarantine
+    from landfall.pipeline.validation import Problem
+
+    bucket, key = settings.storage.datasets_bucket, f"daily/{day}/features.parquet"
+    old = _land(s3, settings, key, make_corrupt("schema"))
+    downloaded = tmp_path / "old.parquet"
+    downloaded.write_bytes(make_corrupt("schema"))
+    time.sleep(1.1)  # Last-Modified has one-second resolution
+    _land(s3, settings, key, to_parquet(make_batch(300, seed=8)))
+    outcome = quarantine(s3, settings, old, day, [Problem("schema_mismatch", "test")], local=downloaded)
+    folder = outcome.uri.removeprefix(f"s3://{bucket}/")
+    assert s3.get_object(Bucket=bucket, Key=f"{folder}object")["Body"].read() == make_corrupt("schema")
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == to_parquet(make_batch(300, seed=8))
 
 
 @pytest.mark.parametrize(
@@ -69,45 +96,118 @@ def test_bad_content_is_moved_to_quarantine_with_a_reason(s3, settings, day):
     ],
 )
 def test_hostile_keys_are_quarantined_without_reading_the_content(s3, settings, day, key, code):
-    landed = _land(s3, settings, key.format(day=day), to_parquet(make_batch(200)))
-    outcome = ingest_landed_object(s3, settings, landed)
-    assert outcome.status == "quarantined"
-    assert outcome.problems[0]["code"] == code
+    outcome = examine(s3, settings, _land(s3, settings, key.format(day=day), to_parquet(make_batch(200))))
+    assert outcome.status == "quarantined" and outcome.problems[0]["code"] == code
 
 
-@pytest.mark.parametrize("key", ["daily/{day}/features.parquet", "daily/{day}/features.txt"])
-def test_a_repeated_event_for_a_quarantined_object_is_a_duplicate(s3, settings, day, key):
+def test_nothing_outside_the_landing_prefix_is_ever_touched(s3, settings, day):
+    """An event naming a published raw object (what a forged event would): refused, the object stays."""
     bucket = settings.storage.datasets_bucket
-    landed = _land(s3, settings, key.format(day=day), make_corrupt("garbage"))
-    first = ingest_landed_object(s3, settings, landed)
-    # The landing copy is gone now; the same event again must neither fail, alert again, nor lose the copy.
-    second = ingest_landed_object(s3, settings, landed)
-    assert (first.status, second.status) == ("quarantined", "duplicate")
-    assert second.uri == first.uri
-    folder = first.uri.removeprefix(f"s3://{bucket}/")
-    assert _exists(s3, bucket, f"{folder}object")
+    s3.put_object(Bucket=bucket, Key=f"raw/date={day}/keep/data.parquet", Body=b"published")
+    target = Landing.from_listing(
+        bucket,
+        "daily",
+        {
+            "Key": f"raw/date={day}/keep/data.parquet",
+            **s3.head_object(Bucket=bucket, Key=f"raw/date={day}/keep/data.parquet"),
+        },
+    )
+    outcome = examine(s3, settings, target)
+    assert outcome.status == "rejected" and outcome.problems[0]["code"] == "outside_landing_prefix"
+    assert (
+        s3.get_object(Bucket=bucket, Key=f"raw/date={day}/keep/data.parquet")["Body"].read() == b"published"
+    )
+    assert not _exists(s3, bucket, f"{settings.storage.quarantine_prefix}/{day}/")
+    s3.delete_object(Bucket=bucket, Key=f"raw/date={day}/keep/data.parquet")
+
+
+def test_a_decompression_bomb_is_quarantined_as_too_large(s3, settings, day):
+    outcome = examine(
+        s3, settings, _land(s3, settings, f"daily/{day}/features.parquet", decompression_bomb())
+    )
+    assert outcome.status == "quarantined" and [p["code"] for p in outcome.problems] == ["too_large"]
+
+
+def test_a_repeated_event_for_a_quarantined_landing_reports_the_same_quarantine(s3, settings, day):
+    landing = _land(s3, settings, f"daily/{day}/features.parquet", make_corrupt("garbage"))
+    first = examine(s3, settings, landing)
+    # The landing copy is gone now; the same event again reports the quarantine, not a loss.
+    second = examine(s3, settings, landing)
+    assert (first.status, second.status) == ("quarantined", "quarantined") and second.uri == first.uri
+    claim_outcome(s3, settings.storage, first, "run-1", reprocess=False)
+    assert examine(s3, settings, landing).status == "duplicate"  # once recorded, it is done
 
 
 def test_an_event_whose_object_vanished_unprocessed_fails_loudly(s3, settings, day):
-    landed = _land(s3, settings, f"daily/{day}/features.parquet", to_parquet(make_batch(200)))
-    s3.delete_object(Bucket=settings.storage.datasets_bucket, Key=landed["key"])
+    landing = _land(s3, settings, f"daily/{day}/features.parquet", to_parquet(make_batch(200)))
+    s3.delete_object(Bucket=settings.storage.datasets_bucket, Key=landing.key)
     with pytest.raises(IngestError, match="is gone"):
-        ingest_landed_object(s3, settings, landed)
+        examine(s3, settings, landing)
 
 
 def test_an_event_for_an_overwritten_object_is_superseded(s3, settings, day):
     key = f"daily/{day}/features.parquet"
     old = _land(s3, settings, key, to_parquet(make_batch(300, seed=1)))
     _land(s3, settings, key, to_parquet(make_batch(300, seed=2)))
-    assert ingest_landed_object(s3, settings, old).status == "superseded"
+    assert examine(s3, settings, old).status == "superseded"
 
 
-def test_ingesting_the_same_event_twice_writes_the_same_raw_partition(s3, settings, day):
-    landed = _land(s3, settings, f"daily/{day}/features.parquet", to_parquet(make_batch(300, seed=4)))
-    first = ingest_landed_object(s3, settings, landed)
-    second = ingest_landed_object(s3, settings, landed)
-    assert (first.status, second.status) == ("ingested", "ingested")
-    assert first.sha256 == second.sha256 and first.uri == second.uri
+def test_the_same_bytes_landed_again_later_are_a_new_landing(s3, settings, day):
+    """A revert, or a fixed config re-validating a re-landed file: processed again, recorded separately."""
+    key, body = f"daily/{day}/features.parquet", to_parquet(make_batch(300, seed=4))
+    first = _land(s3, settings, key, body)
+    outcome = examine(s3, settings, first)
+    assert claim_outcome(s3, settings.storage, outcome, "run-1", reprocess=False)
+    time.sleep(1.1)
+    again = _land(s3, settings, key, body)
+    assert again.etag == first.etag and again.version != first.version
+    repeat = examine(s3, settings, again)
+    assert repeat.status == "ingested" and claim_outcome(
+        s3, settings.storage, repeat, "run-2", reprocess=False
+    )
+
+
+def test_an_outcome_is_published_by_one_run_its_retries_and_backfills_only(s3, settings, day):
+    outcome = examine(
+        s3, settings, _land(s3, settings, f"daily/{day}/features.parquet", to_parquet(make_batch(300)))
+    )
+    storage = settings.storage
+    assert claim_outcome(s3, storage, outcome, "run-1", reprocess=False)
+    assert claim_outcome(s3, storage, outcome, "run-1", reprocess=False)  # its retry publishes again
+    assert not claim_outcome(s3, storage, outcome, "run-2", reprocess=False)  # a duplicate event's run
+    assert claim_outcome(s3, storage, outcome, "backfill-1", reprocess=True)  # history re-processed
+    record = s3ops.get_json(
+        s3, storage.datasets_bucket, outcome_record(storage.ledger_prefix, outcome.key, outcome.version)
+    )
+    assert record[0]["run_id"] == "run-1"
+
+
+def test_the_newest_landing_wins_the_partition_whatever_order_runs_publish_in(s3, settings, day):
+    """Two runs for one day race (threads); the head ends on the newer landing, never the older."""
+    key = f"daily/{day}/features.parquet"
+    older = examine(s3, settings, _land(s3, settings, key, to_parquet(make_batch(300, seed=1))))
+    time.sleep(1.1)
+    newer = examine(s3, settings, _land(s3, settings, key, to_parquet(make_batch(300, seed=2))))
+    results: dict[str, object] = {}
+
+    def publish(outcome: Outcome) -> None:
+        results[outcome.version] = advance_head(s3, settings.storage, outcome, "r")
+
+    for first, second in ((newer, older), (older, newer)):
+        threads = [threading.Thread(target=publish, args=(o,)) for o in (first, second) * 3]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert current_head(s3, settings.storage, day)["version"] == newer.version
+        assert results[older.version] is None
+
+
+def test_an_outcome_round_trips_through_xcom_json(s3, settings, day):
+    outcome = examine(
+        s3, settings, _land(s3, settings, f"daily/{day}/features.parquet", make_corrupt("schema"))
+    )
+    assert Outcome.from_dict(json.loads(json.dumps(outcome.as_dict()))) == outcome
 
 
 @pytest.mark.parametrize("row", [*HOSTILE_INPUTS, TEN_TIMES], ids=lambda row: row.name)
@@ -116,17 +216,16 @@ def test_hostile_and_broken_landings_get_a_specific_diagnosis_and_lose_nothing(s
     a reason.json, no raw partition; the valid 10x file is ingested."""
     bucket = settings.storage.datasets_bucket
     body = row.body()
-    landed = _land(s3, settings, key_for(row, day), body)
-    outcome = ingest_landed_object(s3, settings, landed)
+    landing = _land(s3, settings, key_for(row, day), body)
+    outcome = examine(s3, settings, landing)
     assert outcome.status == row.outcome, outcome
     if row.outcome == "ingested":
         assert outcome.rows == 50_000
         return
     assert {problem["code"] for problem in outcome.problems} & row.codes, outcome.problems
     folder = outcome.uri.removeprefix(f"s3://{bucket}/")
-    kept = s3.get_object(Bucket=bucket, Key=f"{folder}object")["Body"].read()
-    assert kept == body, "the quarantined copy is the landed bytes, whole"
+    assert s3.get_object(Bucket=bucket, Key=f"{folder}object")["Body"].read() == body, "kept whole"
     reason = json.loads(s3.get_object(Bucket=bucket, Key=f"{folder}reason.json")["Body"].read())
-    assert reason["source"]["key"] == landed["key"] and reason["problems"] and reason["what_to_do"]
-    assert not _exists(s3, bucket, landed["key"]), "moved out of the landing folder"
+    assert reason["source"]["key"] == landing.key and reason["problems"] and reason["what_to_do"]
+    assert not _exists(s3, bucket, landing.key), "moved out of the landing folder"
     assert not _exists(s3, bucket, f"{settings.storage.raw_prefix}/date={day}/")

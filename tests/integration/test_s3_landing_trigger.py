@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import time
 import uuid
 
 import pytest
 from airflow.triggers.base import BaseEventTrigger
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
 
-from landfall.airflow.triggers import landed_objects_in
-from landfall.airflow.triggers.s3_landing import LandingProducer, S3LandingTrigger
+from landfall.airflow.triggers import s3_landing
+from landfall.airflow.triggers.s3_landing import TICK, LandingProducer, S3LandingTrigger
+from landfall.pipeline import s3 as s3ops
+from landfall.pipeline.keys import batch_claim, batches_prefix, seen_prefix
+from landfall.pipeline.landing import signing_key, verified_batch
 
 ACKED = AdvanceOutcome(acked=1, failed=0)
 FAILED = AdvanceOutcome(acked=0, failed=1)
+POLL_TIMEOUT_S = 60
 
 
 @pytest.fixture
@@ -31,6 +36,7 @@ def area(s3_server, settings):
         "ledger_prefix": f"trigger-test-{run}/ledger",
         "aws_conn_id": settings.storage.aws_conn_id,
         "poll_interval": 0.05,
+        "requeue_after_s": 3600,
     }
 
 
@@ -39,135 +45,200 @@ def _put(s3, area, day, body=b"parquet-bytes"):
     return key, s3.put_object(Bucket=area["bucket"], Key=key, Body=body)["ETag"].strip('"')
 
 
-POLL_TIMEOUT_S = 60
-
-
 def _run(coroutine):
     """Run a poll with a deadline: a producer that cannot reach S3 retries forever by design."""
     return asyncio.run(asyncio.wait_for(coroutine, POLL_TIMEOUT_S))
 
 
 async def _events_of_one_poll(producer, outcome=None):
-    """Run the producer's stream until its end-of-poll tick and return the (event, broker) pairs;
-    with an `outcome`, advance them like the triggerer does, while the S3 connection is still open."""
+    """Run the producer's stream until its end-of-poll tick and return the (event, report) pairs; with
+    an `outcome`, advance them like the triggerer does, while the S3 connection is still open."""
     items = []
     stream = producer.open_stream()
     try:
-        async for raw, broker in stream:
-            if raw.get("type") == "tick":
+        async for raw, report in stream:
+            if raw == TICK:
                 break
-            items.append((raw, broker))
+            items.append((raw, report))
         if outcome is not None and items:
-            await producer.advance([AdvanceItem(broker, outcome) for _, broker in items])
+            await producer.advance([AdvanceItem(report, outcome) for _, report in items])
     finally:
         await stream.aclose()
     return items
 
 
-async def _one_poll(producer):
-    """The objects one poll reported, without acknowledging them."""
-    return [
-        obj
-        for event, _ in await _events_of_one_poll(producer)
-        for obj in landed_objects_in({"payload": event})
-    ]
+def _landings(items):
+    """The landings the events report, after checking each event's signature as ingest does."""
+    return [landing for event, _ in items for landing in verified_batch(signing_key(), {"payload": event})[1]]
 
 
-async def _poll_and_ack(producer, outcome=ACKED):
-    return [
-        obj
-        for event, _ in await _events_of_one_poll(producer, outcome)
-        for obj in landed_objects_in({"payload": event})
-    ]
+def _one_poll(producer):
+    return _landings(_run(_events_of_one_poll(producer)))
 
 
-def test_each_new_object_is_reported_once_with_key_size_etag_and_partition(s3, area):
+def _poll_and_ack(producer, outcome=ACKED):
+    return _landings(_run(_events_of_one_poll(producer, outcome)))
+
+
+def test_each_new_landing_is_reported_once_signed_with_key_size_etag_and_partition(s3, area):
     key, etag = _put(s3, area, "2024-03-01", b"x" * 123)
     producer = LandingProducer(**area)
-    [(event, broker)] = _run(_events_of_one_poll(producer))
-    [payload] = event["objects"]
-    assert broker == [payload]
-    assert payload["key"] == key and payload["etag"] == etag and payload["size"] == 123
-    assert payload["partition_date"] == "2024-03-01"
-    assert payload["bucket"] == area["bucket"] and payload["last_modified"]
+    [(event, report)] = _run(_events_of_one_poll(producer))
+    [landing] = _landings([(event, report)])
+    assert (landing.key, landing.etag, landing.size, landing.partition_date) == (key, etag, 123, "2024-03-01")
+    assert landing.last_modified > 0 and report.landings == [landing]
     # Not yet acknowledged but on its way: the same producer does not report it again.
-    assert _run(_one_poll(producer)) == []
+    assert _one_poll(producer) == []
 
 
-def test_acknowledged_objects_are_not_reported_again_after_a_restart(s3, area):
+def test_acknowledged_landings_are_not_reported_again_after_a_restart(s3, area):
     _put(s3, area, "2024-03-01")
     _put(s3, area, "2024-03-02")
-    first = _run(_poll_and_ack(LandingProducer(**area)))
-    assert len(first) == 2
+    assert len(_poll_and_ack(LandingProducer(**area))) == 2
     # A new producer is what a triggerer restart creates: it knows only the ledger in S3.
-    assert _run(_one_poll(LandingProducer(**area))) == []
+    assert _one_poll(LandingProducer(**area)) == []
 
 
-def test_objects_landed_while_the_watcher_was_down_are_reported_at_start(s3, area):
-    _run(_poll_and_ack(LandingProducer(**area)))  # nothing there yet
+def test_landings_made_while_the_watcher_was_down_are_reported_at_start(s3, area):
+    _poll_and_ack(LandingProducer(**area))  # nothing there yet
     key_a, _ = _put(s3, area, "2024-03-03")
     key_b, _ = _put(s3, area, "2024-03-04")
-    reported = _run(_poll_and_ack(LandingProducer(**area)))
-    assert sorted(p["key"] for p in reported) == sorted([key_a, key_b])
+    assert sorted(landing.key for landing in _poll_and_ack(LandingProducer(**area))) == sorted([key_a, key_b])
 
 
 def test_an_unconfirmed_event_is_reported_again_so_nothing_is_lost(s3, area):
     key, _ = _put(s3, area, "2024-03-05")
     producer = LandingProducer(**area)
-    assert [p["key"] for p in _run(_poll_and_ack(producer, FAILED))] == [key]
-    # Same producer, next poll: the failed event comes back ...
-    assert [p["key"] for p in _run(_one_poll(producer))] == [key]
-    # ... and after a restart too, since no ledger marker was written.
-    assert [p["key"] for p in _run(_one_poll(LandingProducer(**area)))] == [key]
+    assert [landing.key for landing in _poll_and_ack(producer, FAILED)] == [key]
+    assert [landing.key for landing in _one_poll(producer)] == [key]  # same producer, next poll
+    assert [landing.key for landing in _one_poll(LandingProducer(**area))] == [key]  # after a restart
 
 
-def test_a_re_uploaded_object_with_new_content_is_reported_again(s3, area):
+def test_new_content_and_the_same_bytes_put_again_are_both_new_landings(s3, area):
     _put(s3, area, "2024-03-06", b"first")
-    _run(_poll_and_ack(LandingProducer(**area)))
+    _poll_and_ack(LandingProducer(**area))
+    time.sleep(1.1)  # Last-Modified has one-second resolution
     _, new_etag = _put(s3, area, "2024-03-06", b"second version")
-    [payload] = _run(_poll_and_ack(LandingProducer(**area)))
-    assert payload["etag"] == new_etag
+    [changed] = _poll_and_ack(LandingProducer(**area))
+    assert changed.etag == new_etag
+    time.sleep(1.1)
+    _put(s3, area, "2024-03-06", b"second version")  # a revert to the same bytes, or a re-land
+    [again] = _poll_and_ack(LandingProducer(**area))
+    assert again.etag == changed.etag and again.version != changed.version
 
 
 def test_every_object_under_the_prefix_is_reported_even_with_a_hostile_name(s3, area):
     key = f"{area['prefix']}/not a date/ünï.csv"
     s3.put_object(Bucket=area["bucket"], Key=key, Body=b"?")
-    [payload] = _run(_poll_and_ack(LandingProducer(**area)))
-    assert payload["key"] == key and payload["partition_date"] is None  # ingest quarantines it
+    [landing] = _poll_and_ack(LandingProducer(**area))
+    assert landing.key == key and landing.partition_date is None  # ingest quarantines it
 
 
-def test_a_burst_is_reported_in_one_event_so_airflow_starts_one_run_for_it(s3, area):
-    """One event per object lost work in Airflow 3.3 (see the trigger's docstring); one per poll does not."""
+def test_a_burst_is_reported_in_one_event_per_poll(s3, area):
     keys = sorted(_put(s3, area, f"2024-04-{day:02d}")[0] for day in range(1, 13))
-    producer = LandingProducer(**area)
-    [(event, broker)] = _run(_events_of_one_poll(producer, ACKED))
-    assert sorted(o["key"] for o in event["objects"]) == keys and broker == event["objects"]
-    assert _run(_one_poll(LandingProducer(**area))) == []  # every object of the event was acknowledged
+    [(event, _)] = _run(_events_of_one_poll(LandingProducer(**area), ACKED))
+    assert sorted(o["key"] for o in event["objects"]) == keys
+    assert _one_poll(LandingProducer(**area)) == []  # every landing of the event was acknowledged
 
 
-def test_a_burst_larger_than_one_event_holds_is_split(s3, area, monkeypatch):
-    from landfall.airflow.triggers import s3_landing
-
-    monkeypatch.setattr(s3_landing, "MAX_OBJECTS_PER_EVENT", 5)
+def test_a_burst_larger_than_one_event_holds_waits_for_the_next_poll_not_a_second_event(s3, area):
+    """Two events back to back would strand the second in Airflow's asset queue."""
     for day in range(1, 13):
         _put(s3, area, f"2024-05-{day:02d}")
-    events = _run(_events_of_one_poll(LandingProducer(**area)))
-    assert [len(event["objects"]) for event, _ in events] == [5, 5, 2]
+    producer = LandingProducer(**{**area, "max_objects_per_event": 5})
+    sizes = [len(_run(_events_of_one_poll(producer, ACKED))[0][0]["objects"]) for _ in range(3)]
+    assert sizes == [5, 5, 2]
+
+
+def test_a_failing_marker_write_neither_raises_nor_reports_the_batch_again(s3, area, monkeypatch):
+    key, _ = _put(s3, area, "2024-06-01")
+    producer = LandingProducer(**area)
+    items = _run(_events_of_one_poll(producer))
+
+    async def advance_while_markers_fail():
+        async with await producer._connect() as client:
+            producer._client = client
+            real_put = client.put_object
+
+            async def failing_put(**kwargs):
+                if "/seen/" in kwargs["Key"]:
+                    raise ConnectionError("S3 hiccup")
+                return await real_put(**kwargs)
+
+            client.put_object = failing_put
+            await producer.advance([AdvanceItem(report, ACKED) for _, report in items])  # must not raise
+            client.put_object = real_put
+
+    _run(advance_while_markers_fail())
+    assert producer._pending_markers, "the failed marker waits for the next poll"
+    assert _one_poll(producer) == []  # not reported again by this process; the poll wrote the marker
+    assert not producer._pending_markers
+    assert s3ops.list_keys(s3, area["bucket"], seen_prefix(area["ledger_prefix"]))
+    assert _one_poll(LandingProducer(**area)) == []  # nor after a restart
+    assert key
+
+
+def test_a_batch_no_ingest_run_claimed_is_reported_again_until_one_does(s3, area):
+    """Airflow 3.3 can strand a persisted event in its asset queue; the missing claim shows it."""
+    key, _ = _put(s3, area, "2024-07-01")
+    settings = {**area, "requeue_after_s": 0.2}
+    producer = LandingProducer(**settings)
+    [(_, report)] = _run(_events_of_one_poll(producer, ACKED))
+    assert s3ops.exists(s3, area["bucket"], f"{batches_prefix(area['ledger_prefix'])}{report.batch}.json")
+    time.sleep(0.3)
+    [(again, requeue)] = _run(_events_of_one_poll(producer, ACKED))  # no claim: reported again
+    assert [o["key"] for o in again["objects"]] == [key] and requeue.replaces == [report.batch]
+    assert requeue.batch != report.batch
+    # An ingest run claims the new batch: no more reports, and the batch records are cleaned up.
+    s3.put_object(Bucket=area["bucket"], Key=batch_claim(area["ledger_prefix"], requeue.batch), Body=b"{}")
+    time.sleep(0.5)  # past the doubled back-off
+    assert _run(_events_of_one_poll(producer, ACKED)) == []
+    assert not s3ops.list_keys(s3, area["bucket"], batches_prefix(area["ledger_prefix"]))
+
+
+def test_an_unclaimed_batch_survives_a_triggerer_restart(s3, area):
+    key, _ = _put(s3, area, "2024-07-02")
+    _poll_and_ack(LandingProducer(**area))
+    restarted = LandingProducer(**{**area, "requeue_after_s": 0.1})  # reads the batch records at start
+    _run(_events_of_one_poll(restarted))  # the first poll loads them (nothing is due yet)
+    time.sleep(0.2)
+    [landing] = _poll_and_ack(restarted)
+    assert landing.key == key
+
+
+def test_a_long_poll_interval_still_yields_heartbeat_ticks(monkeypatch, s3, area):
+    """The shared stream's ack timeout (300 s) fails a subscriber still on an event: ticks keep it moving."""
+    monkeypatch.setattr(s3_landing, "HEARTBEAT_S", 0.05)
+    producer = LandingProducer(**{**area, "poll_interval": 3600})
+
+    async def first_items(count):
+        items, stream = [], producer.open_stream()
+        try:
+            async for raw, _ in stream:
+                items.append(raw)
+                if len(items) == count:
+                    return items
+        finally:
+            await stream.aclose()
+
+    started = time.monotonic()
+    assert _run(first_items(4)) == [TICK] * 4  # end of the first poll, then heartbeats while it sleeps
+    assert time.monotonic() - started < 30
 
 
 def test_the_filter_turns_landings_into_trigger_events_and_drops_ticks():
     trigger = S3LandingTrigger(bucket="b", prefix="daily", ledger_prefix="ledger")
 
     async def stream():
-        yield {"type": "tick"}
+        yield TICK
         yield {"type": "landed", "objects": [{"key": "daily/2024-01-01/features.parquet"}]}
-        yield {"type": "tick"}
+        yield TICK
 
     async def collect():
         return [event async for event in trigger.filter_shared_stream(stream())]
 
     [event] = asyncio.run(collect())
-    assert landed_objects_in({"payload": event.payload}) == [{"key": "daily/2024-01-01/features.parquet"}]
+    assert event.payload["objects"] == [{"key": "daily/2024-01-01/features.parquet"}]
 
 
 def test_the_trigger_serializes_to_an_importable_class_with_its_kwargs():
@@ -179,17 +250,17 @@ def test_the_trigger_serializes_to_an_importable_class_with_its_kwargs():
     rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
     assert isinstance(rebuilt, BaseEventTrigger)
     assert rebuilt.serialize() == (classpath, kwargs)
-    assert kwargs["prefix"] == "daily"
+    assert kwargs["prefix"] == "daily" and "signing" not in str(kwargs).lower()  # no secret in the DB row
     assert rebuilt.shared_stream_key() == trigger.shared_stream_key()
     assert isinstance(S3LandingTrigger.create_shared_stream_producer(kwargs), LandingProducer)
 
 
-def test_an_acknowledged_object_is_not_reported_again_even_if_its_marker_is_not_listed_yet(s3, area):
+def test_an_acknowledged_landing_is_not_reported_again_even_if_its_marker_is_not_listed_yet(s3, area):
     """advance() can run while a poll is between its ledger and landing listings; the producer must
     remember what it acknowledged instead of trusting that listing."""
     key, _ = _put(s3, area, "2024-03-07")
     producer = LandingProducer(**area)
-    assert [p["key"] for p in _run(_poll_and_ack(producer))] == [key]
-    for marker in s3.list_objects_v2(Bucket=area["bucket"], Prefix=area["ledger_prefix"])["Contents"]:
+    assert [landing.key for landing in _poll_and_ack(producer)] == [key]
+    for marker in s3ops.list_keys(s3, area["bucket"], seen_prefix(area["ledger_prefix"])):
         s3.delete_object(Bucket=area["bucket"], Key=marker["Key"])  # as if the listing lagged
-    assert _run(_one_poll(producer)) == []
+    assert _one_poll(producer) == []
