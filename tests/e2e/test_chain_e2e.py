@@ -4,26 +4,27 @@ This module sorts before the ingestion tests on purpose: their good files start 
 and training runs one at a time (max_active_runs=1), so this module runs on a quiet stack.
 
 Tests run in file order and build on each other: day one sets the champion, day two (the same data
-again) cannot beat it, a corrupt day and a repeated evaluation event change nothing.
+again) cannot beat it, a corrupt day and a replayed evaluation event change nothing.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import date, timedelta
 
 import pytest
 
-from landfall.ops.follow import CHAIN, follow_chain, follow_landing
+from journeys import land_and_follow, model_versions, partition_events, task_states, wait_for, xcom_value
+from landfall.core import catalog
+from landfall.ops.follow import CHAIN, follow_chain
 from landfall.pipeline import plots, registry
 from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
 
 pytestmark = pytest.mark.stack
 TIMEOUT_S = 600
 SEED = 4242
-STAGES = ("training_dataset", "model_candidate", "evaluation")
+STAGES = (catalog.TRAINING_DATASET, catalog.MODEL_CANDIDATE, catalog.EVALUATION)
 
 
 @pytest.fixture(scope="module")
@@ -41,26 +42,8 @@ def shared():
     return {}
 
 
-def _land_and_follow(stack, api, day: str, body: bytes):
-    key = f"daily/{day}/features.parquet"
-    bucket = stack.settings.storage.datasets_bucket
-    put_at = time.time()
-    etag = stack.s3_client().put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
-    ingest = follow_landing(api, key, etag, timeout_s=TIMEOUT_S)
-    return put_at, ingest
-
-
-def _events(api, asset: str, day: str) -> list[dict]:
-    return [e for e in api.events_of(asset) if e.get("partition_key") == day]
-
-
-def _xcom(stack, api, dag_id: str, run_id: str, task_id: str):
-    """Follow the XCom row's S3 path to the value, as the object-storage backend does."""
-    stored = api.xcom_stored(dag_id, run_id, task_id)
-    stored = json.loads(stored) if isinstance(stored, str) and not stored.startswith("s3://") else stored
-    assert isinstance(stored, str) and stored.startswith("s3://"), f"XCom kept in the DB: {stored!r}"
-    bucket, _, key = stored.removeprefix("s3://").split("@", 1)[-1].partition("/")
-    return json.loads(stack.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
+def _champion(stack):
+    return registry.champion(stack.settings.mlflow.model_name, registry.client())
 
 
 def _plots(run_id: str) -> list[str]:
@@ -69,38 +52,33 @@ def _plots(run_id: str) -> list[str]:
     return [artifact.path for artifact in MlflowClient().list_artifacts(run_id, plots.PLOTS_DIR)]
 
 
-def _versions(model_name: str) -> list:
-    from mlflow import MlflowClient
-
-    return MlflowClient().search_model_versions(f"name = '{model_name}'")
-
-
 def test_day_one_goes_through_every_dag_and_becomes_the_champion(stack, airflow_api, days, shared):
     day = days["one"]
-    put_at, ingest = _land_and_follow(stack, airflow_api, day, to_parquet(make_batch(5000, seed=SEED)))
+    landed, ingest = land_and_follow(stack, airflow_api, day, to_parquet(make_batch(5000, seed=SEED)))
     assert ingest.outcome == "ingested"
     chain = follow_chain(airflow_api, day, ingest.queued_at, timeout_s=TIMEOUT_S)
     assert [r.dag_id for r in chain] == list(CHAIN)
     assert [r.state for r in chain] == ["success"] * 4
     assert chain[-1].tasks["promote"] == "success" and chain[-1].tasks["skip"] == "skipped"
-    landing_to_champion = chain[-1].ended_at.timestamp() - put_at
+    landing_to_champion = chain[-1].ended_at.timestamp() - landed.put_at
 
     # Every stage recorded its asset event for the partition.
-    for asset in (*STAGES, "production_model"):
-        assert len(_events(airflow_api, asset, day)) == 1, asset
-    [candidate] = _events(airflow_api, "model_candidate", day)
+    for asset in (*STAGES, catalog.PRODUCTION_MODEL):
+        assert len(partition_events(airflow_api, asset, day)) == 1, asset
+    [candidate] = partition_events(airflow_api, catalog.MODEL_CANDIDATE, day)
     candidate = candidate["extra"]
     from landfall.pipeline.training.trials import trial_grid
 
     assert candidate["trials"] == len(trial_grid(stack.settings.training.grid)) >= 2
     assert candidate["failed_trials"] == 0
-    assert candidate["metrics"]["accuracy"] > 0.9
+    assert candidate["metrics"]["accuracy"] > 0.9 and candidate["metrics_split"] == "validation"
+    assert candidate["validation_uri"] != candidate["test_uri"]
 
     # The champion alias points at the candidate's run, and is the only version.
     name = stack.settings.mlflow.model_name
-    champion = registry.champion(name)
+    champion = _champion(stack)
     assert champion is not None and champion.run_id == candidate["run_id"]
-    assert len(_versions(name)) == 1
+    assert len(model_versions(name)) == 1
 
     # Metrics and paths travelled through the object-storage XCom backend.
     train_run = chain[1].run_id
@@ -110,7 +88,7 @@ def test_day_one_goes_through_every_dag_and_becomes_the_champion(stack, airflow_
     )
     tasks = {o["Key"].split("/")[3] for o in listing.get("Contents", [])}
     assert {"search.train_trial", "select_best"} <= tasks
-    notice = _xcom(stack, airflow_api, "landfall_deploy", chain[-1].run_id, "notify")
+    notice = xcom_value(stack, airflow_api, catalog.DEPLOY_DAG, chain[-1].run_id, "notify")
     assert notice["outcome"] == "deployed"
 
     import mlflow
@@ -135,17 +113,17 @@ def test_a_day_that_cannot_beat_the_champion_is_skipped_and_says_why(stack, airf
     assert shared, "needs the champion of the previous test"
     day = days["two"]
     # The same rows again: the candidate scores exactly what the champion scores.
-    _, ingest = _land_and_follow(stack, airflow_api, day, to_parquet(make_batch(5000, seed=SEED)))
+    _, ingest = land_and_follow(stack, airflow_api, day, to_parquet(make_batch(5000, seed=SEED)))
     chain = follow_chain(airflow_api, day, ingest.queued_at, timeout_s=TIMEOUT_S)
     assert [r.state for r in chain] == ["success"] * 4
     assert chain[-1].tasks["promote"] == "skipped" and chain[-1].tasks["skip"] == "success"
-    [evaluation] = _events(airflow_api, "evaluation", day)
+    [evaluation] = partition_events(airflow_api, catalog.EVALUATION, day)
     assert evaluation["extra"]["should_deploy"] is False
     assert evaluation["extra"]["improvement"] <= stack.settings.deploy.min_improvement
-    assert _events(airflow_api, "production_model", day) == []
-    notice = _xcom(stack, airflow_api, "landfall_deploy", chain[-1].run_id, "notify")
+    assert partition_events(airflow_api, catalog.PRODUCTION_MODEL, day) == []
+    notice = xcom_value(stack, airflow_api, catalog.DEPLOY_DAG, chain[-1].run_id, "notify")
     assert notice["outcome"] == "skipped" and "improvement" in notice["message"]
-    assert registry.champion(stack.settings.mlflow.model_name).version == shared["champion_version"]
+    assert _champion(stack).version == shared["champion_version"]
     # The comparison picture now has the champion's bars and curve beside the candidate's.
     assert {plots.CANDIDATE_VS_CHAMPION, "plots/roc_candidate_vs_champion.png"} <= set(
         _plots(evaluation["extra"]["run_id"])
@@ -154,52 +132,38 @@ def test_a_day_that_cannot_beat_the_champion_is_skipped_and_says_why(stack, airf
 
 def test_a_corrupt_day_is_quarantined_and_nothing_downstream_runs(stack, airflow_api, days, shared):
     day = days["corrupt"]
-    _, ingest = _land_and_follow(stack, airflow_api, day, make_corrupt("schema"))
+    _, ingest = land_and_follow(stack, airflow_api, day, make_corrupt("schema"))
     assert ingest.outcome == "quarantined"
     time.sleep(10)  # longer than an asset event takes to start a downstream run
     for dag_id in CHAIN:
         assert not [r for r in airflow_api.dag_runs(dag_id) if r.get("partition_key") == day], dag_id
-    for asset in ("raw_daily", *STAGES, "production_model"):
-        assert _events(airflow_api, asset, day) == [], asset
-    assert registry.champion(stack.settings.mlflow.model_name).version == shared["champion_version"]
+    for asset in (catalog.RAW, *STAGES, catalog.PRODUCTION_MODEL):
+        assert partition_events(airflow_api, asset, day) == [], asset
+    assert _champion(stack).version == shared["champion_version"]
 
 
-def test_a_repeated_evaluation_event_registers_no_new_version(stack, airflow_api, days, shared):
-    """The same 'deploy me' event again (a retried producer, a replayed event) must not promote twice."""
+def test_a_replayed_evaluation_event_is_refused_and_promotes_nothing(stack, airflow_api, days, shared):
+    """The same 'deploy me' event posted again through the REST API: deploy acts only on events its
+    producer (landfall_evaluate) raised, so the run fails at once and nothing is registered or moved."""
     day = days["one"]
-    [evaluation] = _events(airflow_api, "evaluation", day)
-    asset_id = airflow_api.asset_by_name("evaluation")["id"]
-    before = time.time()
+    [evaluation] = partition_events(airflow_api, catalog.EVALUATION, day)
+    asset_id = airflow_api.asset_by_name(catalog.EVALUATION)["id"]
     airflow_api.post(
         "assets/events", {"asset_id": asset_id, "partition_key": day, "extra": evaluation["extra"]}
     )
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
+
+    def replay_run():
         runs = [
             r
-            for r in airflow_api.dag_runs("landfall_deploy")
+            for r in airflow_api.dag_runs(catalog.DEPLOY_DAG)
             if r.get("partition_key") == day and r["dag_run_id"] != shared["deploy_run"]
         ]
-        if runs and runs[0]["state"] in ("success", "failed"):
-            break
-        assert time.monotonic() < deadline, "no deploy run for the repeated event"
-        time.sleep(1)
-    assert runs[0]["state"] == "success"
-    states = {
-        ti["task_id"]: ti["state"]
-        for ti in airflow_api.task_instances("landfall_deploy", runs[0]["dag_run_id"])
-    }
-    assert states["promote"] == "skipped"  # already champion: nothing registered, nothing moved
+        return runs[0] if runs and runs[0]["state"] in ("success", "failed") else None
+
+    run = wait_for(replay_run, TIMEOUT_S, "a deploy run for the replayed event")
+    states = task_states(airflow_api, catalog.DEPLOY_DAG, run["dag_run_id"])
+    assert run["state"] == "failed" and states["evaluation"] == "failed", states
+    assert states["promote"] in ("upstream_failed", None)
     name = stack.settings.mlflow.model_name
-    assert len(_versions(name)) == 1
-    assert registry.champion(name).version == shared["champion_version"]
-    assert (
-        len(
-            [
-                e
-                for e in _events(airflow_api, "production_model", day)
-                if e["timestamp"] >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(before))
-            ]
-        )
-        == 0
-    )
+    assert len(model_versions(name)) == 1
+    assert _champion(stack).version == shared["champion_version"]

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from journeys import day_key, land, unique_day
 from landfall.core.paths import REPO_ROOT
 from landfall.ops.follow import follow_landing
 from landfall.pipeline.datagen import make_corrupt
@@ -78,16 +77,8 @@ def _shoot(page, stack, name: str, locator=None) -> None:
 
 def test_the_asset_graph_shows_the_pipeline_and_an_event_leads_to_its_run(stack, airflow_api, browser_page):
     # A landing of our own (quarantined, so no training chain starts) gives the graph a fresh event.
-    day = (date(2600, 1, 1) + timedelta(days=uuid.uuid4().int % 10000)).isoformat()
-    key = f"{stack.settings.storage.landing_prefix}/{day}/{stack.settings.storage.landing_filename}"
-    etag = (
-        stack.s3_client()
-        .put_object(Bucket=stack.settings.storage.datasets_bucket, Key=key, Body=make_corrupt("schema"))[
-            "ETag"
-        ]
-        .strip('"')
-    )
-    ingest = follow_landing(airflow_api, key, etag, timeout_s=240)
+    landed = land(stack, day_key(unique_day(2600)), make_corrupt("schema"))
+    ingest = follow_landing(airflow_api, landed.key, landed.etag, timeout_s=240)
 
     page, base = browser_page, stack.airflow_url
     page.goto(f"{base}/")

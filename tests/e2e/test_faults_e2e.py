@@ -5,34 +5,37 @@ from __future__ import annotations
 
 import io
 import time
-import uuid
-from datetime import date, timedelta
 
 import pyarrow.parquet as pq
 import pytest
 
-from landfall.airflow.triggers import landed_objects_in
-from landfall.ops.follow import find_run_for_key, follow_landing, watch_run
-from landfall.ops.stack import process
+from journeys import day_key, land, unique_day
+from landfall.ops.follow import (
+    find_run_for_key,
+    follow_landing,
+    landing_events_for,
+    quarantine_events_for,
+    raw_events_for,
+    watch_run,
+)
 from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
+from landfall.pipeline.publish import current_head
 
 pytestmark = pytest.mark.stack
 RUN_TIMEOUT_S = 300
+OUTCOME_EVENTS = {"raw_daily": raw_events_for, "quarantine": quarantine_events_for}
 
 
-def _day() -> str:
-    return (date(2600, 1, 1) + timedelta(days=uuid.uuid4().int % 30000)).isoformat()
-
-
-def _land(stack, key: str, body: bytes) -> str:
-    bucket = stack.settings.storage.datasets_bucket
-    return stack.s3_client().put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
-
-
-def _events(api, asset: str, key: str) -> list[dict]:
-    if asset == "landing":
-        return [e for e in api.events_of(asset) if key in [o["key"] for o in landed_objects_in(e["extra"])]]
-    return [e for e in api.events_of(asset) if e["extra"].get("source_key") == key]
+def _wait_restarted(stack, name: str, killed_pid: int) -> None:
+    """supervisord restarts a crashed component by itself; wait until the new one is healthy."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        status = {c.name: c for c in stack.status()}[name]
+        if status.pid and status.pid != killed_pid and status.healthy:
+            assert status.restarts >= 1, "the restart is not shown in `landfall status`"
+            return
+        assert time.monotonic() < deadline, f"{name} was not restarted: {status}"
+        time.sleep(1)
 
 
 def test_triggerer_sigkill_while_files_land_loses_nothing_and_duplicates_nothing(stack, airflow_api):
@@ -43,47 +46,47 @@ def test_triggerer_sigkill_while_files_land_loses_nothing_and_duplicates_nothing
         (make_corrupt("schema", seed=32), "quarantine"),
         (make_corrupt("garbage", seed=33), "quarantine"),
     ]:
-        key = f"daily/{_day()}/features.parquet"
-        landed[key] = (_land(stack, key, body), outcome)
+        put = land(stack, day_key(unique_day(2600)), body)
+        landed[put.key] = (put.etag, outcome)
     time.sleep(0.5)  # mid-poll: some of these may be listed, reported or half-acknowledged
-    killed = process.kill(stack.state.pids, "triggerer")
+    killed = stack.kill("triggerer")
     assert killed, "the triggerer was not running"
     for body, outcome in [(to_parquet(make_batch(400, seed=34)), "raw_daily"), (b"", "quarantine")]:
-        key = f"daily/{_day()}/features.parquet"  # lands while no triggerer runs
-        landed[key] = (_land(stack, key, body), outcome)
-    stack.restart("triggerer")
+        put = land(stack, day_key(unique_day(2600)), body)  # lands while the triggerer restarts
+        landed[put.key] = (put.etag, outcome)
+    _wait_restarted(stack, "triggerer", killed)
 
     for key, (etag, _) in landed.items():
         assert follow_landing(airflow_api, key, etag, timeout_s=RUN_TIMEOUT_S).state == "success", key
     time.sleep(3 * stack.settings.watcher.poll_interval_s + 2)  # room for a duplicate to show up
     for key, (_, outcome) in landed.items():
         # Delivery of landing events is at-least-once across a crash; what they produce is exactly once.
-        assert len(_events(airflow_api, "landing", key)) >= 1, key
-        assert len(_events(airflow_api, outcome, key)) == 1, (key, outcome)
+        assert len(landing_events_for(airflow_api, key)) >= 1, key
+        assert len(OUTCOME_EVENTS[outcome](airflow_api, key)) == 1, (key, outcome)
         other = "quarantine" if outcome == "raw_daily" else "raw_daily"
-        assert _events(airflow_api, other, key) == [], key
+        assert OUTCOME_EVENTS[other](airflow_api, key) == [], key
 
 
 def test_s3_outage_during_ingest_is_retried_and_leaves_no_partial_objects(stack, airflow_api):
     storage = stack.settings.storage
-    day = _day()
-    key = f"daily/{day}/features.parquet"
-    etag = _land(stack, key, to_parquet(make_batch(3000, seed=41, label_noise=0.15)))
+    day = unique_day(2600)
+    put = land(stack, day_key(day), to_parquet(make_batch(3000, seed=41, label_noise=0.15)))
+    key, etag = put.key, put.etag
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while (run := find_run_for_key(airflow_api, key, etag)) is None:
         assert time.monotonic() < deadline, "no ingest run for the landing"
         time.sleep(0.2)
-    process.kill(stack.state.pids, "s3")  # S3 disappears while the run works
+    stack.stop("s3")  # S3 disappears while the run works (and stays away: a stop, not a crash)
     time.sleep(8)
     stack.restart("s3")  # back, on the same data
     # The watcher could not acknowledge the object during the outage, so it may report it again (a
     # second landing event): delivery is at-least-once, and ingest makes the effect exactly-once.
-    while not _events(airflow_api, "raw_daily", key):
+    while not raw_events_for(airflow_api, key):
         assert time.monotonic() < deadline, "the landing was never ingested"
         time.sleep(1)
     time.sleep(3 * stack.settings.watcher.poll_interval_s + 2)
-    assert len(_events(airflow_api, "raw_daily", key)) == 1
-    assert _events(airflow_api, "quarantine", key) == []
+    assert len(raw_events_for(airflow_api, key)) == 1
+    assert quarantine_events_for(airflow_api, key) == []
     result = watch_run(airflow_api, "landfall_ingest", run["dag_run_id"], deadline)
     assert result.state == "success", result.tasks
     tries = {
@@ -94,14 +97,18 @@ def test_s3_outage_during_ingest_is_retried_and_leaves_no_partial_objects(stack,
 
     # Whole objects only: the raw partition reads back complete; no multipart upload was left open.
     s3 = stack.s3_client()
-    raw = s3.get_object(Bucket=storage.datasets_bucket, Key=f"{storage.raw_prefix}/date={day}/data.parquet")
+    head = current_head(s3, storage, day)
+    raw = s3.get_object(
+        Bucket=storage.datasets_bucket, Key=head["uri"].removeprefix(f"s3://{storage.datasets_bucket}/")
+    )
     assert pq.read_table(io.BytesIO(raw["Body"].read())).num_rows == 3000
     for bucket in (storage.datasets_bucket, storage.xcom_bucket):
         assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     # And the watcher survived the outage: a landing after it still starts a run.
-    after = f"daily/{_day()}/features.parquet"
-    after_etag = _land(stack, after, make_corrupt("schema", seed=42))
-    assert follow_landing(airflow_api, after, after_etag, timeout_s=RUN_TIMEOUT_S).outcome == "quarantined"
+    after = land(stack, day_key(unique_day(2600)), make_corrupt("schema", seed=42))
+    assert (
+        follow_landing(airflow_api, after.key, after.etag, timeout_s=RUN_TIMEOUT_S).outcome == "quarantined"
+    )
 
 
 def test_scheduler_killed_during_training_recovers_without_a_second_version_or_promotion(stack, airflow_api):
@@ -110,10 +117,9 @@ def test_scheduler_killed_during_training_recovers_without_a_second_version_or_p
 
     from landfall.ops.follow import CHAIN, follow_partition
 
-    day = _day()
-    key = f"daily/{day}/features.parquet"
-    etag = _land(stack, key, to_parquet(make_batch(5000, seed=51)))
-    ingest = follow_landing(airflow_api, key, etag, timeout_s=RUN_TIMEOUT_S)
+    day = unique_day(2600)
+    put = land(stack, day_key(day), to_parquet(make_batch(5000, seed=51)))
+    ingest = follow_landing(airflow_api, put.key, put.etag, timeout_s=RUN_TIMEOUT_S)
     assert ingest.outcome == "ingested"
     deadline = time.monotonic() + RUN_TIMEOUT_S
     train_run = None
@@ -130,9 +136,9 @@ def test_scheduler_killed_during_training_recovers_without_a_second_version_or_p
             if "running" in states:
                 break
         time.sleep(0.5)
-    assert process.kill(stack.state.pids, "scheduler")
-    time.sleep(2)
-    stack.restart("scheduler")  # a new scheduler: it finds the dead one's tasks and runs them again
+    killed = stack.kill("scheduler")
+    assert killed
+    _wait_restarted(stack, "scheduler", killed)  # a new scheduler finds the dead one's tasks, runs them again
 
     runs = {
         dag_id: follow_partition(airflow_api, dag_id, day, ingest.queued_at, RUN_TIMEOUT_S)

@@ -7,56 +7,32 @@ files and observe through the Airflow REST API v2 and S3.
 from __future__ import annotations
 
 import time
-import uuid
-from datetime import date, timedelta
 
 import pytest
 
 from hostile_inputs import HOSTILE_INPUTS, key_for
-from landfall.airflow.triggers import landed_objects_in
-from landfall.ops.follow import follow_landing
+from journeys import day_key, land, unique_day
+from landfall.ops.follow import follow_landing, landing_events_for, quarantine_events_for, raw_events_for
 from landfall.pipeline.datagen import make_batch, to_parquet
+from landfall.pipeline.publish import quarantine_records, raw_partitions
 
 pytestmark = pytest.mark.stack
 RUN_TIMEOUT_S = 240
 
 
-def _unique_day() -> str:
-    return (date(2100, 1, 1) + timedelta(days=uuid.uuid4().int % 30000)).isoformat()
-
-
-def _land(stack, key: str, body: bytes) -> tuple[str, float]:
-    bucket = stack.settings.storage.datasets_bucket
-    put_at = time.time()
-    etag = stack.s3_client().put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
-    return etag, put_at
-
-
-def _raw_events_for(api, key: str) -> list[dict]:
-    return [e for e in api.events_of("raw_daily") if e["extra"].get("source_key") == key]
-
-
-def _quarantine_events_for(api, key: str) -> list[dict]:
-    return [e for e in api.events_of("quarantine") if e["extra"].get("source_key") == key]
-
-
-def _landing_events_for(api, key: str) -> list[dict]:
-    return [e for e in api.events_of("landing") if key in [o["key"] for o in landed_objects_in(e["extra"])]]
-
-
 def test_a_good_file_is_ingested_and_published_as_the_raw_partition(stack, airflow_api):
-    day = _unique_day()
-    key = f"daily/{day}/features.parquet"
-    etag, put_at = _land(stack, key, to_parquet(make_batch(2000, seed=11)))
-    result = follow_landing(airflow_api, key, etag, timeout_s=RUN_TIMEOUT_S)
-    print(f"\nPUT -> ingest run queued: {result.queued_at.timestamp() - put_at:.2f}s")
+    day = unique_day(2100)
+    landed = land(stack, day_key(day), to_parquet(make_batch(2000, seed=11)))
+    result = follow_landing(airflow_api, landed.key, landed.etag, timeout_s=RUN_TIMEOUT_S)
+    print(f"\nPUT -> ingest run queued: {result.queued_at.timestamp() - landed.put_at:.2f}s")
     assert (result.state, result.outcome) == ("success", "ingested")
 
-    [event] = _raw_events_for(airflow_api, key)
+    [event] = raw_events_for(airflow_api, landed.key)
     assert event["partition_key"] == day
-    assert event["extra"]["rows"] == 2000 and event["extra"]["source_etag"] == etag
-    assert event["extra"]["uri"].endswith(f"raw/date={day}/data.parquet")
-    assert _quarantine_events_for(airflow_api, key) == []
+    head = raw_partitions(event["extra"])[day]
+    assert head["rows"] == 2000 and head["source_etag"] == landed.etag
+    assert head["uri"].endswith(f"raw/date={day}/{head['version']}/data.parquet")
+    assert quarantine_events_for(airflow_api, landed.key) == []
 
     # Every XCom of the run went through XComObjectStorageBackend into the local S3.
     storage = stack.settings.storage
@@ -76,17 +52,17 @@ def test_a_batch_of_hostile_landings_is_quarantined_case_by_case_and_nothing_is_
     right problem code, none becomes a raw partition, and the triggerer and scheduler stay healthy."""
     landed = {}
     for row in HOSTILE_INPUTS:
-        key = key_for(row, _unique_day())
-        etag, _ = _land(stack, key, row.body())
-        landed[key] = (row, etag)
+        put = land(stack, key_for(row, unique_day(2100)), row.body())
+        landed[put.key] = (row, put.etag)
     for key, (row, etag) in landed.items():
         result = follow_landing(airflow_api, key, etag, timeout_s=RUN_TIMEOUT_S)
         assert result.state == "success", (row.name, result.tasks)
     outcomes = {}
     for key, (row, _) in landed.items():
-        assert _raw_events_for(airflow_api, key) == [], row.name
-        [event] = _quarantine_events_for(airflow_api, key)
-        codes = {problem["code"] for problem in event["extra"]["problems"]}
+        assert raw_events_for(airflow_api, key) == [], row.name
+        [event] = quarantine_events_for(airflow_api, key)
+        [record] = [r for r in quarantine_records(event["extra"]) if r["source_key"] == key]
+        codes = {problem["code"] for problem in record["problems"]}
         assert codes & row.codes, (row.name, codes)
         outcomes[row.name] = sorted(codes)
     for name in ("triggerer", "scheduler", "dag-processor"):
@@ -143,24 +119,19 @@ def test_an_oversized_conf_is_refused_or_harmless(stack, airflow_api):
 
 
 def test_each_file_is_ingested_exactly_once_across_a_triggerer_restart(stack, airflow_api):
-    before = f"daily/{_unique_day()}/features.parquet"
-    etag_before, _ = _land(stack, before, to_parquet(make_batch(500, seed=21)))
-    assert follow_landing(airflow_api, before, etag_before, timeout_s=RUN_TIMEOUT_S).outcome == "ingested"
+    before = land(stack, day_key(unique_day(2100)), to_parquet(make_batch(500, seed=21)))
+    assert follow_landing(airflow_api, before.key, before.etag, timeout_s=RUN_TIMEOUT_S).outcome == "ingested"
 
-    from landfall.ops.stack import process
-
-    process.stop(stack.state.pids, "triggerer")
+    stack.stop("triggerer")
     # Lands while no triggerer is running: must not be missed.
-    during = f"daily/{_unique_day()}/features.parquet"
-    etag_during, _ = _land(stack, during, to_parquet(make_batch(500, seed=22)))
+    during = land(stack, day_key(unique_day(2100)), to_parquet(make_batch(500, seed=22)))
     stack.up()  # restarts only what is down
-    assert follow_landing(airflow_api, during, etag_during, timeout_s=RUN_TIMEOUT_S).outcome == "ingested"
+    assert follow_landing(airflow_api, during.key, during.etag, timeout_s=RUN_TIMEOUT_S).outcome == "ingested"
 
-    after = f"daily/{_unique_day()}/features.parquet"
-    etag_after, _ = _land(stack, after, to_parquet(make_batch(500, seed=23)))
-    assert follow_landing(airflow_api, after, etag_after, timeout_s=RUN_TIMEOUT_S).outcome == "ingested"
+    after = land(stack, day_key(unique_day(2100)), to_parquet(make_batch(500, seed=23)))
+    assert follow_landing(airflow_api, after.key, after.etag, timeout_s=RUN_TIMEOUT_S).outcome == "ingested"
 
     time.sleep(3 * stack.settings.watcher.poll_interval_s + 2)  # give a duplicate the chance to show up
-    for key in (before, during, after):
-        assert len(_raw_events_for(airflow_api, key)) == 1, key
-        assert len(_landing_events_for(airflow_api, key)) == 1, key
+    for landed in (before, during, after):
+        assert len(raw_events_for(airflow_api, landed.key)) == 1, landed.key
+        assert len(landing_events_for(airflow_api, landed.key)) == 1, landed.key

@@ -7,17 +7,18 @@ so it shares nothing with the embedded stack of the other end-to-end tests.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from journeys import day_key, land, unique_day
 from landfall.core.settings import get_settings
 from landfall.core.stack_settings import PortSettings, ScaleoutSettings
 from landfall.ops.follow import CHAIN, follow_chain, follow_landing, follow_partition
@@ -112,24 +113,24 @@ def scaleout_stack():
         base.model_copy(update={"stack": stack_settings}), echo=lambda line: print(line, flush=True)
     )
     started = time.monotonic()
+    saved = dict(os.environ)
     try:
         stack.up()
         print(f"scale-out stack up in {time.monotonic() - started:.1f}s")
+        os.environ.update(stack.environment())  # MLflow's credentials and URLs are this stack's
         yield stack
     finally:
+        os.environ.clear()
+        os.environ.update(saved)
         stack.down(quiet=True)
         _drop_databases(scaleout)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
 def _land_and_follow_to(stack, api, dag_ids, seed: int):
-    day = (date(2400, 1, 1) + timedelta(days=uuid.uuid4().int % 10000)).isoformat()
-    key = f"daily/{day}/features.parquet"
-    body = to_parquet(make_batch(5000, seed=seed))
-    etag = stack.s3_client().put_object(Bucket=stack.settings.storage.datasets_bucket, Key=key, Body=body)[
-        "ETag"
-    ]
-    ingest = follow_landing(api, key, etag.strip('"'), timeout_s=TIMEOUT_S)
+    day = unique_day(2400)
+    landed = land(stack, day_key(day), to_parquet(make_batch(5000, seed=seed)))
+    ingest = follow_landing(api, landed.key, landed.etag, timeout_s=TIMEOUT_S)
     assert ingest.outcome == "ingested"
     return (
         day,
@@ -142,12 +143,10 @@ def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothin
     """No champion yet, so the evaluation says deploy; MLflow dies before the deploy run promotes."""
     from mlflow import MlflowClient
 
-    from landfall.ops.stack import process
-
     stack, api = scaleout_stack, scaleout_stack.api()
     day, _, runs = _land_and_follow_to(stack, api, CHAIN[:3], seed=777)
     assert [r.state for r in runs] == ["success"] * 3
-    process.kill(stack.state.pids, "mlflow")
+    stack.stop("mlflow")  # down, and kept down (a crash would be restarted by the supervisor)
     try:
         deploy = follow_partition(api, "landfall_deploy", day, runs[-1].queued_at, TIMEOUT_S)
         assert deploy.state == "failed" and deploy.tasks["promote"] == "failed", deploy.tasks
@@ -161,7 +160,7 @@ def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothin
             time.sleep(0.5)
     finally:
         stack.restart("mlflow")  # back for the next test
-    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    client = MlflowClient(tracking_uri=stack.mlflow_url)  # credentials: MLFLOW_TRACKING_* of the stack env
     assert client.search_model_versions(f"name = '{stack.settings.mlflow.model_name}'") == []
 
 
@@ -172,15 +171,11 @@ def test_the_whole_chain_runs_on_postgres_and_celery_with_the_same_dags(scaleout
     assert [c.name for c in stack.status() if c.healthy] == list(stack.components)
     assert "celery-worker" in stack.components
 
-    day = (date(2400, 1, 1) + timedelta(days=uuid.uuid4().int % 10000)).isoformat()
-    key = f"daily/{day}/features.parquet"
+    day = unique_day(2400)
     api = stack.api()
-    put_at = time.time()
-    body = to_parquet(make_batch(5000, seed=4242))
-    etag = stack.s3_client().put_object(Bucket=stack.settings.storage.datasets_bucket, Key=key, Body=body)[
-        "ETag"
-    ]
-    ingest = follow_landing(api, key, etag.strip('"'), timeout_s=TIMEOUT_S)
+    landed = land(stack, day_key(day), to_parquet(make_batch(5000, seed=4242)))
+    put_at = landed.put_at
+    ingest = follow_landing(api, landed.key, landed.etag, timeout_s=TIMEOUT_S)
     assert ingest.outcome == "ingested"
     chain = follow_chain(api, day, ingest.queued_at, timeout_s=TIMEOUT_S)
     assert [r.dag_id for r in chain] == list(CHAIN)

@@ -8,27 +8,29 @@ import subprocess
 
 import psutil
 import pytest
+import requests
 
 from landfall.core.paths import REPO_ROOT
-from landfall.ops.stack import process
 
 pytestmark = pytest.mark.stack
 LOOPBACK = {"127.0.0.1", "::1"}
 
 
-def _stack_processes(stack) -> list[psutil.Process]:
+def _listening(stack) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every listening socket of every process of the stack."""
     found = []
-    for name in stack.components:
-        record = process.read_record(stack.state.pids, name)
-        root = record.process() if record else None
-        if root is not None:
-            found += [root, *root.children(recursive=True)]
+    for proc in stack.process_tree():
+        try:
+            sockets = proc.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        found += [(proc.name(), s.laddr.ip, s.laddr.port) for s in sockets if s.status == psutil.CONN_LISTEN]
     return found
 
 
 def test_every_server_of_the_stack_listens_on_loopback_only(stack):
     listening = []
-    for proc in _stack_processes(stack):
+    for proc in stack.process_tree():
         try:
             sockets = proc.net_connections(kind="inet")
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -112,16 +114,14 @@ def test_no_secret_is_written_to_any_log(stack):
 
 
 def test_xcom_values_are_json_in_object_storage_never_pickle(stack, airflow_api):
-    import uuid
-
+    from journeys import day_key, land, unique_day
     from landfall.ops.follow import follow_landing
     from landfall.pipeline.datagen import make_corrupt
 
     storage = stack.settings.storage
     s3 = stack.s3_client()
-    key = f"daily/2{uuid.uuid4().int % 900 + 100:03d}-04-0{uuid.uuid4().int % 9 + 1}/features.parquet"
-    etag = s3.put_object(Bucket=storage.datasets_bucket, Key=key, Body=make_corrupt("schema"))["ETag"]
-    run = follow_landing(airflow_api, key, etag.strip('"'), timeout_s=240)
+    landed = land(stack, day_key(unique_day(2700)), make_corrupt("schema"))
+    run = follow_landing(airflow_api, landed.key, landed.etag, timeout_s=240)
     listing = s3.list_objects_v2(
         Bucket=storage.xcom_bucket, Prefix=f"{storage.xcom_prefix}/landfall_ingest/{run.run_id}/"
     )
@@ -131,3 +131,63 @@ def test_xcom_values_are_json_in_object_storage_never_pickle(stack, airflow_api)
         body = s3.get_object(Bucket=storage.xcom_bucket, Key=xcom_key)["Body"].read()
         assert not body.startswith(b"\x80"), f"{xcom_key} is a pickle"
         json.loads(body)  # raises if it is not JSON
+
+
+def _refuses_plaintext_grpc(host: str, port: int) -> bool:
+    import socket
+
+    with socket.create_connection((host, port), timeout=5) as connection:
+        connection.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        connection.settimeout(5)
+        try:
+            answer = connection.recv(100)
+        except (TimeoutError, ConnectionResetError):
+            answer = b""
+    return answer == b"" or answer.startswith(b"\x15")  # closed, or a TLS alert
+
+
+def test_every_listening_port_refuses_anonymous_use(stack, s3):
+    """Each port the stack opens is named here with how it refuses a caller without the generated
+    credentials; a port this test does not know fails it (a new server must say how it is protected)."""
+    ctx, host = stack.ctx, stack.ctx.host
+    ports = ctx.ports
+    bucket = stack.settings.storage.datasets_bucket
+    s3.put_object(Bucket=bucket, Key="security-probe/object", Body=b"private")
+    checks = {
+        ports.airflow_api: lambda: (
+            requests.get(f"http://{host}:{ports.airflow_api}/api/v2/dags", timeout=5).status_code == 401
+        ),
+        ports.mlflow: lambda: (
+            requests.get(
+                f"http://{host}:{ports.mlflow}/api/2.0/mlflow/registered-models/search", timeout=5
+            ).status_code
+            == 401
+        ),
+        ports.s3: lambda: (
+            requests.get(f"http://{host}:{ports.s3}/{bucket}/security-probe/object", timeout=5).status_code
+            == 403
+        ),
+        ports.s3 + 3: lambda: (
+            "private" not in requests.get(f"http://{host}:{ports.s3 + 3}/metrics", timeout=5).text
+        ),
+        ports.seaweed_filer: lambda: (
+            requests.get(
+                f"http://{host}:{ports.seaweed_filer}/buckets/{bucket}/security-probe/object", timeout=5
+            ).status_code
+            == 401
+        ),
+        ports.seaweed_volume: lambda: (
+            requests.get(f"http://{host}:{ports.seaweed_volume}/1,01", timeout=5).status_code == 401
+        ),
+        # The master's HTTP port serves cluster status; it hands out no token to write with.
+        ports.seaweed_master: lambda: (
+            "auth" not in requests.get(f"http://{host}:{ports.seaweed_master}/dir/assign", timeout=5).json()
+        ),
+    }
+    for grpc in (ports.s3, ports.seaweed_filer, ports.seaweed_volume, ports.seaweed_master):
+        checks[grpc + 10_000] = lambda port=grpc + 10_000: _refuses_plaintext_grpc(host, port)
+    listening = {port for _, _, port in _listening(stack)}
+    assert listening - checks.keys() == set(), f"ports nobody checked: {sorted(listening - checks.keys())}"
+    refused = {port: check() for port, check in checks.items() if port in listening}
+    assert all(refused.values()), refused
+    s3.delete_object(Bucket=bucket, Key="security-probe/object")

@@ -136,3 +136,23 @@ def test_a_pickled_model_or_one_with_code_is_never_loaded(local_mlflow, settings
     (skops_model / "MLmodel").write_text(yaml.safe_dump(descriptor))
     with pytest.raises(UntrustedModel, match="with code"):
         load_local_model(skops_model)
+
+
+def test_two_trials_creating_the_experiment_at_once_both_log_into_it(local_mlflow, settings, monkeypatch):
+    """MLflow 3.17's set_experiment loses the race quietly (the run goes to the Default experiment);
+    the trainer creates or finds the experiment itself and names it when it starts the run."""
+    from mlflow import MlflowClient
+
+    from landfall.pipeline.training.trainer import experiment_id
+
+    winner = experiment_id("raced")  # the other trial created it a moment ago ...
+    real_lookup = MlflowClient.get_experiment_by_name
+    calls = []
+
+    def lookup_before_the_other_trial_created_it(self, name):
+        calls.append(name)
+        return None if len(calls) == 1 else real_lookup(self, name)
+
+    monkeypatch.setattr(MlflowClient, "get_experiment_by_name", lookup_before_the_other_trial_created_it)
+    assert experiment_id("raced") == winner  # ... so this trial's create fails, and it finds the winner
+    assert len(calls) == 2

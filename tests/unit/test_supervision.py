@@ -50,3 +50,38 @@ def test_unexpected_exits_are_counted_from_the_supervisor_log(tmp_path):
         "2026-11-25 08:02:00,000 INFO exited: scheduler (exit status 0; expected)\n"
     )
     assert supervisor.unexpected_exits() == {"triggerer": ["terminated by SIGKILL"]}
+
+
+def test_a_second_launcher_waits_for_the_first_instead_of_racing_it(settings, tmp_path, monkeypatch):
+    """Two `landfall up` at once once left SeaweedFS without a raft leader; now the second one waits."""
+    import threading
+    import time
+
+    from landfall.ops.stack.launcher import Stack
+
+    monkeypatch.setenv("LANDFALL_STACK__STATE_DIR", str(tmp_path))
+    first, second = Stack(load_settings(), echo=lambda line: None), []
+    order = []
+    entered = threading.Event()
+
+    def hold() -> None:
+        with first._exclusive("up"):
+            entered.set()
+            order.append("first in")
+            time.sleep(1.0)
+            order.append("first out")
+
+    def wait_then_enter() -> None:
+        stack = Stack(load_settings(), echo=second.append)
+        with stack._exclusive("up"):
+            order.append("second in")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    entered.wait(5)
+    waiter = threading.Thread(target=wait_then_enter)
+    waiter.start()
+    holder.join()
+    waiter.join()
+    assert order == ["first in", "first out", "second in"]
+    assert any("another `landfall` command is changing this stack" in line for line in second)

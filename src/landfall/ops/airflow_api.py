@@ -11,6 +11,9 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 
 def _is_server_error(error: BaseException) -> bool:
+    """A 5xx answer, or the connection dropped mid-request (how uvicorn reports some server errors)."""
+    if isinstance(error, requests.ConnectionError):
+        return True
     response = getattr(error, "response", None)
     return isinstance(error, requests.HTTPError) and response is not None and response.status_code >= 500
 
@@ -67,15 +70,19 @@ class AirflowApi:
 
     def get_tolerant(self, path: str, **params: Any) -> dict[str, Any] | None:
         """GET that answers None on Airflow 3.3's transient 500 for asset events whose created runs include
-        one not started yet (AssetEventResponse requires start_date); it clears once that run starts.
+        one not started yet (AssetEventResponse requires start_date; upstream bug); it clears once that
+        run starts.
         One plain request: the retries of `get` would only wait for something that is not coming yet."""
         url = f"{self.base_url}/api/v2/{path.lstrip('/')}"
         if time.monotonic() - self._token_at > 600:
             self._authenticate()
-        response = self.session.get(url, params=params, timeout=self.timeout)
-        if response.status_code == 401:
-            self._authenticate()
+        try:
             response = self.session.get(url, params=params, timeout=self.timeout)
+            if response.status_code == 401:
+                self._authenticate()
+                response = self.session.get(url, params=params, timeout=self.timeout)
+        except requests.ConnectionError:
+            return None  # the same failure, when uvicorn drops the connection instead of answering 500
         if response.status_code == 500:
             return None
         response.raise_for_status()
@@ -86,6 +93,15 @@ class AirflowApi:
             self._authenticate()
         response = self.session.post(
             f"{self.base_url}/api/v2/{path.lstrip('/')}", json=body, timeout=self.timeout
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def patch(self, path: str, body: dict[str, Any], **params: Any) -> dict[str, Any]:
+        if time.monotonic() - self._token_at > 600:
+            self._authenticate()
+        response = self.session.patch(
+            f"{self.base_url}/api/v2/{path.lstrip('/')}", json=body, params=params, timeout=self.timeout
         )
         response.raise_for_status()
         return response.json()

@@ -220,8 +220,8 @@ def migrate(ctx: Context, env: dict[str, str], log_tail: Callable[[str, int], st
 
 
 def create_pools(api: object) -> None:
-    """The one-slot pool that keeps evaluation's comparison and deploy's promotion apart. (A task whose
-    pool does not exist is never scheduled, so this runs on every start.)"""
+    """The one-slot pool every task that moves the champion alias takes. (A task whose pool does not
+    exist is never scheduled, so this runs on every start.)"""
     import requests
 
     body = {

@@ -61,6 +61,25 @@ def build_model(params: dict[str, Any], max_epochs: int, seed: int = 0) -> Any:
     )
 
 
+def experiment_id(name: str) -> str:
+    """The experiment's id, creating it if needed. Not `mlflow.set_experiment`: when two trials create
+    the experiment at once, the loser's set_experiment (MLflow 3.17) returns without making it active,
+    and its run lands in the Default experiment."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
 def predict(model: Any, frame: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(truth, predicted class, probability of the positive class) on `frame`."""
     features = frame.drop(columns=[label])
@@ -84,7 +103,6 @@ def train_trial(
     import mlflow
 
     train, validation = read_parquet(train_uri), read_parquet(validation_uri)
-    mlflow.set_experiment(experiment)
     run_tags = {
         **PIPELINE_TAGS,
         "landfall.partition": partition,
@@ -92,7 +110,8 @@ def train_trial(
         "landfall.model": model_kind,
         **(tags or {}),
     }
-    with mlflow.start_run(run_name=f"{partition} {params.get('trial', '')}".strip(), tags=run_tags) as run:
+    run_name = f"{partition} {params.get('trial', '')}".strip()
+    with mlflow.start_run(experiment_id=experiment_id(experiment), run_name=run_name, tags=run_tags) as run:
         hyper = {k: v for k, v in params.items() if k != "trial"}
         mlflow.log_params(
             {
