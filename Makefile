@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install browser demo up down status test test-unit test-e2e lint bench clean
 
-# uv when it is there (fast), plain pip otherwise; no Airflow constraint files needed.
-$(STAMP): pyproject.toml
+# uv when it is there (fast), plain pip otherwise; constraints.txt pins the set the tests passed with.
+$(STAMP): pyproject.toml constraints.txt
 	@if command -v uv >/dev/null 2>&1; then \
-	  uv venv -q --allow-existing -p $(PYTHON) $(VENV) && uv pip install -q -p $(BIN)/python -e ".[test]"; \
+	  uv venv -q --allow-existing -p $(PYTHON) $(VENV) && uv pip install -q -p $(BIN)/python -c constraints.txt -e ".[test]"; \
 	else \
-	  $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e ".[test]"; \
+	  $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -c constraints.txt -e ".[test]"; \
 	fi
 	@touch $(STAMP)
 

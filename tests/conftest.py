@@ -130,9 +130,13 @@ def local_mlflow(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)  # MLflow writes artifacts under ./mlruns for a database store
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # for trainer subprocesses
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_registry_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    # Through the environment only (trainer subprocesses inherit it), restored after the test: MLflow's
+    # set_tracking_uri/set_registry_uri also write these variables and never take them back, so a later
+    # test would still be talking to this file.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
     try:
         yield mlflow.MlflowClient()
     finally:

@@ -90,6 +90,7 @@ def scaleout_stack():
         airflow_database=f"landfall_t{run}_airflow",
         mlflow_database=f"landfall_t{run}_mlflow",
         broker_url="redis://127.0.0.1:6379/5",
+        queue=f"landfall-t{run}",  # a worker left on this broker by another session cannot take our tasks
         worker_concurrency=4,
     )
     state_dir = Path(tempfile.mkdtemp(prefix="landfall-scaleout-"))
@@ -167,7 +168,7 @@ def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothin
 def test_the_whole_chain_runs_on_postgres_and_celery_with_the_same_dags(scaleout_stack):
     from mlflow import MlflowClient
 
-    stack, scaleout = scaleout_stack, scaleout_stack.scaleout
+    stack, scaleout = scaleout_stack, scaleout_stack.ctx.scaleout
     assert [c.name for c in stack.status() if c.healthy] == list(stack.components)
     assert "celery-worker" in stack.components
 

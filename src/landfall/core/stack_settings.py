@@ -48,6 +48,9 @@ class ScaleoutSettings(Section):
     airflow_database: str = Field("landfall_airflow", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     mlflow_database: str = Field("landfall_mlflow", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     broker_url: str = "redis://127.0.0.1:6379/0"
+    # The Celery queue this stack's tasks go to and its worker reads: another worker on the same broker
+    # (another stack, or one left over from a crash) never takes them.
+    queue: str = Field("landfall", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     worker_concurrency: int = Field(4, ge=1, le=256)
 
     @field_validator("postgres_url")

@@ -12,7 +12,7 @@ from typing import Any
 from landfall.core import catalog
 from landfall.ops.airflow_api import AirflowApi
 from landfall.pipeline.landing import landings_in
-from landfall.pipeline.publish import quarantine_records, raw_partitions
+from landfall.pipeline.publish import published_head, quarantine_records
 
 TERMINAL = {"success", "failed"}
 CHAIN = catalog.CHAIN
@@ -39,7 +39,7 @@ def raw_events_for(api: AirflowApi, key: str) -> list[dict[str, Any]]:
     return [
         event
         for event in api.events_of(catalog.RAW)
-        if any(head.get("source_key") == key for head in raw_partitions(event.get("extra")).values())
+        if (published_head(event) or {}).get("source_key") == key
     ]
 
 
@@ -61,7 +61,7 @@ def landing_events_for(api: AirflowApi, key: str) -> list[dict[str, Any]]:
 def outcome_of(api: AirflowApi, key: str, etag: str | None = None) -> str | None:
     """ingested, quarantined or None (not decided yet), from the outcome events naming `key`."""
     for event in raw_events_for(api, key):
-        if etag is None or any(h.get("source_etag") == etag for h in raw_partitions(event["extra"]).values()):
+        if etag is None or published_head(event)["source_etag"] == etag:
             return "ingested"
     for event in quarantine_events_for(api, key):
         if etag is None or any(r.get("source_etag") == etag for r in quarantine_records(event["extra"])):

@@ -129,5 +129,12 @@ def quarantine_records(extra: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def raw_partitions(extra: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """The partition heads a raw asset event published, by partition key."""
+    """The partition heads a chunk's raw asset events published, by partition key. Airflow gives each
+    partition key of a task's outlet its own event with the same extra, so an event's own partition
+    is `raw_partitions(extra)[event partition_key]` (see `published_head`)."""
     return dict((extra or {}).get("partitions") or {})
+
+
+def published_head(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The head a raw_daily event (as the REST API returns it) published for its own partition."""
+    return raw_partitions(event.get("extra")).get(event.get("partition_key") or "")

@@ -29,7 +29,7 @@ from landfall.ops.follow import quarantine_events_for
 from landfall.ops.landings import put_landing
 from landfall.pipeline.datagen import decompression_bomb, make_batch, make_corrupt, to_parquet
 from landfall.pipeline.landing import landings_in
-from landfall.pipeline.publish import quarantine_records, raw_partitions
+from landfall.pipeline.publish import published_head, quarantine_records
 
 RESULTS_PATH = REPO_ROOT / "bench" / "results.json"
 CLASSIC_DAGS_FOLDER = REPO_ROOT / "bench" / "dags"
@@ -81,9 +81,9 @@ def outcome_counts(api: AirflowApi, keys: set[str]) -> dict[str, int]:
     """How many raw or quarantine records each key got (exactly one when nothing is lost or doubled)."""
     counts = dict.fromkeys(keys, 0)
     for event in api.events_of(catalog.RAW):
-        for head in raw_partitions(event.get("extra")).values():
-            if head.get("source_key") in counts:
-                counts[head["source_key"]] += 1
+        head = published_head(event) or {}
+        if head.get("source_key") in counts:
+            counts[head["source_key"]] += 1
     for event in api.events_of(catalog.QUARANTINE):
         for record in quarantine_records(event.get("extra")):
             if record.get("source_key") in counts:

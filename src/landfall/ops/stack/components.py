@@ -185,6 +185,8 @@ def _celery_worker(ctx: Context) -> list[str]:
         "worker",
         "--concurrency",
         str(ctx.scaleout.worker_concurrency if ctx.scaleout else 1),
+        "--queues",
+        ctx.scaleout.queue if ctx.scaleout else "landfall",
         "--skip-serve-logs",
         # A name of its own, so that two stacks on one broker host never share a worker name.
         "--celery-hostname",

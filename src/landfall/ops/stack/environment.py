@@ -74,6 +74,7 @@ def _scaleout(ctx: Context) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": ctx.scaleout.broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + airflow_db,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(ctx.scaleout.worker_concurrency),
+        "AIRFLOW__OPERATORS__DEFAULT_QUEUE": ctx.scaleout.queue,
     }
 
 

@@ -43,7 +43,8 @@ class Program:
     def section(self) -> str:
         lines = [
             f"[program:{self.name}]",
-            f"command={' '.join(shlex.quote(part) for part in self.argv)}",
+            # supervisord expands %(name)s in its values: a literal % (celery's %h) is written %%.
+            f"command={' '.join(shlex.quote(part) for part in self.argv).replace('%', '%%')}",
             f"directory={self.cwd}",
             "autostart=false",
             "autorestart=true",
