@@ -85,3 +85,11 @@ def test_a_second_launcher_waits_for_the_first_instead_of_racing_it(settings, tm
     waiter.join()
     assert order == ["first in", "first out", "second in"]
     assert any("another `landfall` command is changing this stack" in line for line in second)
+
+
+def test_only_the_processes_that_fork_tasks_preload_the_task_libraries():
+    from landfall.airflow.preload import forks_tasks
+
+    assert forks_tasks(["airflow", "scheduler", "--skip-serve-logs"])
+    assert forks_tasks(["airflow", "celery", "worker", "--concurrency", "4"])
+    assert not any(forks_tasks(["airflow", name]) for name in ("api-server", "triggerer", "dag-processor"))

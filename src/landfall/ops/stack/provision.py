@@ -20,6 +20,13 @@ from landfall.ops.stack.state import StackSecrets
 
 Echo = Callable[[str], None]
 
+LOCAL_SETTINGS = """# Rendered by `landfall up`. The scheduler (and a Celery worker) import the heavy task
+# libraries once, before they fork task processes: see landfall/airflow/preload.py.
+from landfall.airflow.preload import warm_task_imports
+
+warm_task_imports()
+"""
+
 
 def render(ctx: Context, secrets: StackSecrets) -> None:
     """airflow.cfg, the login file, SeaweedFS's identities and security, MLflow's auth config (all 0600)."""
@@ -36,6 +43,8 @@ def render(ctx: Context, secrets: StackSecrets) -> None:
         xcom_prefix=storage.xcom_prefix,
     )
     state.write_private(state.airflow_home / "airflow.cfg", config)
+    # Airflow imports $AIRFLOW_HOME/config/airflow_local_settings.py in every component at start-up.
+    state.write_private(state.airflow_home / "config" / "airflow_local_settings.py", LOCAL_SETTINGS)
     state.write_private(
         state.airflow_home / "simple_auth_manager_passwords.json",
         json.dumps({"admin": secrets.admin_password}),

@@ -126,8 +126,11 @@ class TorchChurnModel(mlflow.pyfunc.PythonModel):
         return self.classifier.predict_proba(model_input)[:, 1]
 
 
-def log_torch_model(model: TorchClassifier) -> None:
+def log_torch_model(model: TorchClassifier, pip_requirements: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="landfall-torch-") as folder:
         mlflow.pyfunc.log_model(
-            name="model", python_model=TorchChurnModel(), artifacts=model.save(Path(folder))
+            name="model",
+            python_model=TorchChurnModel(),
+            artifacts=model.save(Path(folder)),
+            pip_requirements=pip_requirements,
         )
