@@ -22,11 +22,15 @@ os.environ.update(
         "LANDFALL_STACK__PORTS__SEAWEED_MASTER": "21333",
         "LANDFALL_STACK__PORTS__SEAWEED_VOLUME": "21340",
         "LANDFALL_STACK__PORTS__SEAWEED_FILER": "20888",
+        "LANDFALL_STACK__PORTS__SERVING": "28090",
         "LANDFALL_WATCHER__POLL_INTERVAL_S": "1",
         # Two trials per training run instead of four: the same fan-out and reduce, one wave of tasks,
         # and about 12 s less per chain on a 2-core machine.
         "LANDFALL_TRAINING__GRID__LEARNING_RATE": "[0.001, 0.01]",
         "LANDFALL_TRAINING__GRID__BATCH_SIZE": "[256]",
+        # Short chain deadlines, so that tests/e2e/test_deadlines_e2e.py sees one missed in 90 s (a run
+        # that is merely slow in a 1,000-file burst may also raise a `late` alert; nothing counts those).
+        "LANDFALL_DEPLOY__DEADLINE_MINUTES": "1.5",
         # Alerts of the test stack go to the receiver below, so that tests can see them arrive.
         "LANDFALL_NOTIFY__WEBHOOK_URL": "http://127.0.0.1:28999/alerts",
     }

@@ -74,6 +74,7 @@ def _secret_values(stack) -> dict[str, str]:
         "jwt_secret": secrets.jwt_secret,
         "s3_secret_key": secrets.s3_secret_key,
         "admin_password": secrets.admin_password,
+        "serving_token": secrets.serving_token,
     }
 
 
@@ -178,6 +179,13 @@ def test_every_listening_port_refuses_anonymous_use(stack, s3):
         ),
         ports.seaweed_volume: lambda: (
             requests.get(f"http://{host}:{ports.seaweed_volume}/1,01", timeout=5).status_code == 401
+        ),
+        ports.serving: lambda: (
+            requests.post(
+                f"http://{host}:{ports.serving}/predict", json={"rows": [{}]}, timeout=5
+            ).status_code
+            == 401
+            and requests.post(f"http://{host}:{ports.serving}/activate", timeout=5).status_code == 401
         ),
         # The master's HTTP port serves cluster status; it hands out no token to write with.
         ports.seaweed_master: lambda: (

@@ -13,7 +13,7 @@ from landfall.ops.stack.supervisor import Program, Supervisor
 def test_every_component_is_declared_with_a_command_and_a_health_check(settings):
     ctx = Context(settings, StackState(settings))
     names = [c.name for c in components_of(settings)]
-    assert names == ["s3", "mlflow", "api-server", "scheduler", "dag-processor", "triggerer"]
+    assert names == ["s3", "mlflow", "api-server", "scheduler", "dag-processor", "triggerer", "serving"]
     for component in COMPONENTS:
         assert component.command(ctx) and callable(component.health)
         if component.port:

@@ -202,6 +202,13 @@ def demo(day: date | None, timeout: float) -> None:
     help="Landings per classic S3KeySensor DAG (0 skips the comparison and its ~6 minutes).",
 )
 @click.option(
+    "--serving-requests",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Requests in the scoring service's load test (8 clients; 0 skips the serving phase).",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -214,6 +221,7 @@ def bench(
     landings: int,
     bursts: tuple[int, ...],
     sensor_samples: int,
+    serving_requests: int,
     overrides: tuple[str, ...],
     out: Path | None,
     keep: bool,
@@ -234,6 +242,7 @@ def bench(
         landings=landings,
         bursts=bursts,
         sensor_samples=sensor_samples,
+        serving_requests=serving_requests,
         out=out or RESULTS_PATH,
         keep_stack=keep,
         overrides=extra,
@@ -282,3 +291,13 @@ def assets(as_json: bool) -> None:
 
     graph = asset_graph(_stack().api())
     click.echo(json.dumps(graph, indent=2) if as_json else format_graph(graph))
+
+
+def _register() -> None:
+    from landfall.cli.serving import render_serving, rollback
+
+    main.add_command(rollback)
+    main.add_command(render_serving)
+
+
+_register()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,7 @@ from pydantic_settings import (
 from landfall.core.kubernetes_settings import ComputeSettings
 from landfall.core.paths import DEFAULT_CONFIG_FILE
 from landfall.core.sections import Section
+from landfall.core.serving_settings import ServingSettings
 from landfall.core.stack_settings import StackSettings
 
 ENV_PREFIX = "LANDFALL_"
@@ -120,6 +122,9 @@ class LandingSettings(Section):
     # Checked from the parquet footer before anything is decoded (a small file can claim a lot).
     max_uncompressed_bytes: int = Field(4 * 1024**3, ge=1)
     max_row_group_bytes: int = Field(256 * 1024**2, ge=1)
+    # A day's landing (daily/<D>/...) must be ingested by this time (UTC) of the following day; the
+    # landfall_freshness DAG alerts naming the day when it is not.
+    expected_by: time = time(6, 0)
     columns: list[ColumnSpec]
 
     @model_validator(mode="after")
@@ -207,6 +212,14 @@ class DeploySettings(Section):
     min_improvement: float = Field(0.005, ge=0, le=1)
     confidence: float = Field(0.95, ge=0.5, lt=1)
     bootstrap_samples: int = Field(1000, ge=100, le=100_000)
+    # The canary: before the alias moves, the scoring service answers this many held-out rows with the
+    # candidate loaded in its staging slot; every answer must equal the offline evaluation's, and the
+    # slowest 5% of its requests take at most canary_max_latency_ms.
+    canary_rows: int = Field(200, ge=1, le=10_000)
+    canary_max_latency_ms: float = Field(2000.0, gt=0)
+    # Every run of a chain DAG (ingest ... deploy) must finish within this many minutes of being queued;
+    # a run that has not (stuck, failing, or still waiting) raises a `late` alert naming it.
+    deadline_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60)
 
 
 class NotifySettings(Section):
@@ -239,6 +252,7 @@ class Settings(BaseSettings):
     deploy: DeploySettings = DeploySettings()
     compute: ComputeSettings = ComputeSettings()
     notify: NotifySettings = NotifySettings()
+    serving: ServingSettings = ServingSettings()
     stack: StackSettings = StackSettings()
 
     @classmethod

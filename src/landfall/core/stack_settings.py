@@ -18,6 +18,7 @@ class PortSettings(Section):
     seaweed_master: int = Field(9333, ge=1024, le=55535)
     seaweed_volume: int = Field(9340, ge=1024, le=55535)
     seaweed_filer: int = Field(8888, ge=1024, le=55535)
+    serving: int = Field(8090, ge=1024, le=65535)
 
     def shifted(self, by: int) -> PortSettings:
         """The same layout moved by `by` (a second stack beside this one: the benchmark's)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -110,6 +111,32 @@ class AirflowApi:
         """What the metadata DB holds for an XCom: with the object-storage backend, the value's S3 path."""
         path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
         return self.get(path)["value"]
+
+    def xcom_value(self, s3: Any, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        """An XCom's value: the DB row holds its S3 path (the object-storage backend), read with `s3`."""
+        stored = self.xcom_stored(dag_id, run_id, task_id, key)
+        if isinstance(stored, str) and not stored.startswith("s3://"):
+            stored = json.loads(stored)
+        if not (isinstance(stored, str) and stored.startswith("s3://")):
+            raise ValueError(
+                f"XCom {dag_id}/{run_id}/{task_id} is kept in the DB, not object storage: {stored!r}"
+            )
+        bucket, _, object_key = stored.removeprefix("s3://").split("@", 1)[-1].partition("/")
+        return json.loads(s3.get_object(Bucket=bucket, Key=object_key)["Body"].read())
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
+        """A manual run of `dag_id` with `conf` (no logical date: several may be triggered at once)."""
+        return self.post(f"dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self.get(f"dags/{dag_id}/dagRuns/{run_id}")
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+        path = f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+        content = self.get(path, full_content="true").get("content", [])
+        return "\n".join(
+            str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in content
+        )
 
     def dag_runs(self, dag_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """The newest runs of `dag_id`; none while the dag-processor has not serialized it yet (404)."""

@@ -68,6 +68,10 @@ class Context:
     def airflow_url(self) -> str:
         return f"http://{self.host}:{self.ports.airflow_api}"
 
+    @property
+    def serving_url(self) -> str:
+        return f"http://{self.host}:{self.ports.serving}"
+
     def s3_client(self) -> Any:
         import boto3
         from botocore.config import Config
@@ -232,6 +236,19 @@ def _heartbeat(key: str) -> Check:
     return check
 
 
+def _serving_health(ctx: Context, _: AirflowHealth) -> tuple[bool, str]:
+    try:
+        response = requests.get(f"{ctx.serving_url}/health", timeout=3)
+        if not response.ok:
+            return False, f"/health -> {response.status_code}"
+        served = response.json()
+        return True, f"serving version {served.get('serving')}" if served.get(
+            "serving"
+        ) else "no champion yet"
+    except (requests.RequestException, ValueError) as error:
+        return False, f"{type(error).__name__}: {str(error)[:200]}"
+
+
 def _celery_health(ctx: Context, _: AirflowHealth) -> tuple[bool, str]:
     # Celery has no HTTP health endpoint; its worker logs "celery@<name> ready." once it consumes.
     log = ctx.state.logs / "celery-worker.log"
@@ -275,6 +292,14 @@ COMPONENTS: tuple[Component, ...] = (
     Component("scheduler", _airflow("scheduler", "--skip-serve-logs"), _heartbeat("scheduler"), airflow=True),
     Component("dag-processor", _airflow("dag-processor"), _heartbeat("dag_processor"), airflow=True),
     Component("triggerer", _airflow("triggerer", "--skip-serve-logs"), _heartbeat("triggerer"), airflow=True),
+    Component(
+        "serving",
+        lambda ctx: [sys.executable, "-m", "landfall.serving"],
+        _serving_health,
+        port="serving",
+        url=lambda ctx: ctx.serving_url,
+        stop_grace_s=5,
+    ),
     Component("celery-worker", _celery_worker, _celery_health, profiles=("scaleout",), airflow=True),
 )
 

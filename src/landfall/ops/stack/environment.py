@@ -46,6 +46,8 @@ def environment(ctx: Context, secrets: StackSecrets) -> dict[str, str]:
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
         SIGNING_KEY_ENV: secrets.event_signing_key,
+        "LANDFALL_SERVING_URL": ctx.serving_url,
+        "LANDFALL_SERVING_TOKEN": secrets.serving_token,
         "LANDFALL_AIRFLOW_URL": ctx.airflow_url,
         "LANDFALL_AIRFLOW_USER": "admin",
         "LANDFALL_AIRFLOW_PASSWORD": secrets.admin_password,

@@ -32,7 +32,7 @@ from landfall.ops.stack.supervisor import Program, Supervisor, SupervisorError
 __all__ = ["ComponentStatus", "Stack", "StackError", "dag_files"]
 
 STORAGE = ("s3",)
-SERVICES = ("mlflow",)
+SERVICES = ("mlflow", "serving")  # stopped after Airflow, in this order reversed
 
 
 @dataclass
@@ -260,9 +260,9 @@ class Stack:
             self.echo("  migrating the Airflow metadata DB ...")
             provision.migrate(self.ctx, process_environment(self.ctx, secrets), self.log_tail)
         airflow = [c for c in components_of(self.settings) if c.airflow]
-        for component in airflow:
+        for component in [by_name("serving"), *airflow]:
             self._start(component)
-        self._wait_healthy(["mlflow", *(c.name for c in airflow)], deadline)
+        self._wait_healthy(["mlflow", "serving", *(c.name for c in airflow)], deadline)
         provision.create_pools(self.api())
         self.wait_for_dags(deadline)
 
@@ -345,7 +345,11 @@ class Stack:
         stopped = []
         if not self.supervisor.running():
             return stopped
-        order = [*[c.name for c in components_of(self.settings) if c.airflow][::-1], *SERVICES, *STORAGE]
+        order = [
+            *[c.name for c in components_of(self.settings) if c.airflow][::-1],
+            *SERVICES[::-1],
+            *STORAGE,
+        ]
         for name in order:
             if self.supervisor.stop(name):
                 stopped.append(name)
@@ -368,6 +372,8 @@ class Stack:
                 f"Airflow UI   {self.airflow_url}   (login: admin / {secrets.admin_password})",
                 f"  Asset graph: {self.airflow_url}/assets",
                 f"MLflow UI    {self.mlflow_url}   (login: admin / the same password)",
+                f"Scoring      {self.ctx.serving_url}/predict   (Bearer token: `landfall env`, "
+                "LANDFALL_SERVING_TOKEN)",
                 f"S3 endpoint  {self.s3_endpoint}   (landing: s3://{storage.datasets_bucket}/"
                 f"{storage.landing_prefix}/<YYYY-MM-DD>/{storage.landing_filename})",
                 f"Logs         {self.state.logs}",
@@ -377,11 +383,11 @@ class Stack:
 
 
 def dag_files() -> set[str]:
-    """The DAG files (relative to dags/) the dag-processor must load: every module in producers/ and
-    consumers/ (assets/ only names Assets)."""
+    """The DAG files (relative to dags/) the dag-processor must load: every module in producers/,
+    consumers/ and operations/ (assets/ only names Assets)."""
     return {
         path.relative_to(DAGS_FOLDER).as_posix()
-        for folder in ("producers", "consumers")
+        for folder in ("producers", "consumers", "operations")
         for path in (DAGS_FOLDER / folder).glob("*.py")
         if not path.name.startswith("_")
     }

@@ -35,6 +35,7 @@ class StackSecrets:
     seaweed_volume_read_key: str
     seaweed_filer_write_key: str
     seaweed_filer_read_key: str
+    serving_token: str  # the scoring service's bearer token
 
     @classmethod
     def generate(cls) -> dict[str, str]:
@@ -50,6 +51,7 @@ class StackSecrets:
             "seaweed_volume_read_key": _token(40),
             "seaweed_filer_write_key": _token(40),
             "seaweed_filer_read_key": _token(40),
+            "serving_token": _token(40),
         }
 
 

@@ -1,0 +1,55 @@
+"""The scoring service (`serving:` in config/landfall.yaml): how it follows the champion, where deploy
+finds it, and its Deployment in the kubernetes profile."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from landfall.core.kubernetes_settings import PodResources, SecretEnv, _k8s_name
+from landfall.core.sections import Section
+
+
+class ServingKubernetesSettings(Section):
+    """The service's Deployment and Service (`landfall render-serving --out DIR` shows them)."""
+
+    namespace: str = "ml-serving"
+    image: str = "ghcr.io/landfall/serving:0.1.0"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    image_pull_secrets: list[str] = []
+    service_account: str | None = None
+    replicas: int = Field(2, ge=1, le=100)
+    port: int = Field(8000, ge=1024, le=65535)
+    requests: PodResources = PodResources(cpu="500m", memory="1Gi")
+    limits: PodResources = PodResources(cpu="2", memory="2Gi")
+    env: dict[str, str] = {}
+    secrets: list[SecretEnv] = []
+
+    @field_validator("namespace", "service_account")
+    @classmethod
+    def _names(cls, value: str | None) -> str | None:
+        return value if value is None else _k8s_name(value)
+
+    @field_validator("image_pull_secrets")
+    @classmethod
+    def _secret_names(cls, values: list[str]) -> list[str]:
+        return [_k8s_name(value) for value in values]
+
+
+class ServingSettings(Section):
+    # Where deploy, `landfall rollback` and the canary reach the service. None: the embedded stack's
+    # (http://<stack.host>:<stack.ports.serving>). In a cluster: the Service's in-cluster URL.
+    url: str | None = None
+    # How often the service checks the `champion` alias; deploy also tells it at once after a move.
+    poll_interval_s: float = Field(1.0, gt=0, le=3600)
+    # How long deploy waits for the service to answer with the promoted version before it alerts.
+    activate_timeout_s: float = Field(60.0, gt=0, le=3600)
+    kubernetes: ServingKubernetesSettings = ServingKubernetesSettings()
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must be an http(s) URL")
+        return value.rstrip("/") if value else value

@@ -1,0 +1,70 @@
+"""A client for the scoring service (deploy's canary and activation, `landfall rollback`, the load test)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+
+class ServingError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServingClient:
+    url: str
+    token: str
+    timeout_s: float = 30.0
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
+        try:
+            return requests.request(
+                method,
+                f"{self.url.rstrip('/')}{path}",
+                json=body,
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as error:
+            raise ServingError(
+                f"the scoring service at {self.url} does not answer: {type(error).__name__}"
+            ) from None
+
+    def _ok(self, response: requests.Response) -> dict[str, Any]:
+        if not response.ok:
+            raise ServingError(
+                f"{response.request.method} {response.url} -> {response.status_code}: {response.text[:500]}"
+            )
+        return response.json()
+
+    def version(self) -> dict[str, Any] | None:
+        """What the service serves; None while it has no champion."""
+        response = self._call("GET", "/version")
+        return None if response.status_code == 503 else self._ok(response)
+
+    def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._ok(self._call("POST", "/predict", {"rows": rows}))
+
+    def predict_staged(self, run_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Answered by the candidate of `run_id` in the staging slot (the canary)."""
+        return self._ok(self._call("POST", "/staging/predict", {"run_id": run_id, "rows": rows}))
+
+    def stage(self, run_id: str) -> dict[str, Any]:
+        return self._ok(self._call("POST", "/staging", {"run_id": run_id}))
+
+    def activate(self) -> dict[str, Any]:
+        return self._ok(self._call("POST", "/activate"))
+
+    def wait_for_version(self, version: str, timeout_s: float) -> float:
+        """Seconds until the service answers with `version`; ServingError after `timeout_s`."""
+        started = time.monotonic()
+        while True:
+            served = self.version()
+            if served is not None and served["version"] == version:
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout_s:
+                raise ServingError(f"the service still serves {served and served['version']}, not {version}")
+            time.sleep(0.2)

@@ -1,0 +1,122 @@
+"""The models the service holds: the active one (answers /predict) and a staging slot (the canary).
+
+A slot is an immutable `Served` record; swapping the active model replaces one reference under a lock,
+and a request reads that reference once, so each request is answered by exactly one version and the
+version it names in its answer is the one that computed it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from landfall.core.settings import LandingSettings
+from landfall.pipeline.features import build_features
+
+
+@dataclass(frozen=True)
+class Served:
+    model: Any
+    version: str | None  # the registered version (None for a staged, not yet registered candidate)
+    run_id: str
+    loaded_at: float
+
+
+class RowError(ValueError):
+    """A row that does not fit the landing schema; `problems` name each bad row and column."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the rows")
+        self.problems = problems
+
+
+def frame_of(rows: list[dict[str, Any]], landing: LandingSettings) -> pd.DataFrame:
+    """The rows as a frame of the landing columns (the label is not needed), or RowError naming each
+    missing column, wrong type or unknown category."""
+    problems = []
+    specs = [spec for spec in landing.columns if spec.name != landing.label]
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            problems.append(
+                {"row": index, "column": None, "problem": "a row must be an object of column: value"}
+            )
+            continue
+        for spec in specs:
+            if spec.name not in row or row[spec.name] is None:
+                problems.append({"row": index, "column": spec.name, "problem": "missing"})
+                continue
+            value = row[spec.name]
+            if spec.dtype == "string":
+                if not isinstance(value, str):
+                    problems.append(
+                        {"row": index, "column": spec.name, "problem": f"expected a string, got {value!r}"}
+                    )
+                elif spec.allowed is not None and value not in spec.allowed:
+                    problems.append(
+                        {
+                            "row": index,
+                            "column": spec.name,
+                            "problem": f"{value!r} is not one of {spec.allowed}",
+                        }
+                    )
+            elif isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+                problems.append(
+                    {"row": index, "column": spec.name, "problem": f"expected a number, got {value!r}"}
+                )
+    if problems:
+        raise RowError(problems)
+    return pd.DataFrame([{spec.name: row[spec.name] for spec in specs} for row in rows])
+
+
+def score(served: Served, rows: list[dict[str, Any]], landing: LandingSettings) -> dict[str, Any]:
+    """Predictions of one model for the rows (features built by the same function preprocess uses)."""
+    import sklearn
+
+    features = build_features(frame_of(rows, landing), landing)
+    # frame_of has refused anything non-finite, so scikit-learn's own finiteness scan is skipped.
+    with sklearn.config_context(assume_finite=True):
+        probabilities = served.model.predict_proba(features)
+    # The class with the larger probability: what the models' predict() returns, without a second pass.
+    classes = np.asarray(getattr(served.model, "classes_", [0, 1]))
+    return {
+        "predictions": [int(c) for c in classes[probabilities.argmax(axis=1)]],
+        "probabilities": [float(p) for p in probabilities[:, 1]],
+        "version": served.version,
+        "run_id": served.run_id,
+    }
+
+
+class Slots:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: Served | None = None
+        self._staging: Served | None = None
+
+    @property
+    def active(self) -> Served | None:
+        return self._active  # one read of one reference: a request keeps the model it started with
+
+    @property
+    def staging(self) -> Served | None:
+        return self._staging
+
+    def activate(self, served: Served) -> Served | None:
+        """Make `served` the active model; return the one it replaced."""
+        with self._lock:
+            previous, self._active = self._active, served
+            if self._staging is not None and self._staging.run_id == served.run_id:
+                self._staging = None
+            return previous
+
+    def stage(self, served: Served | None) -> None:
+        with self._lock:
+            self._staging = served
+
+    @staticmethod
+    def served(model: Any, version: str | None, run_id: str) -> Served:
+        return Served(model, version, run_id, time.time())
