@@ -1,10 +1,10 @@
-"""What the end-to-end tests do to a running stack, and how they read what happened: the one module
-every e2e test imports its helpers from. Everything goes through the real components: landings are
-PUTs into SeaweedFS, and outcomes are read from Airflow's REST API, S3 and MLflow."""
+"""What the tests do to a running stack, and how they read what happened: the one module tests import
+their helpers from. Everything goes through the real components: landings are PUTs into SeaweedFS,
+outcomes are read from Airflow's REST API, S3 and MLflow, and trial models are fitted and logged to a
+real MLflow store the way the trainer does it."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 import uuid
@@ -18,6 +18,28 @@ from landfall.ops.stack.components import executable
 from landfall.ops.stack.environment import process_environment
 
 TIMEOUT_S = 600
+
+
+def logged_trial(settings: Any, experiment: str, seed: int = 1, tags: dict | None = None) -> str:
+    """Fit a small trial model and log it the way the trainer does (to the current MLflow tracking URI);
+    return its run id. `tags` replaces the pipeline's own run tags (a foreign run)."""
+    import mlflow
+
+    from landfall.pipeline.datagen import make_batch
+    from landfall.pipeline.features import split
+    from landfall.pipeline.training.models import PIPELINE_TAGS, log_model
+    from landfall.pipeline.training.trainer import build_model
+
+    parts = split(make_batch(600, seed=seed), settings.landing, 0.2, 0.2)
+    label = settings.landing.label
+    params = {"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "hidden_units": 8}
+    model = build_model(params, max_epochs=5)
+    model.fit(parts["train"].drop(columns=[label]), parts["train"][label])
+    mlflow.set_experiment(experiment)
+    run_tags = {**PIPELINE_TAGS, "landfall.stage": "trial"} if tags is None else tags
+    with mlflow.start_run(tags=run_tags) as run:
+        log_model(model, "mlp")
+    return run.info.run_id
 
 
 def unique_day(first_year: int) -> str:
@@ -52,11 +74,7 @@ def model_versions(name: str) -> list[Any]:
 
 def xcom_value(stack: Any, api: Any, dag_id: str, run_id: str, task_id: str) -> Any:
     """Follow the XCom row's S3 path to the value, as the object-storage backend does."""
-    stored = api.xcom_stored(dag_id, run_id, task_id)
-    stored = json.loads(stored) if isinstance(stored, str) and not stored.startswith("s3://") else stored
-    assert isinstance(stored, str) and stored.startswith("s3://"), f"XCom kept in the DB: {stored!r}"
-    bucket, _, key = stored.removeprefix("s3://").split("@", 1)[-1].partition("/")
-    return json.loads(stack.s3_client().get_object(Bucket=bucket, Key=key)["Body"].read())
+    return api.xcom_value(stack.s3_client(), dag_id, run_id, task_id)
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float, what: str, every_s: float = 1.0) -> Any:

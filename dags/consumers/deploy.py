@@ -1,7 +1,9 @@
 """Deploy: the gate from config (floor, minimum improvement, paired-bootstrap significance) decides;
-deploy registers the model version and moves the `champion` alias - only if the champion is still the
-version the evaluation compared against (compare-and-set), at most once per candidate. A notification
-reports either way.
+the canary loads the candidate into the scoring service's staging slot and checks that the service
+answers held-out rows exactly as the offline evaluation did (and fast enough); deploy then registers the
+model version and moves the `champion` alias - only if the champion is still the version the evaluation
+compared against (compare-and-set), at most once per candidate - and the service activates it. A failed
+canary alerts and leaves the champion and the service as they were. A notification reports either way.
 
 One promotion at a time: one active run, one `promote` instance, and a one-slot pool
 (`landfall_champion`, created by the launcher) that every task moving the alias takes, so the check and
@@ -16,8 +18,10 @@ from datetime import timedelta
 from airflow.sdk import PartitionedAssetTimetable, dag, task
 
 from assets import EVALUATION, PRODUCTION_MODEL
+from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
 from landfall.core.catalog import PROMOTION_POOL
+from landfall.core.settings import get_settings
 
 default_args = {
     # 10 s, 20 s, 40 s: rides out an MLflow restart, then fails loudly (and alerts) within ~1.5 min.
@@ -35,6 +39,7 @@ default_args = {
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
+    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
     tags=["landfall", "consumer", "deploy"],
     doc_md=__doc__,
 )
@@ -50,7 +55,13 @@ def landfall_deploy():
     def gate(evaluation: dict) -> str:
         from landfall.airflow.tasks.deploy import gate as passes
 
-        return "promote" if passes(evaluation) else "skip"
+        return "canary" if passes(evaluation) else "skip"
+
+    @task(multiple_outputs=False)
+    def canary(evaluation: dict) -> dict:
+        from landfall.airflow.tasks.deploy import canary as run
+
+        return run(evaluation)
 
     @task(multiple_outputs=False, outlets=[PRODUCTION_MODEL], pool=PROMOTION_POOL, max_active_tis_per_dag=1)
     def promote(evaluation: dict, outlet_events=None, dag_run=None) -> dict:
@@ -61,22 +72,34 @@ def landfall_deploy():
         return promoted
 
     @task(multiple_outputs=False)
+    def activate(promoted: dict) -> dict:
+        from landfall.airflow.tasks.deploy import activate as run
+
+        return run(promoted)
+
+    @task(multiple_outputs=False)
     def skip(evaluation: dict) -> str:
         return evaluation["reason"]
 
+    # After the gate said no, or after the promotion and activation; a failed canary or activation has
+    # alerted already (and fails the run), so this does not run then.
     @task(multiple_outputs=False, trigger_rule="none_failed_min_one_success")
     def notify(evaluation: dict, ti=None) -> dict:
         from landfall.airflow.tasks.deploy import report
 
-        # None when promote was skipped (gate said no, a stale evaluation, or already champion).
-        return report(evaluation, ti.xcom_pull(task_ids="promote"))
+        # Each None when its task was skipped (gate said no, a stale evaluation, already champion).
+        pulled = [ti.xcom_pull(task_ids=task_id) for task_id in ("canary", "promote", "activate")]
+        return report(evaluation, *pulled)
 
     decision = evaluation()
     branch = gate(decision)
+    canaried = canary(decision)
     promoted = promote(decision)
+    activated = activate(promoted)
     skipped = skip(decision)
-    branch >> [promoted, skipped]
-    [branch, promoted, skipped] >> notify(decision)
+    branch >> [canaried, skipped]
+    canaried >> promoted
+    [branch, activated, skipped] >> notify(decision)
 
 
 landfall_deploy()

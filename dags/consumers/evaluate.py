@@ -11,7 +11,9 @@ from datetime import timedelta
 from airflow.sdk import PartitionedAssetTimetable, dag, task
 
 from assets import EVALUATION, MODEL_CANDIDATE
+from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
+from landfall.core.settings import get_settings
 
 default_args = {
     "retries": 2,
@@ -27,6 +29,7 @@ default_args = {
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
+    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
     tags=["landfall", "consumer", "evaluate"],
     doc_md=__doc__,
 )

@@ -15,6 +15,7 @@ from datetime import timedelta
 from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
 
 from assets import MODEL_CANDIDATE, TRAINING_DATASET
+from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
 from landfall.core.settings import get_settings
 
@@ -32,6 +33,7 @@ default_args = {
     catchup=False,
     max_active_runs=1,
     default_args=default_args,
+    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
     tags=["landfall", "consumer", "train"],
     doc_md=__doc__,
 )

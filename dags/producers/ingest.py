@@ -29,7 +29,9 @@ from airflow.sdk import (
 )
 
 from assets import LANDING, QUARANTINE, RAW
+from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
+from landfall.core.settings import get_settings
 
 # One data interval per calendar day (UTC): a backfilled or scheduled run re-reads the landing folder
 # of its interval's start date. (Wrapped in AssetOrTimeSchedule, a CronPartitionTimetable's partition
@@ -51,6 +53,7 @@ default_args = {
     catchup=False,
     max_active_runs=4,
     default_args=default_args,
+    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
     tags=["landfall", "producer", "ingest"],
     doc_md=__doc__,
 )

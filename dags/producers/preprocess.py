@@ -12,7 +12,9 @@ from datetime import timedelta
 from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
 
 from assets import RAW, TRAINING_DATASET
+from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
+from landfall.core.settings import get_settings
 
 default_args = {
     "retries": 2,
@@ -29,6 +31,7 @@ default_args = {
     catchup=False,
     max_active_runs=2,
     default_args=default_args,
+    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
     tags=["landfall", "producer", "preprocess"],
     doc_md=__doc__,
 )

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from landfall.core import catalog
+from landfall.core.settings import get_settings
 from landfall.ops.dagparse import parse_in_subprocess
 from landfall.ops.stack.launcher import DAGS_FOLDER as DAGS
 from landfall.ops.stack.launcher import dag_files
@@ -66,11 +68,27 @@ def test_ingest_dag_is_scheduled_on_the_watched_landing_asset_or_daily_for_backf
 
 
 def test_no_dag_declares_params_so_no_run_can_set_the_deploy_gate():
-    """The gate's thresholds come from config only; a DAG param would let a triggered run override them."""
+    """The gate's thresholds come from config only; a DAG param would let a triggered run override them.
+    The one exception is the manual rollback, whose params say which version and why."""
     sys.path.insert(0, str(DAGS))
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAGS), safe_mode=False)
     assert bag.import_errors == {} and len(bag.dags) == len(DAG_FILES)
     for dag_id, dag in bag.dags.items():
-        assert dict(dag.params) == {}, f"{dag_id} declares params {dict(dag.params)}"
+        expected = {"to_version", "reason", "requested_by"} if dag_id == catalog.ROLLBACK_DAG else set()
+        assert set(dag.params) == expected, f"{dag_id} declares params {dict(dag.params)}"
+
+
+def test_every_chain_dag_has_a_deadline_and_freshness_watches_the_raw_partition():
+    sys.path.insert(0, str(DAGS))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS), safe_mode=False)
+    minutes = get_settings().deploy.deadline_minutes
+    for dag_id in (catalog.INGEST_DAG, *catalog.CHAIN):
+        [alert] = bag.dags[dag_id].deadline
+        assert alert.interval.total_seconds() == minutes * 60, dag_id
+    freshness = bag.dags[catalog.FRESHNESS_DAG]
+    [sensor] = freshness.tasks
+    assert sensor.deferrable and sensor.bucket_key == "raw/date={{ macros.ds_add(ds, -1) }}/_head.json"

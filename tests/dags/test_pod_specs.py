@@ -118,7 +118,7 @@ def test_a_config_change_shows_up_in_the_rendered_pods(tmp_path):
 
 def test_dag_files_are_the_same_for_both_profiles_only_the_trial_operator_differs():
     local, kubernetes = dag_shapes("local"), dag_shapes("kubernetes")
-    assert local.keys() == kubernetes.keys() and len(local) == 5
+    assert local.keys() == kubernetes.keys() and len(local) == 7  # five in the chain, two operations
     for dag_id in local:
         assert local[dag_id].keys() == kubernetes[dag_id].keys()
     trial = "search.train_trial"

@@ -59,6 +59,23 @@ def test_the_table_says_which_targets_were_missed():
             "task_peak_rss_mb": 180,
             "full_decode_peak_rss_mb": 2900,
         },
+        "serving": {
+            "canary_rows": 200,
+            "canary_s": 0.3,
+            "deploy_alias_to_serving_s": 1.1,
+            "load": {
+                "requests": 20_000,
+                "rows_per_request": 10,
+                "clients": 8,
+                "requests_per_s": 240.0,
+                "latency_ms": {"p50": 31.0, "p99": 69.0},
+                "switch": {"from": 1, "to": 2},
+                "errors": 0,
+                "versions": {"1": 9000, "2": 10999, "7": 1},
+                "unexpected_versions": {"7": 1},
+                "alias_to_serving_s": 6.2,
+            },
+        },
         "idle_rss_mb": 2000,
         "peak_rss_mb": 3000,
         "comparison": {},
@@ -81,7 +98,15 @@ def test_the_table_says_which_targets_were_missed():
         "bursts failed runs": False,
         "burst of 1,000 throughput": True,
         "bomb task peak RSS": False,
+        "serving errors in a switch": False,
+        "serving mis-versioned": True,
+        "alias move -> served": True,
     }
+
+
+def test_a_phase_that_did_not_run_reads_not_measured_rather_than_missed():
+    table = format_table({"stack_up_s": 20.0})
+    assert "  alias move -> served         < 5 s        not measured" in table.splitlines()
 
 
 def test_benchmark_ports_are_the_default_ones_moved_clear_of_the_ephemeral_range():

@@ -3,20 +3,15 @@ code: against a real MLflow store (SQLite), no server."""
 
 from __future__ import annotations
 
-import mlflow
 import numpy as np
 import pytest
 from mlflow.exceptions import MlflowException
 
+from journeys import logged_trial
 from landfall.pipeline import registry
 from landfall.pipeline.datagen import make_batch
 from landfall.pipeline.features import split
-from landfall.pipeline.training.models import (
-    PIPELINE_TAGS,
-    UntrustedModel,
-    load_trial_model,
-    log_model,
-)
+from landfall.pipeline.training.models import UntrustedModel, load_trial_model
 from landfall.pipeline.training.trainer import build_model
 
 NAME = "landfall-churn-test"
@@ -24,17 +19,7 @@ EXPERIMENT = "landfall-test"
 
 
 def _trial(settings, seed: int = 1, tags: dict | None = None) -> str:
-    """Fit and log a small trial model the way the trainer does; return its run id."""
-    parts = split(make_batch(600, seed=seed), settings.landing, 0.2, 0.2)
-    label = settings.landing.label
-    params = {"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "hidden_units": 8}
-    model = build_model(params, max_epochs=5)
-    model.fit(parts["train"].drop(columns=[label]), parts["train"][label])
-    mlflow.set_experiment(EXPERIMENT)
-    run_tags = {**PIPELINE_TAGS, "landfall.stage": "trial"} if tags is None else tags
-    with mlflow.start_run(tags=run_tags) as run:
-        log_model(model, "mlp")
-    return run.info.run_id
+    return logged_trial(settings, EXPERIMENT, seed, tags)
 
 
 def _promote(run_id: str, compared_with: str | None, by: str, client) -> registry.Promotion:
@@ -156,3 +141,56 @@ def test_two_trials_creating_the_experiment_at_once_both_log_into_it(local_mlflo
     monkeypatch.setattr(MlflowClient, "get_experiment_by_name", lookup_before_the_other_trial_created_it)
     assert experiment_id("raced") == winner  # ... so this trial's create fails, and it finds the winner
     assert len(calls) == 2
+
+
+def _three_champions(settings, client) -> list[str]:
+    """v1, then v2 promoted over it, then v3 over v2; returns the three run ids."""
+    runs = [_trial(settings, seed) for seed in (11, 12, 13)]
+    for index, run_id in enumerate(runs):
+        assert _promote(run_id, str(index) if index else None, f"deploy-{index}", client).moved
+    return runs
+
+
+def test_a_rollback_serves_the_previous_champion_and_records_who_and_why(local_mlflow, settings):
+    runs = _three_champions(settings, local_mlflow)
+    done = registry.rollback(NAME, None, "v3 mislabels annual contracts", "ana (run r1)", local_mlflow)
+    assert (done.version, done.run_id, done.rolled_back_from) == ("2", runs[1], "3")
+    assert registry.champion_version(NAME, local_mlflow) == "2"
+    tags = local_mlflow.get_model_version(NAME, "3").tags
+    assert tags["landfall.rollback_reason"] == "v3 mislabels annual contracts"
+    assert tags["landfall.rolled_back_by"] == "ana (run r1)" and tags["landfall.rolled_back_to"] == "2"
+    assert local_mlflow.get_model_version(NAME, "2").tags[registry.RESTORED_FROM_TAG] == "3"
+
+
+def test_a_retried_rollback_does_not_roll_back_a_second_step(local_mlflow, settings):
+    _three_champions(settings, local_mlflow)
+    first = registry.rollback(NAME, None, "bad", "ana (run r1)", local_mlflow)
+    again = registry.rollback(NAME, None, "bad", "ana (run r1)", local_mlflow)  # the task's retry
+    assert first.version == again.version == "2"
+    assert registry.champion_version(NAME, local_mlflow) == "2"
+    further = registry.rollback(NAME, None, "v2 too", "ben (run r2)", local_mlflow)  # a new request
+    assert (further.version, further.rolled_back_from) == ("1", "2")
+
+
+def test_a_rollback_to_a_named_version_and_the_refusals_that_say_what_to_do(local_mlflow, settings):
+    with pytest.raises(registry.RollbackRefused, match="no champion"):
+        registry.rollback(NAME, None, "r", "x", local_mlflow)
+    _three_champions(settings, local_mlflow)
+    assert registry.rollback(NAME, "1", "back to the first", "ana (run r1)", local_mlflow).version == "1"
+    with pytest.raises(registry.RollbackRefused, match="records no previous champion: name one with --to"):
+        registry.rollback(NAME, None, "r", "ben (run r2)", local_mlflow)  # v1 was the first champion
+    with pytest.raises(registry.RollbackRefused, match="already holds"):
+        registry.rollback(NAME, "1", "r", "ben (run r3)", local_mlflow)
+    with pytest.raises(registry.RollbackRefused, match="has no version '42'"):
+        registry.rollback(NAME, "42", "r", "ben (run r4)", local_mlflow)
+    assert registry.champion_version(NAME, local_mlflow) == "1"
+
+
+def test_a_promotion_after_a_rollback_compares_with_the_restored_champion(local_mlflow, settings):
+    runs = _three_champions(settings, local_mlflow)
+    registry.rollback(NAME, None, "bad v3", "ana (run r1)", local_mlflow)
+    # An evaluation made before the rollback compared with v3: it is stale now.
+    assert _promote(_trial(settings, 14), "3", "deploy-late", local_mlflow).result == "stale"
+    fresh = _promote(_trial(settings, 15), "2", "deploy-next", local_mlflow)
+    assert fresh.moved and fresh.previous_version == "2"
+    assert str(registry.version_for_run(NAME, runs[2], local_mlflow).version) == "3"  # kept, not serving

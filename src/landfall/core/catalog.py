@@ -14,6 +14,8 @@ PREPROCESS_DAG = "landfall_preprocess"
 TRAIN_DAG = "landfall_train"
 EVALUATE_DAG = "landfall_evaluate"
 DEPLOY_DAG = "landfall_deploy"
+ROLLBACK_DAG = "landfall_rollback"  # manual: moves the alias back (`landfall rollback`)
+FRESHNESS_DAG = "landfall_freshness"  # daily: alerts when a day's landing is late
 
 CHAIN = (PREPROCESS_DAG, TRAIN_DAG, EVALUATE_DAG, DEPLOY_DAG)
 """The DAGs downstream of ingest, in the order a partition flows through them."""

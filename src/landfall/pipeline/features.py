@@ -18,20 +18,21 @@ def build_features(frame: pd.DataFrame, landing: LandingSettings) -> pd.DataFram
     Categories come from the schema's `allowed` list, so every partition has the same columns in the
     same order whatever values it happens to contain.
     """
-    out = pd.DataFrame(index=frame.index)
+    columns: dict[str, pd.Series] = {}
     for spec in landing.columns:
         if spec.name in (landing.label, ID_COLUMN):
             continue
         if spec.dtype == "string":
             for value in spec.allowed or sorted(frame[spec.name].dropna().unique()):
-                out[f"{spec.name}={value}"] = (frame[spec.name] == value).astype("float64")
+                columns[f"{spec.name}={value}"] = (frame[spec.name] == value).astype("float64")
         else:
-            out[spec.name] = frame[spec.name].astype("float64")
+            columns[spec.name] = frame[spec.name].astype("float64")
     if {"monthly_spend", "usage_hours"} <= set(frame.columns):
-        out["spend_per_usage_hour"] = frame["monthly_spend"] / (frame["usage_hours"] + 1.0)
+        columns["spend_per_usage_hour"] = frame["monthly_spend"] / (frame["usage_hours"] + 1.0)
     if {"support_calls", "tenure_months"} <= set(frame.columns):
-        out["calls_per_tenure_month"] = frame["support_calls"] / (frame["tenure_months"] + 1.0)
-    return out
+        columns["calls_per_tenure_month"] = frame["support_calls"] / (frame["tenure_months"] + 1.0)
+    # One constructor call, not a column insert each: the scoring service builds these per request.
+    return pd.DataFrame(columns, index=frame.index)
 
 
 SPLITS = ("train", "validation", "test")

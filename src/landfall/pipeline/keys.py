@@ -88,6 +88,11 @@ def processed_key(storage: StorageSettings, partition: str, version: str, split:
     return f"{storage.processed_prefix}/date={partition}/{version}/{split}.parquet"
 
 
+def canary_expectation_key(canary_key: str, run_id: str) -> str:
+    """Beside a partition's canary rows: what one candidate's offline evaluation predicted for them."""
+    return f"{canary_key.removesuffix('.parquet')}-expected-{run_id}.json"
+
+
 def quarantine_folder(storage: StorageSettings, key: str, version: str, partition: str | None) -> str:
     """Where a rejected landing goes: grouped by date when one could be read, else under `unknown`."""
     day = partition if partition and _DATE_RE.match(partition) else "unknown"

@@ -22,6 +22,9 @@ from typing import Any, Literal
 CHAMPION = "champion"
 RUN_TAG = "landfall.candidate_run_id"
 PROMOTED_BY_TAG = "landfall.promoted_by"
+PREVIOUS_TAG = "landfall.previous_champion"  # set on promotion: where a rollback goes back to
+RESTORED_FROM_TAG = "landfall.restored_from"  # set on rollback: the version it replaced
+RESTORED_BY_TAG = "landfall.restored_by"  # the rollback request (a retry of it is a no-op)
 
 
 def client() -> Any:
@@ -30,9 +33,9 @@ def client() -> Any:
     return MlflowClient()
 
 
-def champion(model_name: str, mlflow_client: Any) -> Any | None:
-    """The ModelVersion holding the `champion` alias; None when the model has no such alias or does not
-    exist yet. Every other MLflow error is raised."""
+def champion_version(model_name: str, mlflow_client: Any) -> str | None:
+    """The version holding the `champion` alias (one registry call); None when the model has no such
+    alias or does not exist yet. Every other MLflow error is raised."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -42,12 +45,13 @@ def champion(model_name: str, mlflow_client: Any) -> Any | None:
             return None
         raise
     version = (model.aliases or {}).get(CHAMPION)
-    return None if version is None else mlflow_client.get_model_version(model_name, str(version))
+    return None if version is None else str(version)
 
 
-def champion_version(model_name: str, mlflow_client: Any) -> str | None:
-    current = champion(model_name, mlflow_client)
-    return None if current is None else str(current.version)
+def champion(model_name: str, mlflow_client: Any) -> Any | None:
+    """The ModelVersion holding the `champion` alias (with its run id and tags), or None."""
+    version = champion_version(model_name, mlflow_client)
+    return None if version is None else mlflow_client.get_model_version(model_name, version)
 
 
 def version_for_run(model_name: str, run_id: str, mlflow_client: Any) -> Any | None:
@@ -114,6 +118,8 @@ def promote(
         # The returned object predates later changes; read the version back from the registry.
         existing = mlflow_client.get_model_version(model_name, created.version)
     mlflow_client.set_model_version_tag(model_name, existing.version, PROMOTED_BY_TAG, promoted_by)
+    if current is not None:  # what `landfall rollback` goes back to
+        mlflow_client.set_model_version_tag(model_name, existing.version, PREVIOUS_TAG, current)
     mlflow_client.set_registered_model_alias(model_name, CHAMPION, existing.version)
     return Promotion(
         "promoted",
@@ -122,3 +128,60 @@ def promote(
         current,
         f"version {existing.version} is champion (was {current})",
     )
+
+
+@dataclass(frozen=True)
+class Rollback:
+    version: str  # the version that holds the alias now
+    run_id: str
+    rolled_back_from: str | None
+    reason: str
+    by: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RollbackRefused(ValueError):
+    """A rollback that cannot be done as asked; the message says what to ask instead."""
+
+
+def rollback(model_name: str, to_version: str | None, reason: str, by: str, mlflow_client: Any) -> Rollback:
+    """Move the champion alias back: to `to_version`, or to the version that was champion before the
+    current one (recorded when the current one was promoted). Who and why are recorded as tags on both
+    versions. `by` names the request: its retry, after the alias moved, changes nothing (it never rolls
+    back a second step)."""
+    from datetime import UTC, datetime
+
+    from mlflow.exceptions import MlflowException
+
+    current = champion(model_name, mlflow_client)
+    if current is None:
+        raise RollbackRefused(f"{model_name} has no champion to roll back from")
+    if current.tags.get(RESTORED_BY_TAG) == by:
+        return Rollback(str(current.version), current.run_id, current.tags.get(RESTORED_FROM_TAG), reason, by)
+    target = str(to_version or current.tags.get(PREVIOUS_TAG) or "")
+    if not target:
+        raise RollbackRefused(
+            f"version {current.version} records no previous champion: name one with --to VERSION"
+        )
+    if target == str(current.version):
+        raise RollbackRefused(f"version {target} already holds '{CHAMPION}'")
+    try:
+        restored = mlflow_client.get_model_version(model_name, target)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise RollbackRefused(f"{model_name} has no version {target!r}") from None
+        raise
+    at = datetime.now(UTC).isoformat(timespec="seconds")
+    for key, value in {
+        "landfall.rolled_back_at": at,
+        "landfall.rolled_back_by": by,
+        "landfall.rollback_reason": reason,
+        "landfall.rolled_back_to": target,
+    }.items():
+        mlflow_client.set_model_version_tag(model_name, str(current.version), key, value)
+    mlflow_client.set_model_version_tag(model_name, target, RESTORED_FROM_TAG, str(current.version))
+    mlflow_client.set_model_version_tag(model_name, target, RESTORED_BY_TAG, by)
+    mlflow_client.set_registered_model_alias(model_name, CHAMPION, target)
+    return Rollback(target, restored.run_id, str(current.version), reason, by)

@@ -1,13 +1,33 @@
-"""The bodies of the deploy DAG's tasks: the gate from config, the compare-and-set promotion, the report."""
+"""The bodies of the deploy DAG's tasks: the gate from config, the canary on the scoring service, the
+compare-and-set promotion, the service's activation, the report; and the rollback DAG's."""
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from typing import Any
 
-from landfall.core.settings import get_settings
+from landfall.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+SERVING_TOKEN_ENV = "LANDFALL_SERVING_TOKEN"
+CANARY_BATCHES = 4
+
+
+def serving_client(settings: Settings) -> Any:
+    """The scoring service: `serving.url`, or the embedded stack's; its token from the environment."""
+    from landfall.serving.client import ServingClient
+
+    token = os.environ.get(SERVING_TOKEN_ENV)
+    if not token:
+        raise RuntimeError(
+            f"{SERVING_TOKEN_ENV} is not set: the worker needs the scoring service's token "
+            "(`landfall env` prints it; in a cluster, a Secret)"
+        )
+    url = settings.serving.url or f"http://{settings.stack.host}:{settings.stack.ports.serving}"
+    return ServingClient(url, token)
 
 
 def gate(evaluation: dict[str, Any]) -> bool:
@@ -19,6 +39,56 @@ def gate(evaluation: dict[str, Any]) -> bool:
     decision = decide(float(evaluation["new_score"]), baseline, bound, get_settings().deploy)
     log.info("Gate: %s", decision.reason)
     return decision.should_deploy
+
+
+def canary(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """Load the candidate into the service's staging slot and check that it answers the canary rows as
+    the offline evaluation did, fast enough. A failure alerts and fails the task without retries: the
+    alias and the service stay as they are. The service being away is an ordinary error (retried)."""
+    from airflow.exceptions import AirflowFailException
+
+    from landfall.airflow.tasks.ingest import s3_client
+    from landfall.pipeline.alerts import Alerts
+    from landfall.pipeline.canary import run_canary
+    from landfall.pipeline.s3 import get_json
+
+    settings = get_settings()
+    run_id = str(evaluation["run_id"])
+    if not evaluation.get("canary_uri"):
+        raise AirflowFailException(
+            f"the evaluation of run {run_id} carries no canary sample (its dataset was prepared before "
+            "the canary existed): re-land the day to promote from it"
+        )
+    bucket, _, key = str(evaluation["canary_uri"]).removeprefix("s3://").partition("/")
+    stored = get_json(s3_client(settings), bucket, key)
+    expected = stored[0] if stored else {}
+    if expected.get("run_id") != run_id:
+        raise AirflowFailException(
+            f"the canary sample at {evaluation['canary_uri']} is missing or not run {run_id}'s"
+        )
+    client = serving_client(settings)
+    started = time.perf_counter()
+    staged = client.stage(run_id)
+    report = run_canary(
+        expected["rows"],
+        expected,
+        lambda rows: client.predict_staged(run_id, rows),
+        CANARY_BATCHES,
+        settings.deploy.canary_max_latency_ms,
+    )
+    result = {
+        **report.as_dict(),
+        "load_s": staged["load_s"],
+        "canary_s": round(time.perf_counter() - started, 3),
+    }
+    if not report.passed:
+        text = f"Canary failed for run {run_id}: {report.reason}; the champion and the service are unchanged"
+        Alerts(settings.notify.webhook_url).send(
+            "canary_failed", text, {"evaluation": evaluation, "canary": result}
+        )
+        raise AirflowFailException(text)
+    log.info("Canary passed in %.2f s: %s", result["canary_s"], report.reason)
+    return result
 
 
 def promote(evaluation: dict[str, Any], airflow_run_id: str) -> dict[str, Any]:
@@ -47,19 +117,45 @@ def promote(evaluation: dict[str, Any], airflow_run_id: str) -> dict[str, Any]:
         "run_id": run_id,
         "score": evaluation["new_score"],
         "partition": evaluation.get("partition"),
+        "moved_at": time.time(),  # activate measures alias move -> served from here
     }
 
 
-def report(evaluation: dict[str, Any], promoted: dict[str, Any] | None) -> dict[str, Any]:
+def activate(moved: dict[str, Any]) -> dict[str, Any]:
+    """Make the service serve the version that now holds the alias, and wait until it answers with it.
+    Kubernetes profile: patch the Deployment (its pods roll); locally: tell the service to sync now.
+    Measured from the alias move (the promote or rollback task), so the task's own start-up counts."""
+    settings = get_settings()
+    client = serving_client(settings)
+    if settings.compute.profile == "kubernetes":
+        from landfall.airflow.serving_k8s import patch_deployment
+
+        patch_deployment(settings, str(moved["version"]), str(moved["run_id"]))
+    else:
+        client.activate()
+    client.wait_for_version(str(moved["version"]), settings.serving.activate_timeout_s)
+    seconds = round(time.time() - float(moved["moved_at"]), 3)
+    log.info("The scoring service serves version %s, %.2f s after the alias moved", moved["version"], seconds)
+    return {"served_version": str(moved["version"]), "alias_to_serving_s": seconds}
+
+
+def report(
+    evaluation: dict[str, Any],
+    canaried: dict[str, Any] | None,
+    promoted: dict[str, Any] | None,
+    activation: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """One notification per deploy run that reached a decision: deployed (and served), or not and why."""
     from landfall.pipeline import registry
     from landfall.pipeline.alerts import Alerts
 
     settings = get_settings()
-    if promoted:
+    if promoted and activation:
         outcome = "deployed"
         text = (
             f"Deployed {promoted['model_name']} v{promoted['version']} "
-            f"({evaluation['metric']} {evaluation['new_score']:.4f}): {evaluation['reason']}"
+            f"({evaluation['metric']} {evaluation['new_score']:.4f}): {evaluation['reason']}; served "
+            f"{activation['alias_to_serving_s']:.1f} s after the alias moved"
         )
     else:
         outcome, reason = "skipped", evaluation["reason"]
@@ -73,5 +169,52 @@ def report(evaluation: dict[str, Any], promoted: dict[str, Any] | None) -> dict[
             else:
                 reason = "the candidate already holds the champion alias"
         text = f"Not deployed (run {evaluation['run_id']}): {reason}"
-    Alerts(settings.notify.webhook_url).send(outcome, text, {"evaluation": evaluation, "promotion": promoted})
+    details = {"evaluation": evaluation, "canary": canaried, "promotion": promoted, "activation": activation}
+    Alerts(settings.notify.webhook_url).send(outcome, text, details)
     return {"outcome": outcome, "message": text}
+
+
+def rollback(params: dict[str, Any], dag_run: Any) -> dict[str, Any]:
+    """The rollback DAG's move of the alias; the request is named by its run (a retry is a no-op)."""
+    from airflow.exceptions import AirflowFailException
+
+    from landfall.pipeline import registry
+
+    settings = get_settings()
+    who = params.get("requested_by") or getattr(dag_run, "triggering_user_name", None) or "unknown"
+    try:
+        done = registry.rollback(
+            settings.mlflow.model_name,
+            params.get("to_version") or None,
+            str(params["reason"]),
+            by=f"{who} (run {dag_run.run_id})",
+            mlflow_client=registry.client(),
+        )
+    except registry.RollbackRefused as error:
+        raise AirflowFailException(f"rollback refused: {error}") from None
+    log.info(
+        "Rolled back %s to version %s (from %s): %s",
+        settings.mlflow.model_name,
+        done.version,
+        done.rolled_back_from,
+        done.reason,
+    )
+    return {**done.as_dict(), "model_name": settings.mlflow.model_name, "moved_at": time.time()}
+
+
+def report_rollback(rolled: dict[str, Any], activation: dict[str, Any] | None) -> dict[str, Any]:
+    from landfall.pipeline.alerts import Alerts
+
+    text = (
+        f"Rolled back {rolled['model_name']} to v{rolled['version']} (from v{rolled['rolled_back_from']}) "
+        f"by {rolled['by']}: {rolled['reason']}"
+    )
+    if activation is None:
+        text += (
+            "; the scoring service did not confirm it (see the activate task): it follows the alias "
+            "once it is reachable"
+        )
+    Alerts(get_settings().notify.webhook_url).send(
+        "rolled_back", text, {"rollback": rolled, "activation": activation}
+    )
+    return {"outcome": "rolled_back", "message": text}

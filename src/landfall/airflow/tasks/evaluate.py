@@ -57,6 +57,7 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
         figures[f"{plots.PLOTS_DIR}/roc_candidate_vs_champion.png"] = plots.roc_figure(curves)
     plots.log_figures(run_id, figures)
     log.info("Candidate %s: %s", run_id, decision.reason)
+    canary_uri = write_canary(candidate, predicted, probability) if decision.should_deploy else None
     return {
         **decision.as_dict(),
         "metric": metric,
@@ -64,4 +65,35 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
         "partition": candidate.get("partition"),
         "test_rows": len(truth),
         "champion_version": None if current is None else str(current.version),
+        "canary_uri": canary_uri,
     }
+
+
+def write_canary(candidate: dict[str, Any], predicted: Any, probability: Any) -> str | None:
+    """What deploy's canary expects of the service: the canary rows preprocess wrote (the head of the test
+    split) and this evaluation's predictions for them, as one JSON object beside the splits."""
+    import io
+
+    import pandas as pd
+
+    from landfall.airflow.tasks.ingest import s3_client
+    from landfall.pipeline import s3 as s3ops
+    from landfall.pipeline.canary import as_rows
+    from landfall.pipeline.keys import canary_expectation_key
+
+    if not candidate.get("canary_uri"):
+        return None  # a dataset prepared before the canary existed: deploy refuses it, saying why
+    settings = get_settings()
+    s3 = s3_client(settings)
+    bucket, _, key = str(candidate["canary_uri"]).removeprefix("s3://").partition("/")
+    rows = pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+    size = len(rows)
+    expected = {
+        "run_id": candidate["run_id"],
+        "rows": as_rows(rows),
+        "predictions": [int(p) for p in predicted[:size]],
+        "probabilities": [float(p) for p in probability[:size]],
+    }
+    target = canary_expectation_key(key, str(candidate["run_id"]))
+    s3ops.put_json(s3, bucket, target, expected)
+    return f"s3://{bucket}/{target}"

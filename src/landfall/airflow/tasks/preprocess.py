@@ -10,6 +10,7 @@ from typing import Any
 from landfall.airflow.tasks.ingest import s3_client
 from landfall.core.settings import get_settings
 from landfall.pipeline import s3 as s3ops
+from landfall.pipeline.canary import CANARY_SPLIT, sample
 from landfall.pipeline.features import split
 from landfall.pipeline.keys import processed_key
 from landfall.pipeline.publish import current_head, raw_partitions
@@ -53,6 +54,19 @@ def preprocess(raw: dict[str, Any], partition: str) -> dict[str, Any]:
         s3ops.put_bytes(s3, storage.datasets_bucket, target, buffer.getvalue())
         uris[f"{name}_uri"] = f"s3://{storage.datasets_bucket}/{target}"
         rows[f"rows_{name}"] = len(part)
+    # The deploy canary's rows: the head of the test split as clients send them (raw columns, no label).
+    canary = sample(
+        frame,
+        settings.landing,
+        training.validation_fraction,
+        training.test_fraction,
+        settings.deploy.canary_rows,
+    )
+    buffer = io.BytesIO()
+    canary.to_parquet(buffer, index=False)
+    target = processed_key(storage, partition, raw["version"], CANARY_SPLIT)
+    s3ops.put_bytes(s3, storage.datasets_bucket, target, buffer.getvalue())
+    uris["canary_uri"] = f"s3://{storage.datasets_bucket}/{target}"
     features = [c for c in splits["train"].columns if c != settings.landing.label]
     log.info(
         "Partition %s (version %s): %s rows, %d features", partition, raw["version"], rows, len(features)

@@ -40,6 +40,7 @@ def pick_best(results: list[dict[str, Any] | None], dataset: dict[str, Any]) -> 
         "train_uri": dataset["train_uri"],
         "validation_uri": dataset["validation_uri"],
         "test_uri": dataset["test_uri"],
+        "canary_uri": dataset.get("canary_uri"),
         "trials": len(results),
         "failed_trials": failed,
     }

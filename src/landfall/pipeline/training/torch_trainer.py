@@ -63,7 +63,8 @@ class TorchClassifier:
         return np.column_stack([1 - positive, positive])
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return (self.predict_proba(frame)[:, 1] >= 0.5).astype("int64")
+        # Strictly above one half, as scikit-learn decides a binary MLP (and the scoring service's argmax).
+        return (self.predict_proba(frame)[:, 1] > 0.5).astype("int64")
 
     def save(self, folder: Path) -> dict[str, str]:
         torch.save({k: v.cpu() for k, v in self.network.state_dict().items()}, folder / WEIGHTS_FILE)

@@ -1,0 +1,112 @@
+"""The canary: before a candidate is promoted, the scoring service must answer a held-out sample exactly as
+the offline evaluation did. It catches what differs between the two paths: features built differently,
+a model that does not load the same, a service serving something else."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from landfall.core.settings import LandingSettings
+from landfall.pipeline.features import ID_COLUMN, split_of
+
+CANARY_SPLIT = (
+    "canary"  # processed/date=<D>/<version>/canary.parquet, beside the train/validation/test splits
+)
+
+# Probabilities may differ in the last bits between a batch of 200 rows and a batch of 50 (BLAS blocks
+# the matrix product differently); anything beyond that is a different computation.
+TOLERANCE = 1e-6
+
+
+def sample(
+    raw: pd.DataFrame, landing: LandingSettings, validation_fraction: float, test_fraction: float, size: int
+) -> pd.DataFrame:
+    """The first `size` rows of the held-out test split, in the order preprocess wrote that split, as the
+    service's clients send them: the landing columns without the label."""
+    test = raw[split_of(raw[ID_COLUMN], validation_fraction, test_fraction) == "test"].head(size)
+    return test[landing.feature_columns].reset_index(drop=True)
+
+
+def as_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows (plain ints, floats and strings: a float's repr reads back as the same double)."""
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+@dataclass(frozen=True)
+class CanaryReport:
+    rows: int
+    mismatched_predictions: int
+    max_probability_gap: float
+    latency_p95_ms: float
+    passed: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare(
+    expected: dict[str, Any], answered: dict[str, Any], latencies_ms: list[float], max_latency_ms: float
+) -> CanaryReport:
+    want_p, got_p = np.asarray(expected["predictions"]), np.asarray(answered["predictions"])
+    want_q, got_q = np.asarray(expected["probabilities"]), np.asarray(answered["probabilities"])
+    if want_p.shape != got_p.shape:
+        return CanaryReport(
+            len(want_p),
+            len(want_p),
+            float("inf"),
+            0.0,
+            False,
+            f"the service answered {len(got_p)} predictions for {len(want_p)} rows",
+        )
+    mismatched = int((want_p != got_p).sum())
+    gap = float(np.abs(want_q - got_q).max()) if len(want_q) else 0.0
+    p95 = float(np.percentile(latencies_ms, 95)) if latencies_ms else 0.0
+    if mismatched or gap > TOLERANCE:
+        reason = (
+            f"the service's answers differ from the offline evaluation on {mismatched} of {len(want_p)} rows "
+            f"(largest probability gap {gap:.3g})"
+        )
+    elif p95 > max_latency_ms:
+        reason = (
+            f"the service answered in {p95:.0f} ms (p95), more than "
+            f"deploy.canary_max_latency_ms {max_latency_ms:.0f}"
+        )
+    else:
+        return CanaryReport(
+            len(want_p),
+            0,
+            gap,
+            p95,
+            True,
+            f"{len(want_p)} held-out rows answered as offline, p95 {p95:.0f} ms",
+        )
+    return CanaryReport(len(want_p), mismatched, gap, p95, False, reason)
+
+
+def run_canary(
+    rows: list[dict[str, Any]],
+    expected: dict[str, Any],
+    ask: Callable[[list[dict[str, Any]]], dict],
+    batches: int,
+    max_latency_ms: float,
+) -> CanaryReport:
+    """Ask the staged candidate for the rows in `batches` requests (timing each) and compare."""
+    answered: dict[str, list] = {"predictions": [], "probabilities": []}
+    latencies = []
+    for chunk in np.array_split(np.arange(len(rows)), max(1, min(batches, len(rows)))):
+        started = time.perf_counter()
+        answer = ask([rows[i] for i in chunk])
+        latencies.append((time.perf_counter() - started) * 1000)
+        answered["predictions"] += answer["predictions"]
+        answered["probabilities"] += answer["probabilities"]
+    return compare(expected, answered, latencies, max_latency_ms)

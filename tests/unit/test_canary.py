@@ -1,0 +1,73 @@
+"""The canary's rows are the held-out test rows in the order preprocess wrote them, so the offline
+evaluation's predictions line up with the service's; the comparison fails on any difference beyond
+floating-point noise, and on a slow service."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from landfall.pipeline.canary import TOLERANCE, as_rows, compare, run_canary, sample
+from landfall.pipeline.datagen import make_batch
+from landfall.pipeline.features import build_features, split
+
+
+def test_the_canary_rows_are_the_head_of_the_test_split_as_clients_send_them(settings):
+    raw = make_batch(2000, seed=4).sample(frac=1, random_state=1)  # the row order of the file is random
+    rows = sample(raw, settings.landing, 0.2, 0.2, size=150)
+    assert list(rows.columns) == settings.landing.feature_columns  # no label
+    test = split(raw, settings.landing, 0.2, 0.2)["test"].drop(columns=[settings.landing.label])
+    rebuilt = build_features(pd.DataFrame(as_rows(rows)), settings.landing)
+    pd.testing.assert_frame_equal(rebuilt, test.head(150), check_dtype=True)
+
+
+def test_rows_survive_json_exactly(settings):
+    import json
+
+    rows = sample(make_batch(500, seed=8), settings.landing, 0.2, 0.2, size=50)
+    again = pd.DataFrame(json.loads(json.dumps(as_rows(rows))))
+    pd.testing.assert_frame_equal(again, rows)
+
+
+EXPECTED = {"predictions": [1, 0, 1, 0], "probabilities": [0.9, 0.2, 0.7, 0.4]}
+
+
+def test_identical_answers_within_the_latency_bound_pass():
+    report = compare(EXPECTED, dict(EXPECTED), [10.0, 12.0], max_latency_ms=50)
+    assert report.passed and report.mismatched_predictions == 0
+
+
+@pytest.mark.parametrize(
+    ("answered", "why"),
+    [
+        ({"predictions": [1, 0, 0, 0], "probabilities": [0.9, 0.2, 0.3, 0.4]}, "differ .* on 1 of 4 rows"),
+        ({"predictions": [1, 0, 1, 0], "probabilities": [0.9, 0.2, 0.7, 0.4 + 100 * TOLERANCE]}, "differ"),
+        ({"predictions": [1, 0, 1], "probabilities": [0.9, 0.2, 0.7]}, "3 predictions for 4 rows"),
+    ],
+)
+def test_any_difference_from_the_offline_evaluation_fails(answered, why):
+    report = compare(EXPECTED, answered, [10.0], max_latency_ms=50)
+    assert not report.passed
+    assert re.search(why, report.reason)
+
+
+def test_a_slow_service_fails_even_when_its_answers_are_right():
+    report = compare(EXPECTED, dict(EXPECTED), [10.0] * 19 + [900.0, 900.0], max_latency_ms=500)
+    assert not report.passed and "p95" in report.reason
+
+
+def test_run_canary_asks_in_batches_and_puts_the_answers_back_in_order():
+    asked = []
+
+    def ask(rows):
+        asked.append(len(rows))
+        index = [row["i"] for row in rows]
+        return {
+            "predictions": [EXPECTED["predictions"][i] for i in index],
+            "probabilities": [EXPECTED["probabilities"][i] for i in index],
+        }
+
+    report = run_canary([{"i": i} for i in range(4)], EXPECTED, ask, batches=3, max_latency_ms=1000)
+    assert report.passed and sum(asked) == 4 and len(asked) == 3
