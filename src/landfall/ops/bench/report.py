@@ -59,6 +59,9 @@ TARGETS = {
     "bursts failed runs": ("0", lambda r: all(b["failed_runs"] == 0 for b in _bursts(r)) and _bursts(r)),
     "burst of 1,000 throughput": (">= 5 files/s", lambda r: r["burst_1000"]["throughput_files_per_s"] >= 5),
     "bomb task peak RSS": ("< 300 MB", lambda r: 0 < r["bomb"]["task_peak_rss_mb"] < 300),
+    "serving errors in a switch": ("0", lambda r: r["serving"]["load"]["errors"] == 0),
+    "serving mis-versioned": ("0", lambda r: not r["serving"]["load"]["unexpected_versions"]),
+    "alias move -> served": ("< 5 s", lambda r: 0 <= r["serving"]["load"]["alias_to_serving_s"] < 5),
 }
 
 
@@ -82,6 +85,23 @@ def format_table(results: dict[str, Any]) -> str:
             (
                 "critical-path compute / overhead ratio",
                 f"{results['critical_path_compute_s']} s / {results['overhead_ratio']}",
+            ),
+        ]
+    if "serving" in results:
+        serving, load = results["serving"], results["serving"]["load"]
+        rows += [
+            ("deploy canary (rows, wall)", f"{serving['canary_rows']} rows, {serving['canary_s']} s"),
+            ("deploy: alias move -> served", f"{serving['deploy_alias_to_serving_s']} s"),
+            (
+                f"serving {load['requests']:,} req x {load['rows_per_request']} rows, "
+                f"{load['clients']} clients",
+                f"{load['requests_per_s']} req/s, p50 {load['latency_ms']['p50']} ms, "
+                f"p99 {load['latency_ms']['p99']} ms",
+            ),
+            (
+                f"serving switch v{load['switch']['from']} -> v{load['switch']['to']} under load",
+                f"{load['errors']} errors, versions {load['versions']}, "
+                f"followed in {load['alias_to_serving_s']} s",
             ),
         ]
     for burst in _bursts(results):

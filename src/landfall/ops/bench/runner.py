@@ -20,6 +20,7 @@ from landfall.core.stack_settings import PortSettings
 from landfall.ops.bench.phases import CLASSIC_DAGS_FOLDER, Bench, BenchOptions, Echo
 from landfall.ops.bench.report import add_comparison, format_table, write
 from landfall.ops.bench.rss import RssSampler
+from landfall.ops.bench.serving_load import LoadOptions, serving_phase
 
 PORT_SHIFT = 10_000
 """Benchmark ports are the configured ones + 10,000 (18080, 15000, 18333, ...): SeaweedFS's gRPC ports
@@ -78,6 +79,16 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
         phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("DAG parse", bench.dag_parse),
             ("one day, landing to champion", bench.landing_to_champion),
+            *(
+                [
+                    (
+                        "scoring service under load",
+                        lambda: serving_phase(bench, LoadOptions(options.serving_requests)),
+                    )
+                ]
+                if options.serving_requests
+                else []
+            ),
             (f"{options.landings} single landings", bench.event_latency),
             *((f"burst of {count}", lambda count=count: bench.burst(count)) for count in options.bursts),
             (f"decompression bomb ({options.bomb_rows:,} rows)", bench.bomb),
