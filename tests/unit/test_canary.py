@@ -5,6 +5,7 @@ floating-point noise, and on a slow service."""
 from __future__ import annotations
 
 import re
+import time
 
 import pandas as pd
 import pytest
@@ -71,3 +72,30 @@ def test_run_canary_asks_in_batches_and_puts_the_answers_back_in_order():
 
     report = run_canary([{"i": i} for i in range(4)], EXPECTED, ask, batches=3, max_latency_ms=1000)
     assert report.passed and sum(asked) == 4 and len(asked) == 3
+
+
+def test_loading_on_another_replica_is_not_answering_time_but_another_run_answering_fails():
+    expected = {**EXPECTED, "run_id": "a" * 32}
+
+    def ask(rows, load_s=0.0, run_id=None):
+        time.sleep(load_s)
+        index = [row["i"] for row in rows]
+        return {
+            "predictions": [EXPECTED["predictions"][i] for i in index],
+            "probabilities": [EXPECTED["probabilities"][i] for i in index],
+            "run_id": run_id or expected["run_id"],
+            "load_s": load_s,
+        }
+
+    rows = [{"i": i} for i in range(4)]
+    # The first batch reached a replica that loaded the candidate for 0.3 s: within a 200 ms bound still.
+    loaded_first = iter([0.3, 0.0])
+    report = run_canary(rows, expected, lambda r: ask(r, next(loaded_first)), batches=2, max_latency_ms=200)
+    assert report.passed, report.reason
+    other = run_canary(rows, expected, lambda r: ask(r, run_id="f" * 32), batches=2, max_latency_ms=200)
+    assert not other.passed and "not the candidate" in other.reason
+
+
+def test_an_empty_sample_never_passes():
+    report = run_canary([], EXPECTED, lambda rows: {}, batches=4, max_latency_ms=1000)
+    assert not report.passed and "empty" in report.reason

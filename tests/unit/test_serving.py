@@ -48,17 +48,38 @@ def test_before_any_promotion_the_service_answers_503_saying_so(service, setting
     assert client.get("/health").json()["serving"] is None
 
 
-def test_every_call_but_health_needs_the_token(service, settings):
-    client, _, _ = service
-    assert client.get("/health").status_code == 200
+def test_every_call_but_health_and_ready_needs_the_token_before_its_body_is_read(service, settings):
+    client, follower, _ = service
+    follower.last_error = "ConnectionError: mlflow.internal:5000 refused"
+    health = client.get("/health")
+    assert health.status_code == 200 and "mlflow.internal" not in health.text  # no detail without the token
+    assert client.get("/ready").status_code == 503  # the alias has not been read yet
     for method, path in (
         ("get", "/version"),
         ("post", "/predict"),
         ("post", "/activate"),
         ("post", "/staging"),
+        ("post", "/staging/predict"),
+        ("get", "/nowhere"),
     ):
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             assert getattr(client, method)(path, headers=headers).status_code == 401
+    # A malformed body from an anonymous caller is refused for the token, not parsed.
+    anonymous = client.post("/predict", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert anonymous.status_code == 401
+
+
+def test_it_is_ready_once_the_alias_was_read_and_its_model_loaded(service, local_mlflow):
+    client, follower, settings = service
+    _promote(logged_trial(settings, EXPERIMENT, 1), None, local_mlflow)
+    assert client.get("/ready").status_code == 503
+    follower.start()
+    try:
+        assert follower.synced.wait(60)
+    finally:
+        follower.stop()
+    assert client.get("/ready").json() == {"ready": True}
+    assert client.get("/version", headers=AUTH).json()["version"] == "1"
 
 
 def test_it_serves_the_champion_names_its_version_and_follows_promotion_and_rollback(service, local_mlflow):
@@ -129,6 +150,12 @@ def test_malformed_rows_get_a_422_naming_the_row_and_the_column(service, local_m
         {**good[0], "contract_type": "weekly"},
         "not an object",
         {**good[1], "support_calls": float("nan")},
+        {**good[2], "usage_hours": -1.0},  # below the schema's minimum (and a derived ratio's pole)
+        {**good[0], "late_payments": 2**70},  # beyond int64 and float's exactness
+        {**good[1], "support_calls": 2.5},  # not a whole number
+        {**good[2], "tenure_months": True},
+        {**good[0], "contract_type": {"nested": "object"}},
+        {**good[1], "monthly_spend": 10**400},  # too large for a float at all
     ]
     # NaN is not JSON: a client that sends it gets a 422 too, from the parser.
     response = client.post(
@@ -138,7 +165,24 @@ def test_malformed_rows_get_a_422_naming_the_row_and_the_column(service, local_m
     problems = {
         (p["row"], p["column"]) for p in response.json()["detail"] if isinstance(p, dict) and "row" in p
     }
-    assert {(1, "tenure_months"), (2, "monthly_spend"), (3, "contract_type"), (4, None)} <= problems
+    assert {
+        (1, "tenure_months"),
+        (2, "monthly_spend"),
+        (3, "contract_type"),
+        (4, None),
+        (6, "usage_hours"),
+        (7, "late_payments"),
+        (8, "support_calls"),
+        (9, "tenure_months"),
+        (10, "contract_type"),
+        (11, "monthly_spend"),
+    } <= problems
+    # Each alone is a 422 too (not hidden behind the others), never a 500.
+    for row in bad[6:]:
+        alone = client.post(
+            "/predict", content=_json([row]), headers={**AUTH, "Content-Type": "application/json"}
+        )
+        assert alone.status_code == 422, (row, alone.text)
     assert client.post("/predict", json={"rows": []}, headers=AUTH).status_code == 422
     assert client.post("/predict", json={"rows": good * 4000}, headers=AUTH).status_code == 422  # > 10,000
     assert (
@@ -164,6 +208,9 @@ def test_a_candidate_is_staged_beside_the_champion_and_a_foreign_run_is_refused(
     rows = _rows(settings)
     staged = client.post("/staging/predict", json={"run_id": candidate, "rows": rows}, headers=AUTH).json()
     assert (staged["run_id"], staged["version"]) == (candidate, None)
+    assert staged["load_s"] > 0  # this replica had to load it first: the canary does not count that
+    again = client.post("/staging/predict", json={"run_id": candidate, "rows": rows}, headers=AUTH).json()
+    assert again["load_s"] == 0
     served = client.post("/predict", json={"rows": rows}, headers=AUTH).json()
     assert served["run_id"] == champion  # staging never touches what /predict answers
     refused = client.post("/staging", json={"run_id": foreign}, headers=AUTH)

@@ -54,7 +54,7 @@ def test_the_deployment_carries_the_config_and_rolls_without_dropping_requests(r
         "key": "token",
         "optional": False,
     }
-    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/ready"  # not before the champion is loaded
     service = rendered["serving-service"]
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
 

@@ -46,7 +46,9 @@ def deployment_manifest(settings: Settings) -> dict[str, Any]:
             "requests": {"cpu": serving.requests.cpu, "memory": serving.requests.memory},
             "limits": {"cpu": serving.limits.cpu, "memory": serving.limits.memory},
         },
-        "readinessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 5},
+        # Ready only once the champion is loaded: a rolling update sends no request to a pod still
+        # downloading the model (with maxUnavailable 0 the old pod serves until then).
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 20},
         "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
     }

@@ -100,13 +100,27 @@ def run_canary(
     batches: int,
     max_latency_ms: float,
 ) -> CanaryReport:
-    """Ask the staged candidate for the rows in `batches` requests (timing each) and compare."""
+    """Ask the staged candidate for the rows in `batches` requests (timing each) and compare. A replica
+    that had to load the candidate first says how long that took (`load_s`); that is not answering time."""
+    if not rows:
+        return CanaryReport(
+            0, 0, 0.0, 0.0, False, "the canary sample is empty: nothing to check the candidate on"
+        )
     answered: dict[str, list] = {"predictions": [], "probabilities": []}
     latencies = []
-    for chunk in np.array_split(np.arange(len(rows)), max(1, min(batches, len(rows)))):
+    for chunk in np.array_split(np.arange(len(rows)), min(batches, len(rows))):
         started = time.perf_counter()
         answer = ask([rows[i] for i in chunk])
-        latencies.append((time.perf_counter() - started) * 1000)
+        latencies.append((time.perf_counter() - started - float(answer.get("load_s") or 0.0)) * 1000)
+        if expected.get("run_id") and answer.get("run_id", expected["run_id"]) != expected["run_id"]:
+            return CanaryReport(
+                len(rows),
+                len(rows),
+                float("inf"),
+                0.0,
+                False,
+                f"answered by run {answer['run_id']}, not the candidate {expected.get('run_id')}",
+            )
         answered["predictions"] += answer["predictions"]
         answered["probabilities"] += answer["probabilities"]
     return compare(expected, answered, latencies, max_latency_ms)

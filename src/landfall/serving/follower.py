@@ -33,6 +33,7 @@ class ChampionFollower:
         self.experiment = experiment  # a staged candidate must be a trial of this experiment
         self.load = load
         self.last_error: str | None = None
+        self.synced = threading.Event()  # set once the alias was read and its model (if any) is served
         self._halt = threading.Event()
         self._lock = threading.Lock()  # one champion load at a time (the poll and an explicit /activate)
         self._stage_lock = threading.Lock()  # one candidate load at a time (concurrent canary batches)
@@ -84,6 +85,7 @@ class ChampionFollower:
             try:
                 self.sync()
                 self.last_error = None
+                self.synced.set()
             except Exception as error:  # MLflow or S3 away: keep serving what is loaded, try again
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.warning("Could not follow the champion alias: %s", self.last_error)

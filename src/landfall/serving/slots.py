@@ -7,6 +7,7 @@ version it names in its answer is the one that computed it.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landfall.core.settings import LandingSettings
+from landfall.core.settings import ColumnSpec, LandingSettings
 from landfall.pipeline.features import build_features
 
 
@@ -35,9 +36,36 @@ class RowError(ValueError):
         self.problems = problems
 
 
+def _problem(value: Any, spec: ColumnSpec) -> str | None:
+    """What is wrong with one value for its column (the landing schema's own rules), or None."""
+    if spec.dtype == "string":
+        if not isinstance(value, str):
+            return f"expected a string, got {value!r}"
+        if spec.allowed is not None and value not in spec.allowed:
+            return f"{value!r} is not one of {spec.allowed}"
+        return None
+    if spec.dtype == "bool":
+        return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"expected a number, got {value!r}"
+    try:
+        number = float(value)  # a huge JSON integer overflows here rather than deep in numpy
+    except OverflowError:
+        return "a number too large"
+    if not math.isfinite(number):
+        return f"expected a finite number, got {value!r}"
+    if spec.dtype == "int64" and not number.is_integer():
+        return f"expected a whole number, got {value!r}"
+    if spec.min is not None and number < spec.min:
+        return f"{value!r} is below the minimum {spec.min:g}"
+    if spec.max is not None and number > spec.max:
+        return f"{value!r} is above the maximum {spec.max:g}"
+    return None
+
+
 def frame_of(rows: list[dict[str, Any]], landing: LandingSettings) -> pd.DataFrame:
     """The rows as a frame of the landing columns (the label is not needed), or RowError naming each
-    missing column, wrong type or unknown category."""
+    missing column and each value the landing schema would refuse (type, category, range)."""
     problems = []
     specs = [spec for spec in landing.columns if spec.name != landing.label]
     for index, row in enumerate(rows):
@@ -49,25 +77,8 @@ def frame_of(rows: list[dict[str, Any]], landing: LandingSettings) -> pd.DataFra
         for spec in specs:
             if spec.name not in row or row[spec.name] is None:
                 problems.append({"row": index, "column": spec.name, "problem": "missing"})
-                continue
-            value = row[spec.name]
-            if spec.dtype == "string":
-                if not isinstance(value, str):
-                    problems.append(
-                        {"row": index, "column": spec.name, "problem": f"expected a string, got {value!r}"}
-                    )
-                elif spec.allowed is not None and value not in spec.allowed:
-                    problems.append(
-                        {
-                            "row": index,
-                            "column": spec.name,
-                            "problem": f"{value!r} is not one of {spec.allowed}",
-                        }
-                    )
-            elif isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-                problems.append(
-                    {"row": index, "column": spec.name, "problem": f"expected a number, got {value!r}"}
-                )
+            elif problem := _problem(row[spec.name], spec):
+                problems.append({"row": index, "column": spec.name, "problem": problem})
     if problems:
         raise RowError(problems)
     return pd.DataFrame([{spec.name: row[spec.name] for spec in specs} for row in rows])
@@ -78,9 +89,15 @@ def score(served: Served, rows: list[dict[str, Any]], landing: LandingSettings) 
     import sklearn
 
     features = build_features(frame_of(rows, landing), landing)
-    # frame_of has refused anything non-finite, so scikit-learn's own finiteness scan is skipped.
+    # frame_of has refused non-finite and out-of-range values (so the derived ratios are finite too):
+    # scikit-learn's own finiteness scan is skipped; a non-finite answer is still refused below.
     with sklearn.config_context(assume_finite=True):
         probabilities = served.model.predict_proba(features)
+    if not np.isfinite(probabilities).all():
+        bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+        raise RowError(
+            [{"row": int(i), "column": None, "problem": "the model's answer is not finite"} for i in bad]
+        )
     # The class with the larger probability: what the models' predict() returns, without a second pass.
     classes = np.asarray(getattr(served.model, "classes_", [0, 1]))
     return {
