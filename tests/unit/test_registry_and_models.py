@@ -159,7 +159,9 @@ def test_a_rollback_serves_the_previous_champion_and_records_who_and_why(local_m
     tags = local_mlflow.get_model_version(NAME, "3").tags
     assert tags["landfall.rollback_reason"] == "v3 mislabels annual contracts"
     assert tags["landfall.rolled_back_by"] == "ana (run r1)" and tags["landfall.rolled_back_to"] == "2"
-    assert local_mlflow.get_model_version(NAME, "2").tags[registry.RESTORED_FROM_TAG] == "3"
+    restored = local_mlflow.get_model_version(NAME, "2").tags
+    assert restored[registry.RESTORED_FROM_TAG] == "3"
+    assert restored["landfall.restored_reason"] == "v3 mislabels annual contracts"
 
 
 def test_a_retried_rollback_does_not_roll_back_a_second_step(local_mlflow, settings):
@@ -194,3 +196,35 @@ def test_a_promotion_after_a_rollback_compares_with_the_restored_champion(local_
     fresh = _promote(_trial(settings, 15), "2", "deploy-next", local_mlflow)
     assert fresh.moved and fresh.previous_version == "2"
     assert str(registry.version_for_run(NAME, runs[2], local_mlflow).version) == "3"  # kept, not serving
+
+
+def test_a_rolled_back_version_is_not_crowned_again_by_its_cleared_deploy_run(local_mlflow, settings):
+    runs = _three_champions(settings, local_mlflow)
+    registry.rollback(NAME, None, "v3 mislabels annual contracts", "ana (run r1)", local_mlflow)
+    # Clearing v3's deploy run re-runs promote with what its evaluation saw: champion v2, as now again.
+    again = _promote(runs[2], "2", "deploy-2", local_mlflow)
+    assert (again.result, again.moved) == ("rolled_back", False)
+    assert "landfall rollback --to 3" in again.reason
+    assert registry.champion_version(NAME, local_mlflow) == "2"
+
+
+def test_a_rollback_retried_after_a_promotion_in_between_changes_nothing(local_mlflow, settings):
+    _three_champions(settings, local_mlflow)
+    registry.rollback(NAME, None, "bad v3", "ana (run r1)", local_mlflow)
+    assert _promote(_trial(settings, 16), "2", "deploy-next", local_mlflow).version == "4"
+    retried = registry.rollback(NAME, None, "bad v3", "ana (run r1)", local_mlflow)
+    assert retried.version == "4" and registry.champion_version(NAME, local_mlflow) == "4"
+
+
+def test_a_rollback_restores_only_a_model_of_this_pipeline(local_mlflow, settings):
+    import mlflow
+
+    _three_champions(settings, local_mlflow)
+    foreign = _trial(settings, 17, tags={"team": "someone else"})
+    version = mlflow.register_model(f"runs:/{foreign}/model", NAME).version
+    with pytest.raises(registry.RollbackRefused, match=f"version {version} cannot be served"):
+        registry.rollback(NAME, str(version), "r", "eve (run r9)", local_mlflow, experiment=EXPERIMENT)
+    with pytest.raises(registry.RollbackRefused, match="is not a version number"):
+        registry.rollback(NAME, "v2", "r", "eve (run r10)", local_mlflow)
+    assert registry.rollback(NAME, "01", "leading zero", "eve (run r11)", local_mlflow).version == "1"
+    assert registry.champion_version(NAME, local_mlflow) == "1"

@@ -25,6 +25,7 @@ PROMOTED_BY_TAG = "landfall.promoted_by"
 PREVIOUS_TAG = "landfall.previous_champion"  # set on promotion: where a rollback goes back to
 RESTORED_FROM_TAG = "landfall.restored_from"  # set on rollback: the version it replaced
 RESTORED_BY_TAG = "landfall.restored_by"  # the rollback request (a retry of it is a no-op)
+ROLLED_BACK_AT_TAG = "landfall.rolled_back_at"  # set on the version a rollback moved the alias away from
 
 
 def client() -> Any:
@@ -103,6 +104,18 @@ def promote(
             current,
             f"version {current} (run {run_id}) already holds '{CHAMPION}'",
         )
+    if existing is not None and existing.tags.get(ROLLED_BACK_AT_TAG):
+        # An operator rolled this model back: clearing its old deploy run (or a late retry) must not
+        # crown it again. Restoring it is a deliberate `landfall rollback --to`.
+        return Promotion(
+            "rolled_back",
+            str(existing.version),
+            False,
+            current,
+            f"version {existing.version} was rolled back at {existing.tags[ROLLED_BACK_AT_TAG]} "
+            f"({existing.tags.get('landfall.rollback_reason') or 'no reason given'}): it is not promoted "
+            f"again; `landfall rollback --to {existing.version}` restores it on purpose",
+        )
     if current != compared_with:
         return Promotion(
             "stale",
@@ -146,25 +159,46 @@ class RollbackRefused(ValueError):
     """A rollback that cannot be done as asked; the message says what to ask instead."""
 
 
-def rollback(model_name: str, to_version: str | None, reason: str, by: str, mlflow_client: Any) -> Rollback:
+def _done_by(model_name: str, by: str, mlflow_client: Any) -> bool:
+    """Whether the rollback request `by` already moved the alias (on any version: a promotion may have
+    followed it before its retry)."""
+    versions = mlflow_client.search_model_versions(f"name = '{model_name}'")
+    return any(version.tags.get(RESTORED_BY_TAG) == by for version in versions)
+
+
+def rollback(
+    model_name: str,
+    to_version: str | None,
+    reason: str,
+    by: str,
+    mlflow_client: Any,
+    experiment: str | None = None,
+) -> Rollback:
     """Move the champion alias back: to `to_version`, or to the version that was champion before the
-    current one (recorded when the current one was promoted). Who and why are recorded as tags on both
-    versions. `by` names the request: its retry, after the alias moved, changes nothing (it never rolls
-    back a second step)."""
+    current one (recorded when the current one was promoted). Who and why are recorded as tags: on the
+    version left (`landfall.rolled_back_*`, `landfall.rollback_reason`) and on the one restored
+    (`landfall.restored_from`, `landfall.restored_by`, `landfall.restored_reason`). `by` names the request: its retry changes
+    nothing (it never rolls back a second step, also when a promotion came in between). Only a model
+    of this pipeline's training (in `experiment`) is restored."""
     from datetime import UTC, datetime
 
     from mlflow.exceptions import MlflowException
 
+    from landfall.pipeline.training.models import UntrustedModel, check_pipeline_run
+
     current = champion(model_name, mlflow_client)
     if current is None:
         raise RollbackRefused(f"{model_name} has no champion to roll back from")
-    if current.tags.get(RESTORED_BY_TAG) == by:
+    if _done_by(model_name, by, mlflow_client):
         return Rollback(str(current.version), current.run_id, current.tags.get(RESTORED_FROM_TAG), reason, by)
-    target = str(to_version or current.tags.get(PREVIOUS_TAG) or "")
+    target = str(to_version or current.tags.get(PREVIOUS_TAG) or "").strip()
     if not target:
         raise RollbackRefused(
             f"version {current.version} records no previous champion: name one with --to VERSION"
         )
+    if not target.isdigit():
+        raise RollbackRefused(f"{target!r} is not a version number")
+    target = str(int(target))  # "007" is version 7
     if target == str(current.version):
         raise RollbackRefused(f"version {target} already holds '{CHAMPION}'")
     try:
@@ -173,6 +207,10 @@ def rollback(model_name: str, to_version: str | None, reason: str, by: str, mlfl
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise RollbackRefused(f"{model_name} has no version {target!r}") from None
         raise
+    try:
+        check_pipeline_run(mlflow_client, restored.run_id, experiment)
+    except UntrustedModel as error:
+        raise RollbackRefused(f"version {target} cannot be served: {error}") from None
     at = datetime.now(UTC).isoformat(timespec="seconds")
     for key, value in {
         "landfall.rolled_back_at": at,
@@ -183,5 +221,6 @@ def rollback(model_name: str, to_version: str | None, reason: str, by: str, mlfl
         mlflow_client.set_model_version_tag(model_name, str(current.version), key, value)
     mlflow_client.set_model_version_tag(model_name, target, RESTORED_FROM_TAG, str(current.version))
     mlflow_client.set_model_version_tag(model_name, target, RESTORED_BY_TAG, by)
+    mlflow_client.set_model_version_tag(model_name, target, "landfall.restored_reason", reason)
     mlflow_client.set_registered_model_alias(model_name, CHAMPION, target)
     return Rollback(target, restored.run_id, str(current.version), reason, by)

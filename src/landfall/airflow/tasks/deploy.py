@@ -160,8 +160,15 @@ def report(
     else:
         outcome, reason = "skipped", evaluation["reason"]
         if evaluation.get("should_deploy"):
-            current = registry.champion_version(settings.mlflow.model_name, registry.client())
-            if current != evaluation.get("champion_version"):
+            name, client = settings.mlflow.model_name, registry.client()
+            current = registry.champion_version(name, client)
+            mine = registry.version_for_run(name, str(evaluation["run_id"]), client)
+            if mine is not None and mine.tags.get(registry.ROLLED_BACK_AT_TAG):
+                reason = (
+                    f"this candidate (v{mine.version}) was rolled back: it is not promoted again "
+                    f"(`landfall rollback --to {mine.version}` restores it on purpose)"
+                )
+            elif current != evaluation.get("champion_version"):
                 reason = (
                     f"the champion moved to v{current} after this candidate was compared with "
                     f"v{evaluation.get('champion_version')}: a stale evaluation is not promoted"
@@ -189,6 +196,7 @@ def rollback(params: dict[str, Any], dag_run: Any) -> dict[str, Any]:
             str(params["reason"]),
             by=f"{who} (run {dag_run.run_id})",
             mlflow_client=registry.client(),
+            experiment=settings.mlflow.experiment,
         )
     except registry.RollbackRefused as error:
         raise AirflowFailException(f"rollback refused: {error}") from None
