@@ -88,7 +88,7 @@ async def chain_run_late(context: dict[str, Any], deadline_minutes: float) -> No
 
 def _published(day: str) -> bool | None:
     """Whether `day`'s raw partition is there; None when S3 could not say (then the alert goes out)."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import ClientError
 
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.core.settings import get_settings
@@ -104,7 +104,7 @@ def _published(day: str) -> bool | None:
             return False
         log.warning("could not look for the raw partition of %s: %s", day, error)
         return None
-    except BotoCoreError as error:
+    except Exception as error:  # S3 away, or its connection cannot be resolved: alert anyway
         log.warning("could not look for the raw partition of %s: %s", day, error)
         return None
     return True
