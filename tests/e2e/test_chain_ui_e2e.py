@@ -102,7 +102,8 @@ def test_the_asset_graph_shows_the_pipeline_and_an_event_leads_to_its_run(stack,
 
     page.get_by_role("link", name="landing", exact=True).click()
     graph = page.locator(".react-flow")
-    playwright.expect(graph.locator(".react-flow__node")).to_have_count(12)  # 7 assets + 5 DAGs
+    # 7 assets + 6 DAGs: the five of the chain and landfall_freshness, which reads raw_daily (inlets).
+    playwright.expect(graph.locator(".react-flow__node")).to_have_count(13)
     nodes = {
         node.get_attribute("data-id"): node.inner_text().strip()
         for node in graph.locator(".react-flow__node").all()

@@ -61,7 +61,15 @@ def history(launcher):
 
 
 def _airflow(stack, *args: str):
-    return airflow_cli(stack, *args)
+    """The plain airflow CLI. On SQLite a write that has to upgrade a read lock while the scheduler
+    writes fails at once with "database is locked" (SQLite's deadlock rule: the 30 s busy timeout does
+    not apply); the README tells users to run the command again, and so does this helper, twice."""
+    for _ in range(3):
+        result = airflow_cli(stack, *args)
+        if result.returncode == 0 or "database is locked" not in result.stderr:
+            return result
+        time.sleep(3)
+    return result
 
 
 def _backfill_runs(api, days: list[str]) -> list[dict]:

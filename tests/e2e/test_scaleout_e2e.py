@@ -141,7 +141,9 @@ def _land_and_follow_to(stack, api, dag_ids, seed: int):
 
 
 def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothing(scaleout_stack, alerts):
-    """No champion yet, so the evaluation says deploy; MLflow dies before the deploy run promotes."""
+    """No champion yet, so the evaluation says deploy; MLflow dies before the deploy run. The first task
+    that needs it is the canary (the scoring service loads the candidate from MLflow): it fails after
+    its retries, promote never runs, nothing is registered."""
     from mlflow import MlflowClient
 
     stack, api = scaleout_stack, scaleout_stack.api()
@@ -150,13 +152,14 @@ def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothin
     stack.stop("mlflow")  # down, and kept down (a crash would be restarted by the supervisor)
     try:
         deploy = follow_partition(api, "landfall_deploy", day, runs[-1].queued_at, TIMEOUT_S)
-        assert deploy.state == "failed" and deploy.tasks["promote"] == "failed", deploy.tasks
-        [promote] = [
-            ti for ti in api.task_instances("landfall_deploy", deploy.run_id) if ti["task_id"] == "promote"
+        assert deploy.state == "failed" and deploy.tasks["canary"] == "failed", deploy.tasks
+        assert deploy.tasks["promote"] == "upstream_failed", deploy.tasks
+        [canary] = [
+            ti for ti in api.task_instances("landfall_deploy", deploy.run_id) if ti["task_id"] == "canary"
         ]
-        assert promote["try_number"] == 4, "three retries before giving up"
+        assert canary["try_number"] == 4, "three retries before giving up"
         deadline = time.monotonic() + 30
-        while not [a for a in alerts.of_kind("failure") if "landfall_deploy.promote" in a["text"]]:
+        while not [a for a in alerts.of_kind("failure") if "landfall_deploy.canary" in a["text"]]:
             assert time.monotonic() < deadline, f"no failure alert: {alerts.received}"
             time.sleep(0.5)
     finally:

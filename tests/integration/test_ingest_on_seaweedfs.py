@@ -183,24 +183,33 @@ def test_an_outcome_is_published_by_one_run_its_retries_and_backfills_only(s3, s
 
 
 def test_the_newest_landing_wins_the_partition_whatever_order_runs_publish_in(s3, settings, day):
-    """Two runs for one day race (threads); the head ends on the newer landing, never the older."""
+    """Runs for one day race (threads, both orders of start); the head ends on the newer landing. While
+    the partition is empty the older one may be current for a moment (it is then superseded); once the
+    newer one is current, the older one never moves the head back."""
     key = f"daily/{day}/features.parquet"
     older = examine(s3, settings, _land(s3, settings, key, to_parquet(make_batch(300, seed=1))))
     time.sleep(1.1)
     newer = examine(s3, settings, _land(s3, settings, key, to_parquet(make_batch(300, seed=2))))
-    results: dict[str, object] = {}
+    results: list[tuple[str, object]] = []
 
     def publish(outcome: Outcome) -> None:
-        results[outcome.version] = advance_head(s3, settings.storage, outcome, "r")
+        results.append((outcome.version, advance_head(s3, settings.storage, outcome, "r")))
 
-    for first, second in ((newer, older), (older, newer)):
-        threads = [threading.Thread(target=publish, args=(o,)) for o in (first, second) * 3]
+    def race(*outcomes: Outcome) -> None:
+        threads = [threading.Thread(target=publish, args=(o,)) for o in outcomes * 3]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert current_head(s3, settings.storage, day)["version"] == newer.version
-        assert results[older.version] is None
+        assert len(results) == len(threads), "a publish raised (see the thread's traceback)"
+
+    race(older, newer)  # from an empty partition, the older one started first
+    assert current_head(s3, settings.storage, day)["version"] == newer.version
+    assert all(head is not None for version, head in results if version == newer.version)
+    results.clear()
+    race(older, newer)  # the newer one is current now: every older publish is refused
+    assert current_head(s3, settings.storage, day)["version"] == newer.version
+    assert [head for version, head in results if version == older.version] == [None, None, None]
 
 
 def test_an_outcome_round_trips_through_xcom_json(s3, settings, day):
