@@ -115,3 +115,27 @@ def test_benchmark_ports_are_the_default_ones_moved_clear_of_the_ephemeral_range
     assert ports.airflow_api == defaults.airflow_api + PORT_SHIFT
     # SeaweedFS listens on each of its ports + 10000 (gRPC): still below Linux's ephemeral range.
     assert max(ports.s3, ports.seaweed_master, ports.seaweed_volume, ports.seaweed_filer) + 10_000 < 32768
+
+
+def test_the_sampler_keeps_the_unique_memory_of_task_processes_only():
+    import subprocess
+    import sys
+
+    import psutil
+
+    from landfall.ops.bench.rss import RssSampler
+
+    # A process whose command line says "task" (as a task process does), and one that does not.
+    task = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "task"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        sampler = RssSampler(lambda: [psutil.Process(task.pid), psutil.Process(other.pid)])
+        assert sampler.sample() > 0
+        assert set(sampler.peak_uss_by_pid) == {task.pid}
+        [uss] = sampler.task_uss_peaks_since({other.pid})
+        [rss] = sampler.task_peaks_since({other.pid})
+        assert 0 < uss <= rss
+        assert sampler.task_uss_peaks_since({task.pid, other.pid}) == []
+    finally:
+        task.kill()
+        other.kill()

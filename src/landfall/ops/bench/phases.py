@@ -316,6 +316,8 @@ class Bench:
                 "codes": sorted({p["code"] for p in record["problems"]}),
                 "quarantined_after_s": round(time.time() - put_at, 2),
                 "task_peak_rss_mb": round(max(peaks, default=0) / 2**20),
+                # What the task process held on its own (RSS minus the pages it shares with the scheduler).
+                "task_peak_uss_mb": round(max(self.sampler.task_uss_peaks_since(known), default=0) / 2**20),
                 "full_decode_peak_rss_mb": full_decode_peak_mb(body),
             }
         }

@@ -121,7 +121,8 @@ def format_table(results: dict[str, Any]) -> str:
         rows.append(
             (
                 f"bomb ({bomb['rows_declared']:,} rows, {bomb['file_bytes'] / 2**20:.1f} MB)",
-                f"{bomb['codes']}; task peak RSS {bomb['task_peak_rss_mb']} MB "
+                f"{bomb['codes']}; task peak RSS {bomb['task_peak_rss_mb']} MB, "
+                f"USS {bomb.get('task_peak_uss_mb', '-')} MB "
                 f"(a full decode: {bomb['full_decode_peak_rss_mb']} MB)",
             )
         )

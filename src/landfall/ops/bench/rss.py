@@ -8,8 +8,18 @@ from collections.abc import Callable
 import psutil
 
 
+def is_task_process(command: str) -> bool:
+    """LocalExecutor workers and the processes they run each task in."""
+    return "airflow worker" in command or "task" in command
+
+
 class RssSampler(threading.Thread):
-    """Sums the RSS of every process of the stack every `period_s`, and keeps each process's peak."""
+    """Sums the RSS of every process of the stack every `period_s`, and keeps each process's peak.
+
+    Task processes are forked from a scheduler that already imported the task libraries, so their RSS
+    counts pages they share with it; for those the sampler also keeps the peak USS (the memory only that
+    process holds, read from smaps, so only for task processes).
+    """
 
     def __init__(self, processes: Callable[[], list[psutil.Process]], period_s: float = 0.5) -> None:
         super().__init__(daemon=True)
@@ -17,6 +27,8 @@ class RssSampler(threading.Thread):
         self.peak_bytes = 0
         self.latest_bytes = 0
         self.peak_by_pid: dict[int, tuple[int, str]] = {}  # pid -> (peak RSS, command line)
+        self.peak_uss_by_pid: dict[int, int] = {}  # task processes only
+        self._commands: dict[int, str] = {}
         self._halt = threading.Event()  # not `_stop`: threading.Thread has a method of that name
 
     def sample(self) -> int:
@@ -27,13 +39,27 @@ class RssSampler(threading.Thread):
             except psutil.Error:
                 continue
             seen[proc.pid] = rss
+            command = self._command(proc)
             if rss > self.peak_by_pid.get(proc.pid, (0, ""))[0]:
-                try:
-                    command = " ".join(proc.cmdline())[:200]
-                except psutil.Error:
-                    command = "?"
                 self.peak_by_pid[proc.pid] = (rss, command)
+            if is_task_process(command):
+                try:
+                    uss = proc.memory_full_info().uss
+                except psutil.Error:
+                    continue
+                self.peak_uss_by_pid[proc.pid] = max(uss, self.peak_uss_by_pid.get(proc.pid, 0))
         return sum(seen.values())
+
+    def _command(self, proc: psutil.Process) -> str:
+        # A forked task process renames itself after fork: read the command line until it says "task".
+        command = self._commands.get(proc.pid)
+        if command is None or not is_task_process(command):
+            try:
+                command = " ".join(proc.cmdline())[:200]
+            except psutil.Error:
+                command = command or "?"
+            self._commands[proc.pid] = command
+        return command
 
     def run(self) -> None:
         while not self._halt.is_set():
@@ -51,5 +77,9 @@ class RssSampler(threading.Thread):
         return [
             rss
             for pid, (rss, command) in self.peak_by_pid.items()
-            if pid not in known and ("airflow worker" in command or "task" in command)
+            if pid not in known and is_task_process(command)
         ]
+
+    def task_uss_peaks_since(self, known: set[int]) -> list[int]:
+        """Peak USS of each task process that appeared since `known` was taken."""
+        return [uss for pid, uss in self.peak_uss_by_pid.items() if pid not in known]
