@@ -177,9 +177,9 @@ def rollback(
     """Move the champion alias back: to `to_version`, or to the version that was champion before the
     current one (recorded when the current one was promoted). Who and why are recorded as tags: on the
     version left (`landfall.rolled_back_*`, `landfall.rollback_reason`) and on the one restored
-    (`landfall.restored_from`, `landfall.restored_by`, `landfall.restored_reason`). `by` names the request: its retry changes
-    nothing (it never rolls back a second step, also when a promotion came in between). Only a model
-    of this pipeline's training (in `experiment`) is restored."""
+    (`landfall.restored_from`, `landfall.restored_by`, `landfall.restored_reason`). `by` names the
+    request: its retry changes nothing (it never rolls back a second step, also when a promotion came
+    in between). Only a model of this pipeline's training (in `experiment`) is restored."""
     from datetime import UTC, datetime
 
     from mlflow.exceptions import MlflowException
