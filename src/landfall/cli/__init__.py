@@ -163,7 +163,7 @@ def land(
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the pipeline.")
 def demo(day: date | None, timeout: float) -> None:
     """Bring the stack up, land one day of data and follow it through every DAG to the champion."""
-    from landfall.ops.demo import DemoFailed, champion_line, run_demo
+    from landfall.ops.demo import DemoFailed, champion_line, run_demo, serving_line
     from landfall.ops.stack.launcher import StackError
 
     stack = _stack()
@@ -178,6 +178,7 @@ def demo(day: date | None, timeout: float) -> None:
     click.echo(f"Decision: {'DEPLOYED' if result.promoted else 'not deployed'} - {result.reason}")
     if line := champion_line(stack):
         click.echo(line)
+        click.echo(serving_line(stack))
     click.echo(stack.summary())
 
 

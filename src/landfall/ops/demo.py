@@ -83,3 +83,20 @@ def champion_line(stack: Stack) -> str | None:
         f"Champion: {name} version {champion.version} (run {champion.run_id}) "
         f"-> {stack.mlflow_url}/#/models/{name}"
     )
+
+
+def serving_line(stack: Stack) -> str:
+    """One real prediction from the scoring service: what deploy made of the day, answering requests."""
+    from landfall.pipeline.canary import as_rows
+    from landfall.serving.client import ServingClient, ServingError
+
+    client = ServingClient(stack.ctx.serving_url, stack.state.secrets().serving_token)
+    rows = as_rows(make_batch(1, seed=7)[stack.settings.landing.feature_columns])
+    try:
+        answer = client.predict(rows)
+    except ServingError as error:
+        return f"Serving: {error}"
+    return (
+        f"Serving: version {answer['version']} at {stack.ctx.serving_url}/predict "
+        f"(one row -> {answer['predictions'][0]}, p={answer['probabilities'][0]:.2f})"
+    )
