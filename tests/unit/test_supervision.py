@@ -93,3 +93,40 @@ def test_only_the_processes_that_fork_tasks_preload_the_task_libraries():
     assert forks_tasks(["airflow", "scheduler", "--skip-serve-logs"])
     assert forks_tasks(["airflow", "celery", "worker", "--concurrency", "4"])
     assert not any(forks_tasks(["airflow", name]) for name in ("api-server", "triggerer", "dag-processor"))
+
+
+class _SlowApi:
+    """The api-server right after start-up: the first POST times out although it created the pool."""
+
+    def __init__(self):
+        self.pools: set[str] = set()
+        self.posts = 0
+
+    def get(self, path):
+        import requests
+
+        if path.removeprefix("pools/") not in self.pools:
+            response = requests.Response()
+            response.status_code = 404
+            raise requests.HTTPError(response=response)
+        return {"name": path}
+
+    def post(self, path, body):
+        import requests
+
+        self.posts += 1
+        self.pools.add(body["name"])
+        if self.posts == 1:
+            raise requests.ReadTimeout("read timed out (the write waited on SQLite's lock)")
+        return body
+
+
+def test_the_promotion_pool_is_made_once_even_when_the_first_request_times_out():
+    from landfall.core import catalog
+    from landfall.ops.stack.provision import create_pools
+
+    api = _SlowApi()
+    create_pools(api)
+    assert api.pools == {catalog.PROMOTION_POOL} and api.posts == 1  # the retry's GET found it
+    create_pools(api)  # every start: nothing to do
+    assert api.posts == 1
