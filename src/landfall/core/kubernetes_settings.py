@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from landfall.core.sections import Section
 
@@ -17,6 +17,10 @@ def _k8s_name(value: str) -> str:
     if not _K8S_NAME_RE.match(value):
         raise ValueError(f"{value!r} is not a Kubernetes name (lower-case letters, digits, '-', '.')")
     return value
+
+
+# A Kubernetes object name (namespace, service account, Secret), checked where the settings load.
+K8sName = Annotated[str, AfterValidator(_k8s_name)]
 
 
 class PodResources(Section):
@@ -77,11 +81,11 @@ class SecretEnv(Section):
 class KubernetesSettings(Section):
     """How a training trial runs as a pod. Only read when `compute.profile` is `kubernetes`."""
 
-    namespace: str = "landfall"
+    namespace: K8sName = "landfall"
     image: str = "ghcr.io/landfall/trainer:0.1.0"
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    image_pull_secrets: list[str] = []
-    service_account: str | None = None
+    image_pull_secrets: list[K8sName] = []
+    service_account: K8sName | None = None
     kubernetes_conn_id: str = "kubernetes_default"
     cmds: list[str] = ["python", "-m", "landfall.pipeline.training"]
     gpus: int = Field(1, ge=0, le=16)
@@ -97,16 +101,6 @@ class KubernetesSettings(Section):
     secrets: list[SecretEnv] = []
     startup_timeout_s: int = Field(600, ge=10, le=24 * 3600)
     labels: dict[str, str] = {"app.kubernetes.io/part-of": "landfall"}
-
-    @field_validator("namespace", "service_account")
-    @classmethod
-    def _names(cls, value: str | None) -> str | None:
-        return value if value is None else _k8s_name(value)
-
-    @field_validator("image_pull_secrets")
-    @classmethod
-    def _secret_names(cls, values: list[str]) -> list[str]:
-        return [_k8s_name(value) for value in values]
 
     @field_validator("cmds")
     @classmethod

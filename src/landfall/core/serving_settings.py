@@ -7,34 +7,24 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from landfall.core.kubernetes_settings import PodResources, SecretEnv, _k8s_name
+from landfall.core.kubernetes_settings import K8sName, PodResources, SecretEnv
 from landfall.core.sections import Section
 
 
 class ServingKubernetesSettings(Section):
     """The service's Deployment and Service (`landfall render-serving --out DIR` shows them)."""
 
-    namespace: str = "ml-serving"
+    namespace: K8sName = "ml-serving"
     image: str = "ghcr.io/landfall/serving:0.1.0"
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    image_pull_secrets: list[str] = []
-    service_account: str | None = None
+    image_pull_secrets: list[K8sName] = []
+    service_account: K8sName | None = None
     replicas: int = Field(2, ge=1, le=100)
     port: int = Field(8000, ge=1024, le=65535)
     requests: PodResources = PodResources(cpu="500m", memory="1Gi")
     limits: PodResources = PodResources(cpu="2", memory="2Gi")
     env: dict[str, str] = {}
     secrets: list[SecretEnv] = []
-
-    @field_validator("namespace", "service_account")
-    @classmethod
-    def _names(cls, value: str | None) -> str | None:
-        return value if value is None else _k8s_name(value)
-
-    @field_validator("image_pull_secrets")
-    @classmethod
-    def _secret_names(cls, values: list[str]) -> list[str]:
-        return [_k8s_name(value) for value in values]
 
 
 class ServingSettings(Section):

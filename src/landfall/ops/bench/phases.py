@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import random
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -24,7 +21,7 @@ from landfall.core import catalog
 from landfall.core.paths import REPO_ROOT
 from landfall.ops.airflow_api import AirflowApi
 from landfall.ops.bench.report import percentiles
-from landfall.ops.bench.rss import RssSampler
+from landfall.ops.bench.rss import RssSampler, full_decode_peak_mb
 from landfall.ops.follow import quarantine_events_for
 from landfall.ops.landings import put_landing
 from landfall.pipeline.datagen import decompression_bomb, make_batch, make_corrupt, to_parquet
@@ -383,23 +380,3 @@ class Bench:
                 return time.time()
             time.sleep(0.5)
         raise TimeoutError(f"{dag_id} {run_id}: the sensor did not poke within 180s")
-
-
-# ---- the whole run ---------------------------------------------------------------------------------
-
-
-def full_decode_peak_mb(body: bytes) -> int:
-    """Peak RSS (MB) of a fresh interpreter that decodes the whole file, as ingest did before it read
-    the footer first."""
-    with tempfile.NamedTemporaryFile(suffix=".parquet") as handle:
-        handle.write(body)
-        handle.flush()
-        code = (  # VmHWM: the peak of this process alone (ru_maxrss would carry over the parent's)
-            "import re, pyarrow.parquet as pq, pandas;"
-            f"pq.read_table({handle.name!r}).to_pandas();"
-            "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))"
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False
-        )
-    return round(int(done.stdout.strip() or 0) / 1024) if done.returncode == 0 else -1

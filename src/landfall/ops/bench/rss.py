@@ -1,7 +1,11 @@
-"""Memory of the stack while the benchmark runs: every process of every component, sampled."""
+"""Memory of the stack while the benchmark runs: every process of every component, sampled; and the
+peak of a fresh interpreter that decodes a file whole (what the bomb would cost without footer checks)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Callable
 
@@ -83,3 +87,20 @@ class RssSampler(threading.Thread):
     def task_uss_peaks_since(self, known: set[int]) -> list[int]:
         """Peak USS of each task process that appeared since `known` was taken."""
         return [uss for pid, uss in self.peak_uss_by_pid.items() if pid not in known]
+
+
+def full_decode_peak_mb(body: bytes) -> int:
+    """Peak RSS (MB) of a fresh interpreter that decodes the whole file, as ingest did before it read
+    the footer first."""
+    with tempfile.NamedTemporaryFile(suffix=".parquet") as handle:
+        handle.write(body)
+        handle.flush()
+        code = (  # VmHWM: the peak of this process alone (ru_maxrss would carry over the parent's)
+            "import re, pyarrow.parquet as pq, pandas;"
+            f"pq.read_table({handle.name!r}).to_pandas();"
+            "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False
+        )
+    return round(int(done.stdout.strip() or 0) / 1024) if done.returncode == 0 else -1
