@@ -22,7 +22,11 @@ LANDING = Asset(
     name=catalog.LANDING,
     uri=f"{_datasets}/{_storage.landing_prefix}/",
     group=_group,
-    extra={"layout": f"{_storage.landing_prefix}/<YYYY-MM-DD>/{_storage.landing_filename}"},
+    extra={
+        "layout": f"{_storage.landing_prefix}/<YYYY-MM-DD>/{_storage.landing_filename}, or "
+        f"{_storage.landing_prefix}/<YYYY-MM-DD>/{_storage.landing_part_glob} completed by "
+        f"{_storage.landing_marker}"
+    },
     watchers=[
         AssetWatcher(
             name="s3_landing_watcher",
@@ -34,6 +38,8 @@ LANDING = Asset(
                 poll_interval=_settings.watcher.poll_interval_s,
                 max_objects_per_event=_settings.watcher.max_objects_per_event,
                 requeue_after_s=_settings.watcher.requeue_after_s,
+                part_glob=_storage.landing_part_glob,
+                marker=_storage.landing_marker,
             ),
         )
     ],

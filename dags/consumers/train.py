@@ -42,10 +42,12 @@ def landfall_train():
 
     @task(multiple_outputs=False)
     def training_dataset(triggering_asset_events=None, dag_run=None) -> dict:
+        """The window of `training.window_days` processed days ending at this run's partition."""
         from landfall.airflow.tasks.events import latest_event_extra
+        from landfall.airflow.tasks.train import window_of
 
         events = list(triggering_asset_events[TRAINING_DATASET])
-        return latest_event_extra(events, TRAINING_DATASET.name, dag_run.partition_key)
+        return window_of(latest_event_extra(events, TRAINING_DATASET.name, dag_run.partition_key))
 
     with TaskGroup("search", tooltip="one mapped task per hyperparameter combination"):
 
@@ -88,7 +90,9 @@ def landfall_train():
 
             results = train_trial.expand(arguments=arguments)
 
-    @task(multiple_outputs=False, outlets=[MODEL_CANDIDATE], trigger_rule="all_done")
+    # all_done_min_one_success: failed trials are left out of the reduce, and a run whose window was
+    # coalesced into a newer one (training_dataset skipped) skips it too.
+    @task(multiple_outputs=False, outlets=[MODEL_CANDIDATE], trigger_rule="all_done_min_one_success")
     def select_best(results, dataset: dict, outlet_events=None) -> dict:
         """Reduce over the lazy list of trial results; failed trials are left out."""
         from landfall.airflow.tasks.train import pick_best

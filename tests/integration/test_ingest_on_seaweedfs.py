@@ -80,7 +80,9 @@ def test_a_quarantine_never_deletes_a_newer_put_of_the_same_key(s3, settings, da
     downloaded.write_bytes(make_corrupt("schema"))
     time.sleep(1.1)  # Last-Modified has one-second resolution
     _land(s3, settings, key, to_parquet(make_batch(300, seed=8)))
-    outcome = quarantine(s3, settings, old, day, [Problem("schema_mismatch", "test")], local=downloaded)
+    outcome = quarantine(
+        s3, settings, old, day, [Problem("schema_mismatch", "test")], downloaded={key: downloaded}
+    )
     folder = outcome.uri.removeprefix(f"s3://{bucket}/")
     assert s3.get_object(Bucket=bucket, Key=f"{folder}object")["Body"].read() == make_corrupt("schema")
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == to_parquet(make_batch(300, seed=8))

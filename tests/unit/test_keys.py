@@ -68,3 +68,24 @@ def test_each_landing_version_has_its_own_raw_folder_so_two_runs_never_mix_bytes
     second = raw_key(storage, "2026-11-20", "1764000060-" + "b" * 32)
     assert first != second
     assert first.startswith(f"{storage.raw_prefix}/date=2026-11-20/") and first.endswith("/data.parquet")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("features.parquet", "file"),
+        ("_SUCCESS", "marker"),
+        ("part-00000.parquet", "part"),
+        ("part-x.parquet", "part"),
+    ],
+)
+def test_the_three_landing_shapes_are_told_apart_by_name(storage, name, kind):
+    landed = parse_landing_key(f"daily/2024-02-29/{name}", storage)
+    assert (landed.kind, landed.partition, landed.folder) == (kind, "2024-02-29", "daily/2024-02-29/")
+
+
+@pytest.mark.parametrize("name", ["_SUCCESS.txt", "part-1.csv", "_success", "data.parquet"])
+def test_other_names_in_a_date_folder_are_refused_naming_both_shapes(storage, name):
+    with pytest.raises(RejectedKey) as error:
+        parse_landing_key(f"daily/2024-01-01/{name}", storage)
+    assert error.value.reason == "bad_suffix" and "_SUCCESS" in error.value.detail

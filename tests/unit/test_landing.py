@@ -95,3 +95,25 @@ def test_a_process_without_the_signing_key_says_how_to_get_one():
     with pytest.raises(MissingSigningKey):
         signing_key({"LANDFALL_EVENT_SIGNING_KEY": "short"})
     assert signing_key({"LANDFALL_EVENT_SIGNING_KEY": "s" * 40}) == b"s" * 40
+
+
+def test_parts_wait_for_their_marker_and_only_a_late_part_is_reported_itself():
+    from landfall.pipeline.landing import PartRule
+
+    rule = PartRule("part-*.parquet", "_SUCCESS")
+
+    def landing(key, second):
+        return Landing.from_listing("b", "daily", _listing(key, second=second))
+
+    early = [
+        landing("daily/2026-11-20/part-00000.parquet", 1),
+        landing("daily/2026-11-20/part-00001.parquet", 2),
+    ]
+    assert rule.reportable(early) == []  # no marker yet: nothing to ingest
+    marker = landing("daily/2026-11-20/_SUCCESS", 3)
+    one_file = landing("daily/2026-11-21/features.parquet", 3)
+    stray = landing("daily/2026-11-21/part-00000.parquet", 9)  # no marker in its own folder
+    assert rule.reportable([*early, marker, one_file, stray]) == [marker, one_file]
+    late = landing("daily/2026-11-20/part-00002.parquet", 4)
+    same_second = landing("daily/2026-11-20/part-00003.parquet", 3)  # covered by the marker's listing
+    assert rule.reportable([*early, marker, late, same_second]) == [marker, late]

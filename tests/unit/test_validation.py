@@ -143,3 +143,43 @@ def test_a_decompression_bomb_is_refused_from_its_footer_in_bounded_memory(tmp_p
     rows, codes, peak_kb = done.stdout.split()
     assert (int(rows), codes) == (20_000_000, "too_large")
     assert int(peak_kb) < 300 * 1024, f"peak RSS {int(peak_kb) // 1024} MB"
+
+
+def _part(tmp_path, name, frame):
+    from landfall.pipeline.validation import PartFile
+
+    path = tmp_path / name
+    path.write_bytes(to_parquet(frame))
+    return PartFile(name, path, path.stat().st_size)
+
+
+def test_the_parts_of_a_partition_are_validated_as_one_table(landing, tmp_path):
+    from landfall.pipeline.validation import validate_partition
+
+    negatives = make_batch(600, seed=1).assign(churned=0)
+    positives = make_batch(600, seed=2).assign(churned=1)
+    # Each part alone has a single class (and too few rows at min_rows 1000): together they are fine.
+    strict = landing.model_copy(update={"min_rows": 1000})
+    report = validate_partition([_part(tmp_path, "a", negatives), _part(tmp_path, "b", positives)], strict)
+    assert report.ok, report.problems
+    assert (report.rows, report.row_groups) == (1200, 2)
+    alone = validate_partition([_part(tmp_path, "a", negatives)], strict)
+    assert _codes(alone) == {"too_few_rows", "single_class_label"}
+
+
+def test_a_part_with_another_schema_is_named_and_nothing_is_decoded(landing, tmp_path):
+    from landfall.pipeline.validation import validate_partition
+
+    good = _part(tmp_path, "part-0.parquet", make_batch(300, seed=1))
+    bad = _part(tmp_path, "part-1.parquet", make_batch(300, seed=2).rename(columns={"usage_hours": "usage"}))
+    report = validate_partition([good, bad], landing)
+    assert {(p.code, p.part) for p in report.problems} == {("schema_mismatch", "part-1.parquet")}
+    assert all(p.detail.startswith("part-1.parquet: ") for p in report.problems)
+
+
+def test_the_row_ceiling_counts_every_part_of_the_partition(landing, tmp_path):
+    from landfall.pipeline.validation import validate_partition
+
+    parts = [_part(tmp_path, f"p{i}", make_batch(400, seed=i)) for i in range(3)]
+    report = validate_partition(parts, landing.model_copy(update={"max_rows": 1000}))
+    assert _codes(report) == {"too_large"} and "1,200 rows" in report.problems[0].detail

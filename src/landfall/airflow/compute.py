@@ -39,8 +39,11 @@ def trial_arguments(
     argvs = []
     for trial in trials:
         argv = [
-            "--train", str(dataset["train_uri"]),
-            "--validation", str(dataset["validation_uri"]),
+            *_repeated("--train", dataset.get("train_uris") or [dataset["train_uri"]]),
+            *_repeated("--validation", dataset.get("validation_uris") or [dataset["validation_uri"]]),
+            "--train-every", str(dataset.get("train_every", 1)),
+            "--validation-every", str(dataset.get("validation_every", 1)),
+            "--window", ",".join(dataset.get("window_partitions") or [str(dataset["partition"])]),
             "--partition", str(dataset["partition"]),
             "--params", json.dumps(trial, sort_keys=True),
             "--model", training.model,
@@ -53,6 +56,10 @@ def trial_arguments(
             argv += ["--out", XCOM_RETURN_PATH]
         argvs.append(argv)
     return argvs
+
+
+def _repeated(flag: str, values: list[str]) -> list[str]:
+    return [item for value in values for item in (flag, str(value))]
 
 
 def trial_name(argv: list[str]) -> str:

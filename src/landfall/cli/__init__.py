@@ -129,33 +129,49 @@ def _parse_date(_ctx: object, _param: object, value: str | None) -> date | None:
 @click.option(
     "--key", "raw_key", default=None, help="Land under this exact key instead (to try hostile keys)."
 )
+@click.option(
+    "--parts",
+    default=None,
+    type=click.IntRange(1, 10_000),
+    help="Land a multi-part day: this many part-*.parquet files of --rows rows each, then _SUCCESS.",
+)
 def land(
-    day: date, rows: int, seed: int | None, drift: float, corrupt: str | None, raw_key: str | None
+    day: date,
+    rows: int,
+    seed: int | None,
+    drift: float,
+    corrupt: str | None,
+    raw_key: str | None,
+    parts: int | None,
 ) -> None:
     """Write a daily batch to the landing prefix of the running stack's S3."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from landfall.ops.landings import land_day, put_landing
+    from landfall.ops.landings import land_day, land_parts, put_landing
     from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
 
+    if parts is not None and (raw_key or corrupt):
+        raise click.UsageError("--parts lands a well-formed multi-part day: it takes no --key or --corrupt")
     stack = _stack()
     storage = stack.settings.storage
     seed = seed if seed is not None else int(day.strftime("%Y%m%d"))
-    body = make_corrupt(corrupt, seed) if corrupt else to_parquet(make_batch(rows, seed, drift))
     s3 = stack.s3_client()
     try:
-        landed = (
-            put_landing(s3, storage.datasets_bucket, raw_key, body)
-            if raw_key
-            else land_day(s3, storage, day, body)
-        )
+        if parts is not None:
+            # Each part its own seed, so customer ids do not repeat across the parts of a day.
+            bodies = (to_parquet(make_batch(rows, seed * 1000 + index, drift)) for index in range(parts))
+            landed = land_parts(s3, storage, day, bodies)
+        else:
+            body = make_corrupt(corrupt, seed) if corrupt else to_parquet(make_batch(rows, seed, drift))
+            key_given = put_landing(s3, storage.datasets_bucket, raw_key, body) if raw_key else None
+            landed = [key_given or land_day(s3, storage, day, body)]
     except (BotoCoreError, ClientError) as error:
         raise click.ClickException(
             f"could not write to s3://{storage.datasets_bucket}: {error} (is the stack up? `landfall status`)"
         ) from None
-    click.echo(
-        json.dumps({**landed.as_dict(), "put_at": datetime.fromtimestamp(landed.put_at, UTC).isoformat()})
-    )
+    for item in landed:
+        put_at = datetime.fromtimestamp(item.put_at, UTC).isoformat()
+        click.echo(json.dumps({**item.as_dict(), "put_at": put_at}))
 
 
 @main.command()

@@ -52,6 +52,9 @@ class StorageSettings(Section):
     xcom_bucket: str = "landfall-xcom"
     landing_prefix: str = "daily"
     landing_filename: str = "features.parquet"
+    # A multi-part partition: any number of part files completed by a marker object (Spark, Glue, dbt).
+    landing_part_glob: str = "part-*.parquet"
+    landing_marker: str = "_SUCCESS"
     raw_prefix: str = "raw"
     processed_prefix: str = "processed"
     quarantine_prefix: str = "quarantine"
@@ -79,11 +82,18 @@ class StorageSettings(Section):
     def _prefix(cls, value: str) -> str:
         return _check_prefix(value)
 
-    @field_validator("landing_filename")
+    @field_validator("landing_filename", "landing_part_glob")
     @classmethod
     def _filename(cls, value: str) -> str:
         if "/" in value or not value.endswith(".parquet"):
-            raise ValueError(f"{value!r} must be a plain file name ending in .parquet")
+            raise ValueError(f"{value!r} must be a plain file name (or glob) ending in .parquet")
+        return value
+
+    @field_validator("landing_marker")
+    @classmethod
+    def _marker(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$", value) or value.endswith(".parquet"):
+            raise ValueError(f"{value!r} must be a plain file name that is not a .parquet file")
         return value
 
     @model_validator(mode="after")
@@ -117,11 +127,15 @@ class ColumnSpec(Section):
 class LandingSettings(Section):
     label: str = "churned"
     min_rows: int = Field(100, ge=1)
-    max_rows: int = Field(1_000_000, ge=1)
-    max_bytes: int = Field(256 * 1024 * 1024, ge=1)
-    # Checked from the parquet footer before anything is decoded (a small file can claim a lot).
-    max_uncompressed_bytes: int = Field(4 * 1024**3, ge=1)
+    # Ceilings per partition (all its parts together), checked from the parquet footers before anything
+    # is decoded: a small file can claim a lot. Values are then read one batch at a time, so memory does
+    # not grow with the size of a day; these bound time and disk, not memory.
+    max_rows: int = Field(500_000_000, ge=1)
+    max_uncompressed_bytes: int = Field(32 * 1024**3, ge=1)
     max_row_group_bytes: int = Field(256 * 1024**2, ge=1)
+    # Decoded bytes (rows x 8 bytes a column) per byte of file: a decompression bomb claims far more
+    # than any real table compresses to (real days of this schema: about 1-3).
+    max_expansion: float = Field(200.0, gt=1)
     # A day's landing (daily/<D>/...) must be ingested by this time (UTC) of the following day; the
     # landfall_freshness DAG alerts naming the day when it is not.
     expected_by: time = time(6, 0)
@@ -193,6 +207,15 @@ class TrainingSettings(Section):
     max_parallel_trials: int = Field(2, ge=1, le=64)
     max_epochs: int = Field(60, ge=1, le=10_000)
     grid: TrialGrid = TrialGrid()
+    # Each run trains on the processed partitions of the `window_days` days ending at its own (never a
+    # later one: a backfill of an old day does not see the future); days missing in it are named.
+    window_days: int = Field(7, ge=1, le=366)
+    # Rows read per split at most: a larger window is sampled evenly (every k-th row), so memory is
+    # bounded whatever the window holds.
+    max_rows: int = Field(1_000_000, ge=1000)
+    # History landed at once (many days in one burst) trains the newest complete window once instead of
+    # every day in turn; backfill runs (`airflow backfill create`) always train every day in order.
+    coalesce_history: bool = True
 
     @model_validator(mode="after")
     def _optimizers_of_the_model(self) -> TrainingSettings:

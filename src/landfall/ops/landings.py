@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
 from landfall.core.settings import StorageSettings
-from landfall.pipeline.keys import landing_key
+from landfall.pipeline.keys import landing_key, marker_key, part_key
 
 
 @dataclass(frozen=True)
@@ -37,3 +38,14 @@ def put_landing(s3: Any, bucket: str, key: str, body: bytes) -> Landed:
 def land_day(s3: Any, storage: StorageSettings, day: date, body: bytes) -> Landed:
     """A day's file at its canonical key, `<landing_prefix>/<day>/<landing_filename>`."""
     return put_landing(s3, storage.datasets_bucket, landing_key(storage, day), body)
+
+
+def land_parts(s3: Any, storage: StorageSettings, day: date, bodies: Iterable[bytes]) -> list[Landed]:
+    """A multi-part day as Spark writes one: `part-00000.parquet ...`, then the `_SUCCESS` marker (empty),
+    which is what starts its ingestion. The marker is the last item returned."""
+    landed = [
+        put_landing(s3, storage.datasets_bucket, part_key(storage, day, index), body)
+        for index, body in enumerate(bodies)
+    ]
+    landed.append(put_landing(s3, storage.datasets_bucket, marker_key(storage, day), b""))
+    return landed

@@ -15,6 +15,7 @@ Staging does not publish: `landfall.pipeline.publish` records the outcome and mo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -24,13 +25,22 @@ from typing import Any, Literal
 
 from landfall.core.settings import Settings
 from landfall.pipeline import s3 as s3ops
-from landfall.pipeline.keys import RejectedKey, outcome_record, parse_landing_key, quarantine_folder, raw_key
+from landfall.pipeline.keys import (
+    LandedKey,
+    RejectedKey,
+    kind_of,
+    outcome_record,
+    parse_landing_key,
+    quarantine_folder,
+    raw_key,
+)
 from landfall.pipeline.landing import Landing, valid_etag
-from landfall.pipeline.validation import Problem, ValidationReport, validate_parquet
+from landfall.pipeline.validation import PartFile, Problem, ValidationReport, validate_partition
 
 log = logging.getLogger(__name__)
 
-Status = Literal["ingested", "quarantined", "superseded", "duplicate", "rejected"]
+# pending: a part whose folder has no marker yet (its marker's landing will cover it).
+Status = Literal["ingested", "quarantined", "superseded", "duplicate", "rejected", "pending"]
 
 
 class IngestError(RuntimeError):
@@ -48,6 +58,7 @@ class Outcome:
     rows: int = 0
     sha256: str = ""
     problems: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # the staged raw version's files, in order
 
     @property
     def key(self) -> str:
@@ -88,29 +99,93 @@ def examine(s3: Any, settings: Settings, landing: Landing, reprocess: bool = Fal
     ):
         return Outcome("duplicate", payload, landing.partition_date)
     try:
-        partition: str | None = parse_landing_key(landing.key, storage).partition
+        parsed: LandedKey | None = parse_landing_key(landing.key, storage)
+        partition: str | None = parsed.partition if parsed else None
         rejection = None
     except RejectedKey as rejected:
-        partition, rejection = landing.partition_date, rejected
+        parsed, partition, rejection = None, landing.partition_date, rejected
 
     current = s3ops.head(s3, bucket, landing.key)
     if current is None or str(current["ETag"]).strip('"') != landing.etag:
         return _gone_or_replaced(s3, settings, landing, partition, current)
-    if rejection is not None:
+    if rejection is not None or parsed is None:
+        assert rejection is not None
         return quarantine(s3, settings, landing, partition, [Problem(rejection.reason, rejection.detail)])
-    if landing.size > settings.landing.max_bytes:
-        problem = Problem("too_large", f"{landing.size} bytes > max_bytes {settings.landing.max_bytes}")
+
+    found = partition_members(s3, settings, landing, parsed)
+    if found is None:
+        log.info("%s: a part with no marker yet; the marker, when it lands, covers it", landing.key)
+        return Outcome("pending", payload, partition)
+    members, marker = found
+    # Everything of the partition besides the landing itself: quarantined with it.
+    companions = [obj for obj in [*members, *([marker] if marker else [])] if obj.key != landing.key]
+    if not members:
+        problem = Problem(
+            "empty_partition",
+            f"the marker {landing.key} completes no part files: nothing in {parsed.folder} matches "
+            f"{storage.landing_part_glob!r}; land the parts, then the marker",
+        )
         return quarantine(s3, settings, landing, partition, [problem])
 
-    with tempfile.NamedTemporaryFile(prefix="landfall-landing-", suffix=".parquet") as local:
-        sha256 = s3ops.download_version(s3, bucket, landing.key, landing.etag, local)
-        if sha256 is None:
-            return _gone_or_replaced(s3, settings, landing, partition, s3ops.head(s3, bucket, landing.key))
-        report = validate_parquet(local.name, landing.size, settings.landing)
-        report.sha256 = sha256
+    with tempfile.TemporaryDirectory(prefix="landfall-landing-") as scratch:
+        files, digests = [], []
+        for index, member in enumerate(members):
+            local = Path(scratch) / f"{index:05d}.parquet"
+            with local.open("wb") as target:
+                sha256 = s3ops.download_version(s3, bucket, member.key, member.etag, target)
+            if sha256 is None:
+                if member.key == landing.key:
+                    now = s3ops.head(s3, bucket, member.key)
+                    return _gone_or_replaced(s3, settings, landing, partition, now)
+                raise IngestError(f"part {member.key} changed while {landing.key} was read; retrying")
+            name = _part_name(member.key) if parsed.kind != "file" else ""
+            files.append(PartFile(name, local, member.size))
+            digests.append(sha256)
+        report = validate_partition(files, settings.landing)
+        report.sha256 = digests[0] if len(digests) == 1 else _combined(digests)
         if not report.ok:
-            return quarantine(s3, settings, landing, partition, report.problems, report, Path(local.name))
-        return _stage_raw(s3, settings, landing, partition, report, Path(local.name))
+            downloaded = {member.key: Path(part.source) for member, part in zip(members, files, strict=True)}
+            return quarantine(
+                s3, settings, landing, partition, report.problems, report, companions, downloaded
+            )
+        return _stage_raw(s3, settings, landing, partition, report, members, [f.source for f in files])
+
+
+def partition_members(
+    s3: Any, settings: Settings, landing: Landing, parsed: LandedKey
+) -> tuple[list[Landing], Landing | None] | None:
+    """The files a landing makes a partition of (sorted by key), and the folder's marker.
+
+    A one-file day is itself. A marker covers the part files of its folder that are no newer than the
+    marker: the parts present when it landed. A part newer than its folder's marker (a *late part*) is
+    a new version of the partition: the parts present when it landed. A part whose folder has no marker
+    yet makes nothing (None): the marker, when it lands, covers it.
+    """
+    if parsed.kind == "file":
+        return [landing], None
+    storage = settings.storage
+    bucket = storage.datasets_bucket
+    marker, parts = None, []
+    for obj in s3ops.list_keys(s3, bucket, parsed.folder):
+        name = obj["Key"][len(parsed.folder) :]
+        kind = kind_of(name, storage) if "/" not in name else None
+        if kind == "marker":
+            marker = Landing.from_listing(bucket, storage.landing_prefix, obj)
+        elif kind == "part":
+            parts.append(Landing.from_listing(bucket, storage.landing_prefix, obj))
+    if parsed.kind == "part" and marker is None:
+        return None
+    covered = [part for part in parts if part.last_modified <= landing.last_modified]
+    return sorted(covered, key=lambda part: part.key), marker
+
+
+def _part_name(key: str) -> str:
+    return key.rsplit("/", 1)[-1]
+
+
+def _combined(digests: list[str]) -> str:
+    """One digest of a multi-file partition: the sha256 of its files' digests, in key order."""
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
 def _gone_or_replaced(
@@ -143,32 +218,39 @@ def _stage_raw(
     landing: Landing,
     partition: str | None,
     report: ValidationReport,
-    local: Path,
+    members: list[Landing],
+    locals_: list[Any],
 ) -> Outcome:
-    """Write the validated version under its own raw version folder (never overwritten)."""
+    """Write the validated files under the landing's own raw version folder (never overwritten):
+    `data.parquet` for a one-file day, `part-<n>.parquet` for the parts of a multi-part partition."""
     storage = settings.storage
     bucket = storage.datasets_bucket
     assert partition is not None  # a key that parsed has a partition
-    target = raw_key(storage, partition, landing.version)
-    metadata = {
-        "source-key": landing.key,
-        "source-etag": landing.etag,
-        "source-version": landing.version,
-        "sha256": report.sha256,
-        "rows": str(report.rows),
-    }
-    extra = {
-        "ContentType": "application/vnd.apache.parquet",
-        "Metadata": metadata,
-        "MetadataDirective": "REPLACE",
-    }
-    if not s3ops.copy_if_match(s3, bucket, landing.key, target, landing.etag, **extra):
-        # The landing object changed after it was validated: upload the validated bytes themselves.
-        s3ops.upload_file(s3, bucket, target, local, ContentType=extra["ContentType"], Metadata=metadata)
-    log.info("Staged s3://%s/%s -> s3://%s/%s (%d rows)", bucket, landing.key, bucket, target, report.rows)
-    return Outcome(
-        "ingested", landing.as_payload(), partition, f"s3://{bucket}/{target}", report.rows, report.sha256
-    )
+    single = len(members) == 1 and members[0].key == landing.key
+    uris = []
+    for index, (member, local) in enumerate(zip(members, locals_, strict=True)):
+        file = "data.parquet" if single else f"part-{index:05d}.parquet"
+        target = raw_key(storage, partition, landing.version, file)
+        metadata = {
+            "source-key": member.key,
+            "source-etag": member.etag,
+            "source-version": landing.version,
+            "sha256": report.sha256,  # of the partition: all its files
+            "rows": str(report.rows),
+        }
+        extra = {
+            "ContentType": "application/vnd.apache.parquet",
+            "Metadata": metadata,
+            "MetadataDirective": "REPLACE",
+        }
+        if not s3ops.copy_if_match(s3, bucket, member.key, target, member.etag, **extra):
+            # The landed object changed after it was validated: upload the validated bytes themselves.
+            content_type = extra["ContentType"]
+            s3ops.upload_file(s3, bucket, target, Path(local), ContentType=content_type, Metadata=metadata)
+        uris.append(f"s3://{bucket}/{target}")
+    uri = uris[0] if single else f"s3://{bucket}/{raw_key(storage, partition, landing.version, '')}"
+    log.info("Staged %s -> %s (%d file(s), %d rows)", landing.key, uri, len(uris), report.rows)
+    return Outcome("ingested", landing.as_payload(), partition, uri, report.rows, report.sha256, files=uris)
 
 
 def quarantine(
@@ -178,32 +260,43 @@ def quarantine(
     partition: str | None,
     problems: list[Problem],
     report: ValidationReport | None = None,
-    local: Path | None = None,
+    companions: list[Landing] | None = None,
+    downloaded: dict[str, Path] | None = None,
 ) -> Outcome:
-    """Record why, copy the landed version beside the record, then delete the landing copy if it is
-    still that version (in that order)."""
-    bucket = settings.storage.datasets_bucket
-    folder = quarantine_folder(settings.storage, landing.key, landing.version, partition)
+    """Record why, copy the landed objects beside the record, then delete the landing copies that are
+    still those versions (in that order). The landing's own object is `object`; the other files of its
+    partition (parts, and the marker of a late part) keep their names."""
+    storage = settings.storage
+    bucket = storage.datasets_bucket
+    folder = quarantine_folder(storage, landing.key, landing.version, partition)
+    others = companions or []
     reasons = [asdict(problem) for problem in problems]
     record = {
         "source": {"bucket": bucket, "key": landing.key, "etag": landing.etag, "put_at": landing.put_at},
         "partition": partition,
         "problems": reasons,
+        "parts": [member.key for member in others],
         "rows": report.rows if report else 0,
         "sha256": report.sha256 if report else "",
         "quarantined_at": datetime.now(UTC).isoformat(),
-        "what_to_do": "fix the file and land it again under the same key; this folder keeps the bad copy",
+        "what_to_do": "fix the data and land it again under the same key(s); this folder keeps the bad copy",
     }
     s3ops.put_json(s3, bucket, f"{folder}/reason.json", record)
-    if not s3ops.copy_if_match(s3, bucket, landing.key, f"{folder}/object", landing.etag):
+    copies = [(landing, "object"), *((member, _part_name(member.key)) for member in others)]
+    for member, name in copies:
+        if s3ops.copy_if_match(s3, bucket, member.key, f"{folder}/{name}", member.etag):
+            continue
+        local = (downloaded or {}).get(member.key)
         if local is None:
-            raise IngestError(f"s3://{bucket}/{landing.key} changed before it could be quarantined; retrying")
-        s3ops.upload_file(s3, bucket, f"{folder}/object", local)
-    s3ops.delete_if_match(s3, bucket, landing.key, landing.etag)
+            raise IngestError(f"s3://{bucket}/{member.key} changed before it could be quarantined; retrying")
+        s3ops.upload_file(s3, bucket, f"{folder}/{name}", local)  # the bytes that were validated
+    for member in [*others, landing]:
+        s3ops.delete_if_match(s3, bucket, member.key, member.etag)
     log.error(
-        "Quarantined s3://%s/%s -> s3://%s/%s/: %s",
+        "Quarantined s3://%s/%s%s -> s3://%s/%s/: %s",
         bucket,
         landing.key,
+        f" and {len(others)} other object(s) of its partition" if others else "",
         bucket,
         folder,
         "; ".join(f"{p.code}: {p.detail}" for p in problems),

@@ -1,15 +1,22 @@
 """Object keys of the data products: how a landed key is parsed and where derived objects go.
 
-Landed keys come from outside and are hostile until proven otherwise: only
-`<landing_prefix>/<YYYY-MM-DD>/<landing_filename>` with a real calendar date is accepted.
+Landed keys come from outside and are hostile until proven otherwise. Under
+`<landing_prefix>/<YYYY-MM-DD>/`, with a real calendar date, exactly three names are accepted:
+
+* `<landing_filename>` (`features.parquet`): a whole day in one file, a landing of its own;
+* `<landing_marker>` (`_SUCCESS`): completes a multi-part partition, whose data are the part files of
+  the folder present when the marker landed;
+* a name matching `<landing_part_glob>` (`part-*.parquet`): a part, ingested with its marker.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
+from typing import Literal
 
 from landfall.core.settings import StorageSettings
 
@@ -26,18 +33,39 @@ class RejectedKey(ValueError):
         self.detail = detail
 
 
+KeyKind = Literal["file", "marker", "part"]
+
+
 @dataclass(frozen=True)
 class LandedKey:
     key: str
     partition_date: date
+    kind: KeyKind = "file"
 
     @property
     def partition(self) -> str:
         return self.partition_date.isoformat()
 
+    @property
+    def folder(self) -> str:
+        """The partition's landing folder, with its trailing slash."""
+        return self.key.rsplit("/", 1)[0] + "/"
+
+
+def kind_of(filename: str, storage: StorageSettings) -> KeyKind | None:
+    """Which landing shape a file name in a date folder belongs to, or None for any other name."""
+    if filename == storage.landing_filename:
+        return "file"
+    if filename == storage.landing_marker:
+        return "marker"
+    if fnmatch.fnmatchcase(filename, storage.landing_part_glob):
+        return "part"
+    return None
+
 
 def parse_landing_key(key: str, storage: StorageSettings) -> LandedKey:
-    """Accept exactly `<landing_prefix>/<YYYY-MM-DD>/<landing_filename>`; raise RejectedKey otherwise."""
+    """Accept exactly `<landing_prefix>/<YYYY-MM-DD>/<name>` for the three names above; raise
+    RejectedKey otherwise."""
     prefix = storage.landing_prefix + "/"
     if not key.startswith(prefix):
         raise RejectedKey("bad_key", f"{key!r} is not under the landing prefix {prefix!r}")
@@ -49,19 +77,33 @@ def parse_landing_key(key: str, storage: StorageSettings) -> LandedKey:
             "bad_key", f"{key!r} must be {prefix}<YYYY-MM-DD>/{storage.landing_filename} (one date folder)"
         )
     partition, filename = parts
-    if filename != storage.landing_filename:
-        raise RejectedKey("bad_suffix", f"{key!r}: file name must be {storage.landing_filename!r}")
+    kind = kind_of(filename, storage)
+    if kind is None:
+        raise RejectedKey(
+            "bad_suffix",
+            f"{key!r}: file name must be {storage.landing_filename!r}, or part files "
+            f"{storage.landing_part_glob!r} completed by a {storage.landing_marker!r} marker",
+        )
     if not _DATE_RE.match(partition):
         raise RejectedKey("bad_partition", f"{key!r}: {partition!r} is not a YYYY-MM-DD date")
     try:
         partition_date = date.fromisoformat(partition)
     except ValueError:
         raise RejectedKey("bad_partition", f"{key!r}: {partition!r} is not a calendar date") from None
-    return LandedKey(key=key, partition_date=partition_date)
+    return LandedKey(key=key, partition_date=partition_date, kind=kind)
 
 
 def landing_key(storage: StorageSettings, partition_date: date) -> str:
     return f"{storage.landing_prefix}/{partition_date.isoformat()}/{storage.landing_filename}"
+
+
+def marker_key(storage: StorageSettings, partition_date: date) -> str:
+    return f"{storage.landing_prefix}/{partition_date.isoformat()}/{storage.landing_marker}"
+
+
+def part_key(storage: StorageSettings, partition_date: date, index: int) -> str:
+    """The n-th part file of a multi-part day, named as Spark names them (matches the default glob)."""
+    return f"{storage.landing_prefix}/{partition_date.isoformat()}/part-{index:05d}.parquet"
 
 
 def key_digest(key: str) -> str:
@@ -75,8 +117,9 @@ def key_digest(key: str) -> str:
 # and the newer landing always wins the head (a compare-and-set, see landfall.pipeline.publish).
 
 
-def raw_key(storage: StorageSettings, partition: str, version: str) -> str:
-    return f"{storage.raw_prefix}/date={partition}/{version}/data.parquet"
+def raw_key(storage: StorageSettings, partition: str, version: str, file: str = "data.parquet") -> str:
+    """A file of a raw version: `data.parquet` for a one-file day, `part-<n>.parquet` for parts."""
+    return f"{storage.raw_prefix}/date={partition}/{version}/{file}"
 
 
 def raw_head_key(storage: StorageSettings, partition: str) -> str:
@@ -86,6 +129,11 @@ def raw_head_key(storage: StorageSettings, partition: str) -> str:
 def processed_key(storage: StorageSettings, partition: str, version: str, split: str) -> str:
     """Where preprocess writes a raw version's `train`, `validation` or `test` split."""
     return f"{storage.processed_prefix}/date={partition}/{version}/{split}.parquet"
+
+
+def processed_head_key(storage: StorageSettings, partition: str) -> str:
+    """Names the processed version of a partition that is current: what training windows read."""
+    return f"{storage.processed_prefix}/date={partition}/_head.json"
 
 
 def canary_expectation_key(canary_key: str, run_id: str) -> str:

@@ -12,6 +12,7 @@ carries no valid signature and is refused before anything reads, moves or delete
 
 from __future__ import annotations
 
+import fnmatch
 import hmac
 import json
 import os
@@ -118,6 +119,36 @@ class Landing:
     @property
     def put_at(self) -> str:
         return datetime.fromtimestamp(self.last_modified, UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class PartRule:
+    """Which objects of a listing are landings, when part files wait for their folder's marker.
+
+    A part is not reported before its marker: the marker's landing covers every part of the folder no
+    newer than it. A part newer than the marker (a late part) is reported: it makes a new version of the
+    partition. Every other object (markers, one-file days, stray names) is reported as listed.
+    """
+
+    part_glob: str
+    marker: str
+
+    def reportable(self, listed: list[Landing]) -> list[Landing]:
+        markers = {
+            folder: landing.last_modified
+            for landing in listed
+            for folder, name in [landing.key.rsplit("/", 1)]
+            if name == self.marker
+        }
+        kept = []
+        for landing in listed:
+            folder, _, name = landing.key.rpartition("/")
+            if fnmatch.fnmatchcase(name, self.part_glob):
+                marked = markers.get(folder)
+                if marked is None or landing.last_modified <= marked:
+                    continue
+            kept.append(landing)
+        return kept
 
 
 def _canonical(body: dict[str, Any]) -> bytes:

@@ -73,11 +73,11 @@ def advance_head(s3: Any, storage: StorageSettings, outcome: Outcome, run_id: st
     record when this landing is current, None when it was superseded."""
     assert outcome.partition is not None
     landing = Landing.from_payload(outcome.landing)
-    bucket, key = storage.datasets_bucket, raw_head_key(storage, outcome.partition)
     mine = {
         "partition": outcome.partition,
         "version": landing.version,
         "uri": outcome.uri,
+        "files": outcome.files or [outcome.uri],
         "rows": outcome.rows,
         "sha256": outcome.sha256,
         "source_key": landing.key,
@@ -87,22 +87,25 @@ def advance_head(s3: Any, storage: StorageSettings, outcome: Outcome, run_id: st
         "run_id": run_id,
         "published_at": datetime.now(UTC).isoformat(),
     }
+    head = advance_ordered_head(s3, storage.datasets_bucket, raw_head_key(storage, outcome.partition), mine)
+    if head is None:
+        log.info("%s: a newer version than %s is the head", outcome.partition, landing.version)
+    return head
+
+
+def advance_ordered_head(s3: Any, bucket: str, key: str, mine: dict[str, Any]) -> dict[str, Any] | None:
+    """Compare-and-set a head record (`version`, `last_modified`, `etag`): `mine` replaces the head unless
+    the head is already that version (returned as it is) or a newer one (None)."""
     for _ in range(_CAS_ATTEMPTS):
         found = s3ops.get_json(s3, bucket, key)
         head, etag = found if found is not None else (None, None)
-        if head is not None and head.get("version") == landing.version:
+        if head is not None and head.get("version") == mine["version"]:
             return head
         if head is not None and _order(head) > _order(mine):
-            log.info(
-                "%s: version %s is newer than %s; not moving the head",
-                outcome.partition,
-                head["version"],
-                landing.version,
-            )
             return None
         if s3ops.put_json_if_match(s3, bucket, key, mine, etag):
             return mine
-    raise IngestError(f"the head of partition {outcome.partition} kept changing; retrying")
+    raise IngestError(f"the head s3://{bucket}/{key} kept changing; retrying")
 
 
 def current_head(s3: Any, storage: StorageSettings, partition: str) -> dict[str, Any] | None:

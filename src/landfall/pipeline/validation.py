@@ -1,14 +1,16 @@
-"""Validation of a landed parquet file against the schema in config (`landing:` section).
+"""Validation of a landed partition (one parquet file, or the part files of a multi-part partition)
+against the schema in config (`landing:` section), with pyarrow alone.
 
-The footer first: schema, row count and uncompressed size are checked before a single value is
+The footers first: schema, row count and uncompressed size are checked before a single value is
 decoded, so a decompression bomb (a small file that claims millions of rows) is refused unread. Then
-the values, one batch of rows at a time, keeping only running statistics: memory does not grow with
-the file. Pure functions over a local file: no S3, no Airflow. Each problem is a
+the values, one column of one row group at a time, keeping only running statistics: memory does not
+grow with the file. Pure functions over a local file: no S3, no Airflow. Each problem is a
 `Problem(code, detail, column)`, so the quarantine record is machine-readable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -20,7 +22,6 @@ import pyarrow.parquet as pq
 
 from landfall.core.settings import ColumnSpec, LandingSettings
 
-BATCH_ROWS = 65_536
 # Distinct values remembered per categorical column: enough to name offenders, bounded in memory.
 _MAX_DISTINCT = 1_000
 
@@ -37,6 +38,7 @@ class Problem:
     code: str
     detail: str
     column: str | None = None
+    part: str | None = None  # the file of a multi-part partition it was found in
 
 
 @dataclass
@@ -89,34 +91,44 @@ class _ColumnStats:
             self.distinct.update(pc.unique(present).to_pylist()[:_MAX_DISTINCT])
 
 
+@dataclass(frozen=True)
+class PartFile:
+    """One file of a partition: its name in the landing (for messages), a local path or seekable binary
+    file, and its size in bytes."""
+
+    name: str
+    source: str | Path | BinaryIO
+    size_bytes: int
+
+
 def validate_parquet(
     source: str | Path | BinaryIO, size_bytes: int, landing: LandingSettings
 ) -> ValidationReport:
-    """Validate a parquet file (a path or a seekable binary file) of `size_bytes` bytes."""
-    report = ValidationReport(size_bytes=size_bytes)
-    if size_bytes == 0:
-        report.problems.append(Problem("empty_file", "the object has zero bytes"))
-        return report
-    try:
-        parquet = pq.ParquetFile(source, memory_map=False, buffer_size=1 << 20)
-        metadata = parquet.metadata
-        schema = parquet.schema_arrow
-    except Exception as error:  # pyarrow raises several types for corrupt input
-        report.problems.append(Problem("unreadable", f"not a readable parquet file: {error}"))
-        return report
+    """Validate a one-file partition (a path or a seekable binary file) of `size_bytes` bytes."""
+    return validate_partition([PartFile("", source, size_bytes)], landing)
 
-    report.rows = metadata.num_rows
-    report.row_groups = metadata.num_row_groups
-    report.columns = schema.names
-    group_sizes = [metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)]
-    report.uncompressed_bytes = sum(group_sizes)
-    _check_schema(schema, landing, report.problems)
+
+def validate_partition(files: Sequence[PartFile], landing: LandingSettings) -> ValidationReport:
+    """Validate a partition made of one or more parquet files as one table.
+
+    Every footer is read first: each file's schema (a part whose schema differs is named), then the
+    partition's declared rows and sizes against the ceilings. Only then are values decoded, one column
+    chunk of one file at a time, into running statistics shared by all the files.
+    """
+    report = ValidationReport(size_bytes=sum(part.size_bytes for part in files))
+    opened: list[tuple[PartFile, pq.ParquetFile]] = []
+    group_sizes: list[int] = []
+    for part in files:
+        problems = _open(part, landing, opened, group_sizes, report)
+        report.problems.extend(_named(problem, part.name) for problem in problems)
     if report.problems:
         return report  # value checks on a wrong schema would only add noise
+    report.columns = opened[0][1].schema_arrow.names if opened else []
+    report.uncompressed_bytes = sum(group_sizes)
     if _too_large(report, max(group_sizes, default=0), landing):
         return report
     if report.rows == 0:
-        report.problems.append(Problem("empty_data", "the file has the right schema but zero rows"))
+        report.problems.append(Problem("empty_data", "the data has the right schema but zero rows"))
         return report
     if report.rows < landing.min_rows:
         report.problems.append(Problem("too_few_rows", f"{report.rows} rows < min_rows {landing.min_rows}"))
@@ -125,21 +137,57 @@ def validate_parquet(
         spec.name: _ColumnStats(spec, spec.allowed is not None or spec.name == landing.label)
         for spec in landing.columns
     }
-    try:
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=list(stats)):
-            for name, column in zip(batch.schema.names, batch.columns, strict=True):
-                stats[name].add(column)
-    except Exception as error:  # a footer that promises more than the pages hold
-        report.problems.append(Problem("unreadable", f"the data pages do not decode: {error}"))
-        return report
+    for part, parquet in opened:
+        try:
+            # One column of one row group at a time: the most a reader holds is one decoded column chunk
+            # (bounded by max_row_group_bytes), not a row group of every column plus its batches.
+            for group in range(parquet.metadata.num_row_groups):
+                for name, column in stats.items():
+                    for chunk in parquet.read_row_group(group, columns=[name], use_threads=False)[0].chunks:
+                        column.add(chunk)
+        except Exception as error:  # a footer that promises more than the pages hold
+            problem = Problem("unreadable", f"the data pages do not decode: {error}")
+            report.problems.append(_named(problem, part.name))
+            return report
     for column in stats.values():
         _check_values(column, report.problems)
     _check_label(stats[landing.label], report.problems)
     return report
 
 
+def _open(
+    part: PartFile,
+    landing: LandingSettings,
+    opened: list[tuple[PartFile, pq.ParquetFile]],
+    group_sizes: list[int],
+    report: ValidationReport,
+) -> list[Problem]:
+    """Read one file's footer into the report; the problems of that file."""
+    if part.size_bytes == 0:
+        return [Problem("empty_file", "the object has zero bytes")]
+    try:
+        parquet = pq.ParquetFile(part.source, memory_map=False, buffer_size=1 << 20)
+        metadata = parquet.metadata
+        schema = parquet.schema_arrow
+    except Exception as error:  # pyarrow raises several types for corrupt input
+        return [Problem("unreadable", f"not a readable parquet file: {error}")]
+    problems: list[Problem] = []
+    _check_schema(schema, landing, problems)
+    report.rows += metadata.num_rows
+    report.row_groups += metadata.num_row_groups
+    group_sizes.extend(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    opened.append((part, parquet))
+    return problems
+
+
+def _named(problem: Problem, part: str) -> Problem:
+    """A problem of one file of a multi-file partition says which file."""
+    return Problem(problem.code, f"{part}: {problem.detail}", problem.column, part) if part else problem
+
+
 def _too_large(report: ValidationReport, largest_group: int, landing: LandingSettings) -> bool:
-    """Limits read from the footer alone, before any value is decoded."""
+    """Limits read from the footers alone, before any value is decoded."""
+    decoded = report.rows * 8 * len(landing.columns)
     if report.rows > landing.max_rows:
         detail = f"the footer declares {report.rows:,} rows > max_rows {landing.max_rows:,}"
     elif report.uncompressed_bytes > landing.max_uncompressed_bytes:
@@ -151,6 +199,12 @@ def _too_large(report: ValidationReport, largest_group: int, landing: LandingSet
         detail = (
             f"a row group of {largest_group:,} bytes uncompressed > max_row_group_bytes "
             f"{landing.max_row_group_bytes:,} (write smaller row groups)"
+        )
+    elif decoded > landing.max_expansion * max(report.size_bytes, 1):
+        detail = (
+            f"{report.rows:,} rows declared in {report.size_bytes:,} bytes would decode to about "
+            f"{decoded / max(report.size_bytes, 1):,.0f}x the file > max_expansion {landing.max_expansion:g} "
+            "(a decompression bomb)"
         )
     else:
         return False

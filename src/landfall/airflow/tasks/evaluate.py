@@ -17,7 +17,8 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
     from landfall.pipeline import plots, registry
     from landfall.pipeline.evaluation import Scored, decide, lower_bound, metrics_of
     from landfall.pipeline.training.models import UntrustedModel, load_trial_model
-    from landfall.pipeline.training.trainer import predict, read_parquet
+    from landfall.pipeline.training.trainer import predict
+    from landfall.pipeline.window import read_sampled
 
     settings = get_settings()
     metric, label, name = settings.training.metric, settings.landing.label, settings.mlflow.model_name
@@ -30,7 +31,8 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
         champion_model = None if current is None else load_trial_model(client, current.run_id, None)
     except UntrustedModel as error:
         raise AirflowFailException(str(error)) from None
-    test = read_parquet(candidate["test_uri"])
+    # The window's held-out rows (every k-th, bounded): candidate and champion are scored on this frame.
+    test = read_sampled(candidate.get("test_uris") or [candidate["test_uri"]], candidate.get("test_every", 1))
     truth, predicted, probability = predict(candidate_model, test, label)
     candidate_scored = Scored(predicted, probability)
     candidate_metrics = metrics_of(truth, predicted, probability)

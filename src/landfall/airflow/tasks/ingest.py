@@ -20,7 +20,7 @@ from landfall.core.settings import Settings, get_settings
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.alerts import Alerts
 from landfall.pipeline.ingest import IngestError, Outcome, examine
-from landfall.pipeline.keys import batch_claim, landing_key
+from landfall.pipeline.keys import batch_claim, landing_key, marker_key
 from landfall.pipeline.landing import ForgedEvent, Landing, signing_key, verified_batch
 from landfall.pipeline.publish import (
     advance_head,
@@ -139,16 +139,20 @@ def landing_of_partition(partition: str | None) -> list[list[dict[str, Any]]]:
     except ValueError:
         raise AirflowFailException(f"partition key {partition!r} is not a YYYY-MM-DD date") from None
     settings = get_settings()
-    storage = settings.storage
-    key = landing_key(storage, day)
-    head = s3ops.head(s3_client(settings), storage.datasets_bucket, key)
-    if head is None:
-        raise AirflowSkipException(
-            f"nothing landed for {partition}: s3://{storage.datasets_bucket}/{key} does not exist"
-        )
-    landing = Landing.from_listing(storage.datasets_bucket, storage.landing_prefix, {"Key": key, **head})
-    log.info("Re-processing the landing of %s: %s", partition, landing)
-    return [[landing.as_payload()]]
+    storage, s3 = settings.storage, s3_client(settings)
+    # A one-file day, or else a multi-part day's marker (which covers its parts).
+    for key in (landing_key(storage, day), marker_key(storage, day)):
+        head = s3ops.head(s3, storage.datasets_bucket, key)
+        if head is not None:
+            landing = Landing.from_listing(
+                storage.datasets_bucket, storage.landing_prefix, {"Key": key, **head}
+            )
+            log.info("Re-processing the landing of %s: %s", partition, landing)
+            return [[landing.as_payload()]]
+    raise AirflowSkipException(
+        f"nothing landed for {partition}: neither s3://{storage.datasets_bucket}/{landing_key(storage, day)} "
+        f"nor a {storage.landing_marker} marker beside it exists"
+    )
 
 
 def examine_chunk(chunk: list[dict[str, Any]], reprocess: bool) -> list[dict[str, Any]]:
@@ -191,7 +195,8 @@ def publish_chunk(
         if head is None or head["version"] != outcome.version:
             mark_superseded(s3, storage, outcome, head["version"] if head else "a newer landing")
             continue
-        published[outcome.partition] = head
+        # A backfill's partitions are trained each on its own window, in order (never coalesced).
+        published[outcome.partition] = {**head, "backfill": reprocess}
     if not published:
         raise AirflowSkipException("no landing of this chunk became a raw partition (see the log for each)")
     outlet.add_partitions(sorted(published))

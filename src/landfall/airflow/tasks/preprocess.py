@@ -3,17 +3,17 @@ three-way split under the processed prefix (large data never travels through XCo
 
 from __future__ import annotations
 
-import io
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from landfall.airflow.tasks.ingest import s3_client
 from landfall.core.settings import get_settings
 from landfall.pipeline import s3 as s3ops
-from landfall.pipeline.canary import CANARY_SPLIT, sample
-from landfall.pipeline.features import split
-from landfall.pipeline.keys import processed_key
-from landfall.pipeline.publish import current_head, raw_partitions
+from landfall.pipeline.keys import processed_head_key, processed_key
+from landfall.pipeline.prepare import prepare
+from landfall.pipeline.publish import advance_ordered_head, current_head, raw_partitions
 
 log = logging.getLogger(__name__)
 
@@ -37,45 +37,55 @@ def raw_partition(extra: dict[str, Any], partition: str) -> dict[str, Any]:
 
 
 def preprocess(raw: dict[str, Any], partition: str) -> dict[str, Any]:
-    """Raw version -> features + train/validation/test splits under the processed prefix."""
-    import pandas as pd
-
+    """Raw version (one or many files) -> features + train/validation/test splits and the canary sample
+    under the processed prefix, streamed through local files in bounded memory; then the partition's
+    processed head names it, unless a newer raw version's preprocessing got there first."""
     settings = get_settings()
     storage, training = settings.storage, settings.training
     s3 = s3_client(settings)
-    bucket, _, key = str(raw["uri"]).removeprefix("s3://").partition("/")
-    frame = pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
-    splits = split(frame, settings.landing, training.validation_fraction, training.test_fraction)
-    uris, rows = {}, {}
-    for name, part in splits.items():
-        buffer = io.BytesIO()
-        part.to_parquet(buffer, index=False)
-        target = processed_key(storage, partition, raw["version"], name)
-        s3ops.put_bytes(s3, storage.datasets_bucket, target, buffer.getvalue())
-        uris[f"{name}_uri"] = f"s3://{storage.datasets_bucket}/{target}"
-        rows[f"rows_{name}"] = len(part)
-    # The deploy canary's rows: the head of the test split as clients send them (raw columns, no label).
-    canary = sample(
-        frame,
-        settings.landing,
-        training.validation_fraction,
-        training.test_fraction,
-        settings.deploy.canary_rows,
-    )
-    buffer = io.BytesIO()
-    canary.to_parquet(buffer, index=False)
-    target = processed_key(storage, partition, raw["version"], CANARY_SPLIT)
-    s3ops.put_bytes(s3, storage.datasets_bucket, target, buffer.getvalue())
-    uris["canary_uri"] = f"s3://{storage.datasets_bucket}/{target}"
-    features = [c for c in splits["train"].columns if c != settings.landing.label]
+    bucket = storage.datasets_bucket
+    sources = [str(uri) for uri in raw.get("files") or [raw["uri"]]]
+    with tempfile.TemporaryDirectory(prefix="landfall-preprocess-") as scratch:
+        local = []
+        for index, uri in enumerate(sources):
+            source_bucket, _, key = uri.removeprefix("s3://").partition("/")
+            path = Path(scratch) / f"raw-{index:05d}.parquet"
+            s3.download_file(source_bucket, key, str(path))
+            local.append(path)
+        out_dir = Path(scratch) / "out"
+        out_dir.mkdir()
+        prepared = prepare(
+            local,
+            settings.landing,
+            training.validation_fraction,
+            training.test_fraction,
+            settings.deploy.canary_rows,
+            out_dir,
+        )
+        uris = {}
+        for name, path in prepared.files.items():
+            target = processed_key(storage, partition, raw["version"], name)
+            s3ops.upload_file(s3, bucket, target, path, ContentType="application/vnd.apache.parquet")
+            uris[f"{name}_uri"] = f"s3://{bucket}/{target}"
+    rows = {f"rows_{name}": count for name, count in prepared.rows.items()}
     log.info(
-        "Partition %s (version %s): %s rows, %d features", partition, raw["version"], rows, len(features)
+        "Partition %s (version %s, %d raw file(s)): %s rows, %d features",
+        partition,
+        raw["version"],
+        len(sources),
+        rows,
+        len(prepared.features),
     )
-    return {
+    dataset = {
         "partition": partition,
         "version": raw["version"],
         **rows,
-        "features": features,
+        "features": prepared.features,
         "source_sha256": raw.get("sha256"),
+        "backfill": bool(raw.get("backfill")),
         **uris,
     }
+    head = {**dataset, "last_modified": raw.get("last_modified", 0), "etag": raw.get("etag", "")}
+    if advance_ordered_head(s3, bucket, processed_head_key(storage, partition), head) is None:
+        log.info("%s: a newer raw version was preprocessed meanwhile; the processed head stays", partition)
+    return dataset

@@ -10,6 +10,61 @@ from landfall.core.settings import get_settings
 log = logging.getLogger(__name__)
 
 
+def window_of(dataset: dict[str, Any]) -> dict[str, Any]:
+    """The window this run trains on: its own processed partition (from the event) and the current
+    processed partitions of the `training.window_days - 1` days before it.
+
+    History landed at once coalesces: when a later day is already processed, its run trains a window that
+    is newer, so this one skips (unless training.coalesce_history is off, or this is a backfill's run).
+    """
+    from airflow.exceptions import AirflowSkipException
+
+    from landfall.airflow.tasks.ingest import s3_client
+    from landfall.pipeline import s3 as s3ops
+    from landfall.pipeline.keys import processed_head_key
+    from landfall.pipeline.window import training_window, window_dates
+
+    settings = get_settings()
+    storage, training = settings.storage, settings.training
+    s3, partition = s3_client(settings), str(dataset["partition"])
+    if training.coalesce_history and not dataset.get("backfill"):
+        newer = newer_processed_partition(s3, storage.datasets_bucket, storage.processed_prefix, partition)
+        if newer is not None:
+            raise AirflowSkipException(
+                f"{partition}: the later day {newer} is processed too, and its run trains the newer window "
+                f"(this day included when within training.window_days={training.window_days}). To train "
+                "every day in order, set training.coalesce_history: false, or backfill the days."
+            )
+    heads = {}
+    for day in window_dates(partition, training.window_days)[:-1]:
+        found = s3ops.get_json(s3, storage.datasets_bucket, processed_head_key(storage, day))
+        heads[day] = found[0] if found else None
+    window = training_window(dataset, heads, training.max_rows)
+    log.info(
+        "Window of %s: %d partition(s) %s, missing %s; train rows %d (every %d), test rows %d (every %d)",
+        partition,
+        len(window["window_partitions"]),
+        window["window_partitions"],
+        window["missing_partitions"] or "none",
+        window["window_rows_train"],
+        window["train_every"],
+        window["window_rows_test"],
+        window["test_every"],
+    )
+    return window
+
+
+def newer_processed_partition(s3: Any, bucket: str, processed_prefix: str, partition: str) -> str | None:
+    """The first day after `partition` with a processed head, or None (one listing from that day on)."""
+    paginator = s3.get_paginator("list_objects_v2")
+    start = f"{processed_prefix}/date={partition}/~"  # '~' sorts after every key of the day itself
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"{processed_prefix}/date=", StartAfter=start):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith("/_head.json"):
+                return obj["Key"].removeprefix(f"{processed_prefix}/date=").split("/", 1)[0]
+    return None
+
+
 def hyperparameter_trials() -> list[dict[str, Any]]:
     from landfall.pipeline.training.trials import trial_grid
 
@@ -40,6 +95,10 @@ def pick_best(results: list[dict[str, Any] | None], dataset: dict[str, Any]) -> 
         "train_uri": dataset["train_uri"],
         "validation_uri": dataset["validation_uri"],
         "test_uri": dataset["test_uri"],
+        "test_uris": dataset.get("test_uris") or [dataset["test_uri"]],
+        "test_every": dataset.get("test_every", 1),
+        "window_partitions": dataset.get("window_partitions") or [dataset.get("partition")],
+        "missing_partitions": dataset.get("missing_partitions") or [],
         "canary_uri": dataset.get("canary_uri"),
         "trials": len(results),
         "failed_trials": failed,

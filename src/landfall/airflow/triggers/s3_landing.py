@@ -20,6 +20,8 @@ How "exactly once" is kept, across bursts and triggerer restarts:
 * Each event is signed (HMAC with `LANDFALL_EVENT_SIGNING_KEY`); ingest refuses events without a valid
   signature, so an event posted through the REST API moves nothing.
 * A landing is (key, ETag, Last-Modified): the same bytes PUT again later are a new landing.
+* Part files of a multi-part partition are not landings until their marker lands (`PartRule`): the
+  marker is reported, and covers them; only a part newer than its folder's marker is reported itself.
 * A heartbeat tick at least every `HEARTBEAT_S` keeps the shared stream's ack timeout (300 s) from
   failing the trigger during a long poll interval or an S3 outage.
 """
@@ -47,7 +49,7 @@ from landfall.pipeline.keys import (
     seen_marker,
     seen_prefix,
 )
-from landfall.pipeline.landing import EVENT_TYPE, Landing, landed_event, signing_key
+from landfall.pipeline.landing import EVENT_TYPE, Landing, PartRule, landed_event, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,11 @@ class LandingProducer(SharedStreamProducer):
         poll_interval: float,
         max_objects_per_event: int = 500,
         requeue_after_s: float = 60.0,
+        part_glob: str | None = None,
+        marker: str | None = None,
     ) -> None:
         self.bucket = bucket
+        self.parts = PartRule(part_glob, marker) if part_glob and marker else None
         self.prefix = prefix.strip("/")
         self.ledger = ledger_prefix.strip("/")
         self.aws_conn_id = aws_conn_id
@@ -125,9 +130,10 @@ class LandingProducer(SharedStreamProducer):
         async for marker in self._list(client, seen):
             digest, _, version = marker["Key"][len(seen) :].partition("/")
             reported.add((digest, version))
-        fresh = []
+        fresh, listed = [], []
         async for obj in self._list(client, self.prefix + "/"):
-            landing = Landing.from_listing(self.bucket, self.prefix, obj)
+            listed.append(Landing.from_listing(self.bucket, self.prefix, obj))
+        for landing in self.parts.reportable(listed) if self.parts else listed:
             identity = landing.identity
             if identity in self._in_flight or identity in self._acknowledged:
                 continue
@@ -347,8 +353,12 @@ class S3LandingTrigger(BaseEventTrigger):
         poll_interval: float = 2.0,
         max_objects_per_event: int = 500,
         requeue_after_s: float = 60.0,
+        part_glob: str | None = None,
+        marker: str | None = None,
     ) -> None:
         super().__init__()
+        self.part_glob = part_glob
+        self.marker = marker
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.ledger_prefix = ledger_prefix.strip("/")
@@ -366,6 +376,8 @@ class S3LandingTrigger(BaseEventTrigger):
             "poll_interval": self.poll_interval,
             "max_objects_per_event": self.max_objects_per_event,
             "requeue_after_s": self.requeue_after_s,
+            "part_glob": self.part_glob,
+            "marker": self.marker,
         }
 
     def serialize(self) -> tuple[str, dict[str, Any]]:

@@ -15,7 +15,6 @@ it to XCom); the local backend calls `main()` with the same argv inside the task
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 import warnings
@@ -28,19 +27,9 @@ import pandas as pd
 from landfall.pipeline.evaluation import metrics_of
 from landfall.pipeline.plots import classifier_figures, log_figures
 from landfall.pipeline.training.models import PIPELINE_TAGS, log_model
+from landfall.pipeline.window import read_sampled
 
 TRIAL_STAGE = "trial"
-
-
-def read_parquet(uri: str) -> pd.DataFrame:
-    """Read `s3://bucket/key` (credentials and endpoint from the AWS_* environment) or a local path."""
-    if uri.startswith("s3://"):
-        import boto3
-
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-        return pd.read_parquet(io.BytesIO(body))
-    return pd.read_parquet(uri)
 
 
 def build_model(params: dict[str, Any], max_epochs: int, seed: int = 0) -> Any:
@@ -87,8 +76,8 @@ def predict(model: Any, frame: pd.DataFrame, label: str) -> tuple[np.ndarray, np
 
 
 def train_trial(
-    train_uri: str,
-    validation_uri: str,
+    train_uris: list[str],
+    validation_uris: list[str],
     params: dict[str, Any],
     partition: str,
     *,
@@ -97,17 +86,23 @@ def train_trial(
     max_epochs: int,
     experiment: str,
     tags: dict[str, str] | None = None,
+    train_every: int = 1,
+    validation_every: int = 1,
+    window: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Fit one trial, log params, validation metrics, pictures and the model to MLflow; return the
-    result contract."""
+    """Fit one trial on the window's train split, log params, validation metrics, pictures and the model
+    to MLflow; return the result contract."""
     import mlflow
 
-    train, validation = read_parquet(train_uri), read_parquet(validation_uri)
+    train = read_sampled(train_uris, train_every)
+    validation = read_sampled(validation_uris, validation_every)
+    window = window or [partition]
     run_tags = {
         **PIPELINE_TAGS,
         "landfall.partition": partition,
         "landfall.stage": TRIAL_STAGE,
         "landfall.model": model_kind,
+        "landfall.window": ",".join(window),
         **(tags or {}),
     }
     run_name = f"{partition} {params.get('trial', '')}".strip()
@@ -119,6 +114,8 @@ def train_trial(
                 "max_epochs": max_epochs,
                 "train_rows": len(train),
                 "validation_rows": len(validation),
+                "train_partitions": len(window),
+                "train_sample_every": train_every,
                 "model": model_kind,
             }
         )
@@ -157,8 +154,15 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m landfall.pipeline.training", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--train", required=True, help="train split parquet (s3:// or a path)")
-    parser.add_argument("--validation", required=True, help="validation split parquet (s3:// or a path)")
+    parser.add_argument(
+        "--train", action="append", required=True, help="a train split parquet (s3:// or a path); repeatable"
+    )
+    parser.add_argument(
+        "--validation", action="append", required=True, help="a validation split parquet; repeatable"
+    )
+    parser.add_argument("--train-every", type=int, default=1, help="keep every k-th train row")
+    parser.add_argument("--validation-every", type=int, default=1, help="keep every k-th validation row")
+    parser.add_argument("--window", default=None, help="the window's partitions, comma-separated")
     parser.add_argument("--params", required=True, help="JSON object of hyperparameters")
     parser.add_argument("--partition", required=True, help="the YYYY-MM-DD partition being trained")
     parser.add_argument("--model", choices=["mlp", "torch"], required=True, help="which trainer")
@@ -196,6 +200,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         max_epochs=args.max_epochs,
         experiment=args.experiment,
         tags=args.tag,
+        train_every=max(1, args.train_every),
+        validation_every=max(1, args.validation_every),
+        window=args.window.split(",") if args.window else None,
     )
 
 

@@ -1,0 +1,88 @@
+"""Preprocessing in bounded memory: a raw partition (one or many parquet files) becomes features and the
+train/validation/test splits, one batch of rows at a time. Pure: local files in, local files out.
+
+Each split is written as one parquet file, one row group per input batch, so neither this step nor its
+readers hold a whole day. The canary sample (the first `canary_rows` test rows as clients send them) is
+collected on the way. The split of a row depends only on its id (`features.split_of`), so the result is
+the same whatever the batch size or the number of files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from landfall.core.settings import LandingSettings
+from landfall.pipeline.canary import CANARY_SPLIT
+from landfall.pipeline.features import ID_COLUMN, SPLITS, build_features, split_of
+
+BATCH_ROWS = 262_144
+
+
+@dataclass
+class Prepared:
+    """What was written: a local file per split (and the canary), and rows per split."""
+
+    files: dict[str, Path]
+    rows: dict[str, int] = field(default_factory=dict)
+    features: list[str] = field(default_factory=list)
+
+
+def prepare(
+    sources: Sequence[Path],
+    landing: LandingSettings,
+    validation_fraction: float,
+    test_fraction: float,
+    canary_rows: int,
+    out_dir: Path,
+    batch_rows: int = BATCH_ROWS,
+) -> Prepared:
+    """Stream `sources` (validated raw parquet files, in order) into `<out_dir>/<split>.parquet`."""
+    prepared = Prepared(files={name: out_dir / f"{name}.parquet" for name in (*SPLITS, CANARY_SPLIT)})
+    prepared.rows = dict.fromkeys(SPLITS, 0)
+    writers: dict[str, pq.ParquetWriter] = {}
+    canary: list[pd.DataFrame] = []
+    canary_left = canary_rows
+    try:
+        for source in sources:
+            for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows):
+                raw = batch.to_pandas()
+                which = split_of(raw[ID_COLUMN], validation_fraction, test_fraction)
+                features = build_features(raw, landing)
+                features[landing.label] = raw[landing.label].astype("int64")
+                prepared.features = prepared.features or [c for c in features.columns if c != landing.label]
+                for name in SPLITS:
+                    part = features[which == name]
+                    _write(writers, name, prepared.files[name], part)
+                    prepared.rows[name] += len(part)
+                if canary_left > 0:
+                    head = raw[which == "test"].head(canary_left)[landing.feature_columns]
+                    canary.append(head)
+                    canary_left -= len(head)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for name in SPLITS:
+        if name not in writers:  # no row fell in this split: still write the (empty) file
+            _empty(prepared.files[name], prepared.features, landing.label)
+    sample = pd.concat(canary, ignore_index=True) if canary else pd.DataFrame(columns=landing.feature_columns)
+    sample.to_parquet(prepared.files[CANARY_SPLIT], index=False)
+    return prepared
+
+
+def _write(writers: dict[str, pq.ParquetWriter], name: str, path: Path, frame: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    if name not in writers:
+        writers[name] = pq.ParquetWriter(path, table.schema, compression="snappy")
+    writers[name].write_table(table.cast(writers[name].schema))
+
+
+def _empty(path: Path, features: list[str], label: str) -> None:
+    columns = {name: pa.array([], pa.float64()) for name in features}
+    columns[label] = pa.array([], pa.int64())
+    pq.write_table(pa.table(columns), path)

@@ -1,0 +1,101 @@
+"""The training window: which processed partitions a day's run trains on, and how they are read in
+bounded memory. Pure: the processed heads come in as dicts, files are read from local paths or S3.
+
+A run for day D trains on the days `D - window_days + 1 ... D` (never a later day, so a backfill of an
+old day does not see the future). A day with no processed partition is allowed and named. Each split is
+read with a stride (every k-th row, k chosen so at most `max_rows` rows are kept), so the rows a window
+holds in memory are bounded whatever its size; the held-out split is the same rows for the candidate
+and the champion, since both are scored on the one frame read.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from landfall.pipeline.features import SPLITS
+
+READ_BATCH_ROWS = 262_144
+
+
+def window_dates(partition: str, days: int) -> list[str]:
+    """The `days` partitions ending at `partition`, oldest first."""
+    end = date.fromisoformat(partition)
+    return [(end - timedelta(days=back)).isoformat() for back in range(days - 1, -1, -1)]
+
+
+def stride(total_rows: int, max_rows: int) -> int:
+    """Keep every k-th row so that at most `max_rows` of `total_rows` are read."""
+    return max(1, math.ceil(total_rows / max_rows))
+
+
+def training_window(
+    dataset: dict[str, Any],
+    heads: dict[str, dict[str, Any] | None],
+    max_rows: int,
+) -> dict[str, Any]:
+    """The window of the run's own `dataset` (its processed partition) and the heads of the earlier days
+    (`None` for a day with no processed partition): URIs per split, rows, strides, and missing days."""
+    partition = str(dataset["partition"])
+    included = [dataset] + [
+        head for day, head in sorted(heads.items(), reverse=True) if head and day < partition
+    ]
+    included.sort(key=lambda part: str(part["partition"]))
+    missing = sorted(day for day, head in heads.items() if head is None and day < partition)
+    window: dict[str, Any] = {
+        **dataset,
+        "window_partitions": [str(part["partition"]) for part in included],
+        "window_versions": {str(part["partition"]): part["version"] for part in included},
+        "missing_partitions": missing,
+    }
+    for split in SPLITS:
+        total = sum(int(part.get(f"rows_{split}", 0)) for part in included)
+        window[f"{split}_uris"] = [str(part[f"{split}_uri"]) for part in included]
+        window[f"window_rows_{split}"] = total
+        window[f"{split}_every"] = stride(total, max_rows)
+    return window
+
+
+def read_sampled(
+    uris: Sequence[str], every: int = 1, fetch: Callable[[str, Path], None] | None = None
+) -> pd.DataFrame:
+    """Rows `0, k, 2k, ...` of the concatenation of `uris` (in order), one file and one batch at a time.
+    An `s3://` URI is fetched to a local scratch file first (`fetch(uri, path)`; boto3 by default)."""
+    kept: list[pa.RecordBatch] = []
+    schema = None
+    offset = 0
+    with tempfile.TemporaryDirectory(prefix="landfall-window-") as scratch:
+        for index, uri in enumerate(uris):
+            path = Path(uri)
+            if uri.startswith("s3://"):
+                path = Path(scratch) / f"{index:05d}.parquet"
+                (fetch or _fetch_s3)(uri, path)
+            parquet = pq.ParquetFile(path)
+            schema = schema or parquet.schema_arrow
+            for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS):
+                positions = np.arange(offset, offset + batch.num_rows)
+                offset += batch.num_rows
+                chosen = batch.filter(pa.array(positions % every == 0)) if every > 1 else batch
+                kept.append(chosen.cast(schema) if chosen.schema != schema else chosen)
+            if path.parent == Path(scratch):
+                path.unlink()
+    if schema is None:
+        raise ValueError("no files to read")
+    return pa.Table.from_batches(kept, schema=schema).to_pandas()
+
+
+def _fetch_s3(uri: str, path: Path) -> None:
+    """Credentials and endpoint from the AWS_* environment (the trainer's contract)."""
+    import boto3
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    boto3.client("s3").download_file(bucket, key, str(path))
