@@ -47,7 +47,8 @@ def landfall_train():
         from landfall.airflow.tasks.train import window_of
 
         events = list(triggering_asset_events[TRAINING_DATASET])
-        return window_of(latest_event_extra(events, TRAINING_DATASET.name, dag_run.partition_key))
+        dataset = latest_event_extra(events, TRAINING_DATASET.name, dag_run.partition_key)
+        return window_of(dataset, dag_run.run_id)
 
     with TaskGroup("search", tooltip="one mapped task per hyperparameter combination"):
 

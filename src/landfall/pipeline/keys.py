@@ -179,3 +179,8 @@ def batch_claim(ledger: str, batch: str) -> str:
 def outcome_record(ledger: str, key: str, version: str) -> str:
     """What happened to one landing, written once (first writer wins) by the run that published it."""
     return f"{ledger}/outcomes/{key_digest(key)}/{version}.json"
+
+
+def trained_record(ledger: str, partition: str) -> str:
+    """Written by the train run that trains the window ending at `partition` (names the version)."""
+    return f"{ledger}/trained/{partition}.json"

@@ -93,6 +93,19 @@ def read_sampled(
     return pa.Table.from_batches(kept, schema=schema).to_pandas()
 
 
+def read_head(uri: str, rows: int, fetch: Callable[[str, Path], None] | None = None) -> pd.DataFrame:
+    """The first `rows` rows of one file (the canary's rows of a test split)."""
+    with tempfile.TemporaryDirectory(prefix="landfall-head-") as scratch:
+        path = Path(uri)
+        if uri.startswith("s3://"):
+            path = Path(scratch) / "head.parquet"
+            (fetch or _fetch_s3)(uri, path)
+        parquet = pq.ParquetFile(path)
+        batch = next(parquet.iter_batches(batch_size=max(rows, 1)), None)
+        table = pa.Table.from_batches([batch]) if batch is not None else parquet.schema_arrow.empty_table()
+        return table.to_pandas()
+
+
 def _fetch_s3(uri: str, path: Path) -> None:
     """Credentials and endpoint from the AWS_* environment (the trainer's contract)."""
     import boto3

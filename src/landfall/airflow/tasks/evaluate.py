@@ -59,7 +59,7 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
         figures[f"{plots.PLOTS_DIR}/roc_candidate_vs_champion.png"] = plots.roc_figure(curves)
     plots.log_figures(run_id, figures)
     log.info("Candidate %s: %s", run_id, decision.reason)
-    canary_uri = write_canary(candidate, predicted, probability) if decision.should_deploy else None
+    canary_uri = write_canary(candidate, candidate_model, label) if decision.should_deploy else None
     return {
         **decision.as_dict(),
         "metric": metric,
@@ -71,9 +71,10 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_canary(candidate: dict[str, Any], predicted: Any, probability: Any) -> str | None:
-    """What deploy's canary expects of the service: the canary rows preprocess wrote (the head of the test
-    split) and this evaluation's predictions for them, as one JSON object beside the splits."""
+def write_canary(candidate: dict[str, Any], model: Any, label: str) -> str | None:
+    """What deploy's canary expects of the service: the canary rows preprocess wrote (the head of the
+    partition's own test split, as clients send them) and the offline path's predictions for them (the
+    same rows of the processed test split through the candidate), as one JSON object beside the splits."""
     import io
 
     import pandas as pd
@@ -82,6 +83,8 @@ def write_canary(candidate: dict[str, Any], predicted: Any, probability: Any) ->
     from landfall.pipeline import s3 as s3ops
     from landfall.pipeline.canary import as_rows
     from landfall.pipeline.keys import canary_expectation_key
+    from landfall.pipeline.training.trainer import predict
+    from landfall.pipeline.window import read_head
 
     if not candidate.get("canary_uri"):
         return None  # a dataset prepared before the canary existed: deploy refuses it, saying why
@@ -90,6 +93,7 @@ def write_canary(candidate: dict[str, Any], predicted: Any, probability: Any) ->
     bucket, _, key = str(candidate["canary_uri"]).removeprefix("s3://").partition("/")
     rows = pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
     size = len(rows)
+    _, predicted, probability = predict(model, read_head(str(candidate["test_uri"]), size), label)
     expected = {
         "run_id": candidate["run_id"],
         "rows": as_rows(rows),

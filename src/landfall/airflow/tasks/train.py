@@ -10,36 +10,41 @@ from landfall.core.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-def window_of(dataset: dict[str, Any]) -> dict[str, Any]:
+def window_of(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
     """The window this run trains on: its own processed partition (from the event) and the current
     processed partitions of the `training.window_days - 1` days before it.
 
-    History landed at once coalesces: when a later day is already processed, its run trains a window that
-    is newer, so this one skips (unless training.coalesce_history is off, or this is a backfill's run).
+    History landed at once coalesces: when a later day is processed and its training has not run yet,
+    that run trains a newer window (this day in it), so this one skips - unless
+    training.coalesce_history is off, or this is a backfill's run (backfills train every day in order).
     """
     from airflow.exceptions import AirflowSkipException
 
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline import s3 as s3ops
-    from landfall.pipeline.keys import processed_head_key
+    from landfall.pipeline.keys import processed_head_key, trained_record
     from landfall.pipeline.window import training_window, window_dates
 
     settings = get_settings()
     storage, training = settings.storage, settings.training
     s3, partition = s3_client(settings), str(dataset["partition"])
+    bucket = storage.datasets_bucket
     if training.coalesce_history and not dataset.get("backfill"):
-        newer = newer_processed_partition(s3, storage.datasets_bucket, storage.processed_prefix, partition)
+        newer = newer_untrained_partition(s3, storage, partition)
         if newer is not None:
             raise AirflowSkipException(
-                f"{partition}: the later day {newer} is processed too, and its run trains the newer window "
-                f"(this day included when within training.window_days={training.window_days}). To train "
-                "every day in order, set training.coalesce_history: false, or backfill the days."
+                f"{partition}: the later day {newer} is processed and waits for its training, which trains "
+                f"the newer window (this day in it when within training.window_days="
+                f"{training.window_days}). To train every day in order, set training.coalesce_history: "
+                "false, or backfill the days."
             )
     heads = {}
     for day in window_dates(partition, training.window_days)[:-1]:
-        found = s3ops.get_json(s3, storage.datasets_bucket, processed_head_key(storage, day))
+        found = s3ops.get_json(s3, bucket, processed_head_key(storage, day))
         heads[day] = found[0] if found else None
     window = training_window(dataset, heads, training.max_rows)
+    record = {"version": dataset["version"], "run_id": run_id, "window": window["window_partitions"]}
+    s3ops.put_json(s3, bucket, trained_record(storage.ledger_prefix, partition), record)
     log.info(
         "Window of %s: %d partition(s) %s, missing %s; train rows %d (every %d), test rows %d (every %d)",
         partition,
@@ -54,14 +59,23 @@ def window_of(dataset: dict[str, Any]) -> dict[str, Any]:
     return window
 
 
-def newer_processed_partition(s3: Any, bucket: str, processed_prefix: str, partition: str) -> str | None:
-    """The first day after `partition` with a processed head, or None (one listing from that day on)."""
+def newer_untrained_partition(s3: Any, storage: Any, partition: str) -> str | None:
+    """The first day after `partition` whose current processed version no train run has taken yet."""
+    from landfall.pipeline import s3 as s3ops
+    from landfall.pipeline.keys import trained_record
+
+    bucket, prefix = storage.datasets_bucket, f"{storage.processed_prefix}/date="
     paginator = s3.get_paginator("list_objects_v2")
-    start = f"{processed_prefix}/date={partition}/~"  # '~' sorts after every key of the day itself
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{processed_prefix}/date=", StartAfter=start):
+    start = f"{prefix}{partition}/~"  # '~' sorts after every key of the day itself
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start):
         for obj in page.get("Contents", []):
-            if obj["Key"].endswith("/_head.json"):
-                return obj["Key"].removeprefix(f"{processed_prefix}/date=").split("/", 1)[0]
+            if not obj["Key"].endswith("/_head.json"):
+                continue
+            day = obj["Key"].removeprefix(prefix).split("/", 1)[0]
+            head = s3ops.get_json(s3, bucket, obj["Key"])
+            trained = s3ops.get_json(s3, bucket, trained_record(storage.ledger_prefix, day))
+            if head is not None and (trained is None or trained[0].get("version") != head[0].get("version")):
+                return day
     return None
 
 
