@@ -40,6 +40,19 @@ def _burst(files, seconds, lost=0, duplicates=0, failed=0):
     }
 
 
+def _big_day(gib, peak_mb):
+    return {
+        "rows": int(37e6 * gib),
+        "bytes": int(gib * 2**30),
+        "gib": gib,
+        "parts": int(10 * gib),
+        "marker_to_training_dataset_s": 100 * gib,
+        "mb_per_s": 10.2,
+        "task_peak_rss_mb": peak_mb,
+        "task_peak_uss_mb": peak_mb - 200,
+    }
+
+
 def test_the_table_says_which_targets_were_missed():
     results = {
         "stack_up_s": 40.0,
@@ -76,11 +89,14 @@ def test_the_table_says_which_targets_were_missed():
                 "alias_to_serving_s": 6.2,
             },
         },
+        "big_day_1gib": _big_day(1.0, 420),
+        "big_day_2gib": _big_day(2.0, 480),  # grew by more than 10 %
         "idle_rss_mb": 2000,
         "peak_rss_mb": 3000,
         "comparison": {},
     }
     table = format_table(results)
+    assert "big day 2.0 GiB (74,000,000 rows, 20 parts)" in table
     assert any(
         line.startswith("burst of 1000: lost / duplicates") and line.endswith("1 / 0")
         for line in table.splitlines()
@@ -98,6 +114,8 @@ def test_the_table_says_which_targets_were_missed():
         "bursts failed runs": False,
         "burst of 1,000 throughput": True,
         "bomb task peak RSS": False,
+        "big day task peak RSS": False,
+        "big day memory flat at 2x": True,
         "serving errors in a switch": False,
         "serving mis-versioned": True,
         "alias move -> served": True,

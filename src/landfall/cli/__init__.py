@@ -226,6 +226,15 @@ def demo(day: date | None, timeout: float) -> None:
     help="Requests in the scoring service's load test (8 clients; 0 skips the serving phase).",
 )
 @click.option(
+    "--big-day",
+    "big_days",
+    multiple=True,
+    type=click.FloatRange(0),
+    default=(1.0, 2.0),
+    show_default=True,
+    help="GiB of a multi-part day timed from marker to training dataset (repeat; 0 skips the phase).",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -239,6 +248,7 @@ def bench(
     bursts: tuple[int, ...],
     sensor_samples: int,
     serving_requests: int,
+    big_days: tuple[float, ...],
     overrides: tuple[str, ...],
     out: Path | None,
     keep: bool,
@@ -260,6 +270,7 @@ def bench(
         bursts=bursts,
         sensor_samples=sensor_samples,
         serving_requests=serving_requests,
+        big_days_gib=big_days,
         out=out or RESULTS_PATH,
         keep_stack=keep,
         overrides=extra,

@@ -21,7 +21,7 @@ from landfall.core.settings import LandingSettings
 from landfall.pipeline.canary import CANARY_SPLIT
 from landfall.pipeline.features import ID_COLUMN, SPLITS, build_features, split_of
 
-BATCH_ROWS = 262_144
+BATCH_ROWS = 65_536
 
 
 @dataclass
@@ -50,7 +50,7 @@ def prepare(
     canary_left = canary_rows
     try:
         for source in sources:
-            for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows):
+            for batch in pq.ParquetFile(source).iter_batches(batch_size=batch_rows, use_threads=False):
                 raw = batch.to_pandas()
                 which = split_of(raw[ID_COLUMN], validation_fraction, test_fraction)
                 features = build_features(raw, landing)

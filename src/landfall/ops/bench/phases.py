@@ -43,6 +43,7 @@ class BenchOptions:
     poke_intervals_s: tuple[int, ...] = (300, 30)
     day_rows: int = 5000
     serving_requests: int = 20_000  # the scoring service's load test (0: skip the serving phase)
+    big_days_gib: tuple[float, ...] = (1.0, 2.0)  # multi-part days marker -> training_dataset (memory flat)
     out: Path = RESULTS_PATH
     keep_stack: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # extra env, e.g. a knob under study

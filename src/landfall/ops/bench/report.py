@@ -44,6 +44,19 @@ def add_comparison(results: dict[str, Any]) -> None:
     results["comparison"] = comparison
 
 
+def _big(results: dict[str, Any], required: bool = False) -> list[dict[str, Any]]:
+    """The big-day figures, smallest day first (KeyError when required and the phase did not run)."""
+    days = sorted((v for k, v in results.items() if k.startswith("big_day_")), key=lambda d: d["bytes"])
+    if required and not days:
+        raise KeyError("big_day")
+    return days
+
+
+def _flat(days: list[dict[str, Any]]) -> bool:
+    """The largest day's task peak within 10 % of the smallest's (memory does not grow with the day)."""
+    return len(days) > 1 and days[-1]["task_peak_rss_mb"] <= 1.1 * days[0]["task_peak_rss_mb"]
+
+
 def _bursts(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [value for name, value in sorted(results.items()) if name.startswith("burst_")]
 
@@ -59,6 +72,11 @@ TARGETS = {
     "bursts failed runs": ("0", lambda r: all(b["failed_runs"] == 0 for b in _bursts(r)) and _bursts(r)),
     "burst of 1,000 throughput": (">= 5 files/s", lambda r: r["burst_1000"]["throughput_files_per_s"] >= 5),
     "bomb task peak RSS": ("< 300 MB", lambda r: 0 < r["bomb"]["task_peak_rss_mb"] < 300),
+    "big day task peak RSS": (
+        "< 512 MB",
+        lambda r: 0 < max(d["task_peak_rss_mb"] for d in _big(r, required=True)) < 512,
+    ),
+    "big day memory flat at 2x": ("within 10 %", lambda r: _flat(_big(r, required=True))),
     "serving errors in a switch": ("0", lambda r: r["serving"]["load"]["errors"] == 0),
     "serving mis-versioned": ("0", lambda r: not r["serving"]["load"]["unexpected_versions"]),
     "alias move -> served": ("< 5 s", lambda r: 0 <= r["serving"]["load"]["alias_to_serving_s"] < 5),
@@ -124,6 +142,15 @@ def format_table(results: dict[str, Any]) -> str:
                 f"{bomb['codes']}; task peak RSS {bomb['task_peak_rss_mb']} MB, "
                 f"USS {bomb.get('task_peak_uss_mb', '-')} MB "
                 f"(a full decode: {bomb['full_decode_peak_rss_mb']} MB)",
+            )
+        )
+    for day in _big(results):
+        rows.append(
+            (
+                f"big day {day['gib']} GiB ({day['rows']:,} rows, {day['parts']} parts)",
+                f"marker -> training_dataset {day['marker_to_training_dataset_s']} s "
+                f"({day['mb_per_s']} MB/s); "
+                f"task peak RSS {day['task_peak_rss_mb']} MB, USS {day['task_peak_uss_mb']} MB",
             )
         )
     rows.append(("stack RSS idle / peak", f"{results.get('idle_rss_mb')} / {results.get('peak_rss_mb')} MB"))

@@ -17,6 +17,7 @@ import psutil
 
 from landfall.core.settings import load_settings
 from landfall.core.stack_settings import PortSettings
+from landfall.ops.bench.big_day import big_day
 from landfall.ops.bench.phases import CLASSIC_DAGS_FOLDER, Bench, BenchOptions, Echo
 from landfall.ops.bench.report import add_comparison, format_table, write
 from landfall.ops.bench.rss import RssSampler
@@ -92,6 +93,11 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
             (f"{options.landings} single landings", bench.event_latency),
             *((f"burst of {count}", lambda count=count: bench.burst(count)) for count in options.bursts),
             (f"decompression bomb ({options.bomb_rows:,} rows)", bench.bomb),
+            *(
+                (f"big day of {gib:g} GiB", lambda gib=gib: big_day(bench, gib))
+                for gib in options.big_days_gib
+                if gib > 0
+            ),
             ("classic S3KeySensor DAGs", bench.classic),
         ]
         for name, phase in phases:
