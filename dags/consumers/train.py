@@ -53,7 +53,8 @@ def landfall_train():
     with TaskGroup("search", tooltip="one mapped task per hyperparameter combination"):
 
         @task(multiple_outputs=False)
-        def trials() -> list[dict]:
+        def trials(dataset: dict) -> list[dict]:
+            """The grid; after the window, so a run whose window was coalesced skips all of it."""
             from landfall.airflow.tasks.train import hyperparameter_trials
 
             return hyperparameter_trials()
@@ -66,7 +67,7 @@ def landfall_train():
             return build(dataset, trials, dag_run.run_id)
 
         dataset = training_dataset()
-        arguments = trial_arguments(dataset, trials())
+        arguments = trial_arguments(dataset, trials(dataset))
         if settings.compute.profile == "kubernetes":
             # The trainer image in a GPU pod; it writes its result to /airflow/xcom/return.json.
             from landfall.airflow.compute import kubernetes_trial_operator

@@ -1,8 +1,12 @@
 """Freshness: each day at 00:00 UTC a run starts that waits (deferred, no worker slot) for the day just
-ended to be ingested, i.e. for its raw partition to be published. If that has not happened by
-`landing.expected_by` (UTC) a deadline alert names the day: nothing valid arrived, it was quarantined,
-or it is stuck before publish. The run succeeds as soon as the day is there (and its deadline is
-dropped); it gives up after two days.
+ended to be ingested, i.e. for its raw partition (or one of its hours') to be published. If that has
+not happened by `landing.expected_by` (UTC) a deadline alert names the day: nothing valid arrived, it
+was quarantined, or it is stuck before publish. A daily landing ends the run there; it gives up after
+two days.
+
+A day landed hour by hour is trained once its 24th hour is processed. If hours are still missing at
+`landing.expected_by`, this run rolls up the hours that are there (`training_dataset` for the day, the
+missing hours named in it) and alerts naming the missing hours: a partial day never blocks training.
 """
 
 from __future__ import annotations
@@ -10,10 +14,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
-from airflow.sdk import CronTriggerTimetable, dag
+from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
+from airflow.sdk import CronTriggerTimetable, dag, task
 
-from assets import RAW
+from assets import RAW, TRAINING_DATASET
 from landfall.airflow.deadlines import freshness_deadline
+from landfall.core.catalog import LATE_ROLLUP_TASK
 from landfall.core.settings import get_settings
 from landfall.pipeline.keys import raw_head_key
 
@@ -30,10 +36,12 @@ settings = get_settings()
     doc_md=__doc__,
 )
 def landfall_freshness():
-    S3KeySensor(
+    day = "{{ macros.ds_add(ds, -1) }}"  # the day before the run's date: the day that just ended
+    ingested = S3KeySensor(
         task_id="wait_for_raw_partition",
-        # The day before the run's date (the day that just ended): its raw head, written by publish.
-        bucket_key=raw_head_key(settings.storage, "{{ macros.ds_add(ds, -1) }}"),
+        # The day's raw head, or one of its hours' (raw/date=<day>T<HH>/_head.json), written by publish.
+        bucket_key=raw_head_key(settings.storage, day + "*"),
+        wildcard_match=True,
         bucket_name=settings.storage.datasets_bucket,
         aws_conn_id=settings.storage.aws_conn_id,
         deferrable=True,
@@ -41,6 +49,30 @@ def landfall_freshness():
         timeout=timedelta(days=2).total_seconds(),
         inlets=[RAW],
     )
+
+    @task.short_circuit
+    def landed_hourly(watched: str) -> bool:
+        """Only a day landed hour by hour waits for its deadline; a daily landing ends the run here."""
+        from landfall.airflow.tasks.preprocess import has_hours
+
+        return has_hours(watched)
+
+    deadline = DateTimeSensorAsync(
+        task_id="wait_for_deadline",
+        target_time="{{ ds }}T" + settings.landing.expected_by.isoformat() + "+00:00",
+    )
+
+    @task(multiple_outputs=False, task_id=LATE_ROLLUP_TASK, outlets=[TRAINING_DATASET])
+    def roll_up_late_day(watched: str, outlet_events=None) -> dict:
+        """The hours there at the deadline, rolled up for training; an alert names the missing ones."""
+        from landfall.airflow.tasks.preprocess import late_rollup
+
+        rollup = late_rollup(watched)
+        outlet_events[TRAINING_DATASET].add_partitions([watched])
+        outlet_events[TRAINING_DATASET].extra = rollup
+        return rollup
+
+    ingested >> landed_hourly(day) >> deadline >> roll_up_late_day(day)
 
 
 landfall_freshness()

@@ -1,8 +1,10 @@
-"""Preprocess: each published daily partition becomes features and a deterministic three-way split
-(train / validation / test, by a hash of the row's id).
+"""Preprocess: each published partition becomes features and a deterministic three-way split
+(train / validation / test, by a hash of the row's id), streamed in bounded memory.
 
-Partition-aware: one run per `raw_daily` partition key (YYYY-MM-DD), which it passes on to the
-`training_dataset` Asset. Only `raw_daily` events raised by landfall_ingest's publish task are read.
+Partition-aware: one run per `raw_daily` partition key. A day (YYYY-MM-DD) is passed on to the
+`training_dataset` Asset as it is; an hour (YYYY-MM-DDTHH) is prepared as it lands, and the run that
+completes its day's 24 hours publishes the day rolled up (training stays daily). Only `raw_daily`
+events raised by landfall_ingest's publish task are read.
 """
 
 from __future__ import annotations
@@ -48,11 +50,14 @@ def landfall_preprocess():
 
         @task(multiple_outputs=False, outlets=[TRAINING_DATASET])
         def build_training_dataset(raw: dict, outlet_events=None, dag_run=None) -> dict:
-            from landfall.airflow.tasks.preprocess import preprocess
+            """Prepare the partition; publish a day's dataset, or a day rolled up from its 24 hours (the
+            hour that completes it). An hour of an incomplete day is prepared, then skips: no event."""
+            from landfall.airflow.tasks.preprocess import preprocess, publishable
 
-            dataset = preprocess(raw, dag_run.partition_key)
-            outlet_events[TRAINING_DATASET].extra = dataset
-            return dataset
+            published = publishable(preprocess(raw, dag_run.partition_key))
+            outlet_events[TRAINING_DATASET].add_partitions([published["partition"]])
+            outlet_events[TRAINING_DATASET].extra = published
+            return published
 
         build_training_dataset(raw_partition())
 

@@ -90,5 +90,10 @@ def test_every_chain_dag_has_a_deadline_and_freshness_watches_the_raw_partition(
         [alert] = bag.dags[dag_id].deadline
         assert alert.interval.total_seconds() == minutes * 60, dag_id
     freshness = bag.dags[catalog.FRESHNESS_DAG]
-    [sensor] = freshness.tasks
-    assert sensor.deferrable and sensor.bucket_key == "raw/date={{ macros.ds_add(ds, -1) }}/_head.json"
+    sensor = freshness.get_task("wait_for_raw_partition")
+    assert sensor.deferrable and sensor.wildcard_match
+    assert sensor.bucket_key == "raw/date={{ macros.ds_add(ds, -1) }}*/_head.json"  # the day or its hours
+    # A day landed hour by hour waits, deferred, for its deadline, then rolls up the hours there.
+    assert freshness.get_task("wait_for_deadline").target_time.endswith("T06:00:00+00:00")
+    late = freshness.get_task(catalog.LATE_ROLLUP_TASK)
+    assert [outlet.name for outlet in late.outlets] == [catalog.TRAINING_DATASET]

@@ -42,8 +42,9 @@ def test_landfall_assets_lists_the_graph_with_producers_and_consumers(stack):
     }
     assert graph[catalog.LANDING]["watchers"] == ["s3_landing_watcher"]
     assert graph[catalog.LANDING]["consumers"] == [catalog.INGEST_DAG]
-    for asset, producer in catalog.PRODUCERS.items():
-        assert f"{producer.dag_id}.{producer.task_id}" in graph[asset]["producers"], asset
+    for asset, producers in catalog.PRODUCERS.items():
+        for producer in producers:
+            assert f"{producer.dag_id}.{producer.task_id}" in graph[asset]["producers"], asset
 
 
 def test_landfall_status_shows_every_component_healthy_with_its_restarts(stack):

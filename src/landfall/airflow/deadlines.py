@@ -87,27 +87,22 @@ async def chain_run_late(context: dict[str, Any], deadline_minutes: float) -> No
 
 
 def _published(day: str) -> bool | None:
-    """Whether `day`'s raw partition is there; None when S3 could not say (then the alert goes out)."""
-    from botocore.exceptions import ClientError
-
+    """Whether a raw partition of `day` (the day's, or one of its hours') is there; None when S3 could
+    not say (then the alert goes out). A day landed hour by hour with hours missing is rolled up and
+    alerted by the freshness run's own task, naming the hours."""
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.core.settings import get_settings
-    from landfall.pipeline.keys import raw_head_key
 
     settings = get_settings()
+    storage = settings.storage
     try:
-        s3_client(settings).head_object(
-            Bucket=settings.storage.datasets_bucket, Key=raw_head_key(settings.storage, day)
+        listing = s3_client(settings).list_objects_v2(
+            Bucket=storage.datasets_bucket, Prefix=f"{storage.raw_prefix}/date={day}"
         )
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-            return False
-        log.warning("could not look for the raw partition of %s: %s", day, error)
-        return None
     except Exception as error:  # S3 away, or its connection cannot be resolved: alert anyway
         log.warning("could not look for the raw partition of %s: %s", day, error)
         return None
-    return True
+    return any(obj["Key"].endswith("/_head.json") for obj in listing.get("Contents", []))
 
 
 async def landing_missing(context: dict[str, Any], expected_by: str) -> None:

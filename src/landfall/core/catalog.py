@@ -49,12 +49,19 @@ class Producer(NamedTuple):
     task_id: str
 
 
-PRODUCERS: dict[str, Producer] = {
-    RAW: Producer(INGEST_DAG, PUBLISH_TASK),
-    TRAINING_DATASET: Producer(PREPROCESS_DAG, "features.build_training_dataset"),
-    MODEL_CANDIDATE: Producer(TRAIN_DAG, SELECT_BEST_TASK),
-    EVALUATION: Producer(EVALUATE_DAG, COMPARE_TASK),
-    PRODUCTION_MODEL: Producer(DEPLOY_DAG, PROMOTE_TASK),
+PUBLISH_DATASET_TASK = "features.build_training_dataset"
+LATE_ROLLUP_TASK = "roll_up_late_day"
+
+PRODUCERS: dict[str, tuple[Producer, ...]] = {
+    RAW: (Producer(INGEST_DAG, PUBLISH_TASK),),
+    TRAINING_DATASET: (
+        Producer(PREPROCESS_DAG, PUBLISH_DATASET_TASK),
+        # A day landed hour by hour whose hours are not all there by its deadline: the hours that are.
+        Producer(FRESHNESS_DAG, LATE_ROLLUP_TASK),
+    ),
+    MODEL_CANDIDATE: (Producer(TRAIN_DAG, SELECT_BEST_TASK),),
+    EVALUATION: (Producer(EVALUATE_DAG, COMPARE_TASK),),
+    PRODUCTION_MODEL: (Producer(DEPLOY_DAG, PROMOTE_TASK),),
 }
-"""Who may raise each asset's events. A consumer acts only on events its producer task raised; an event
+"""Who may raise each asset's events. A consumer acts only on events its producer tasks raised; an event
 posted through the REST API (no source task) or by any other task is refused."""

@@ -1,7 +1,8 @@
 """Object keys of the data products: how a landed key is parsed and where derived objects go.
 
 Landed keys come from outside and are hostile until proven otherwise. Under
-`<landing_prefix>/<YYYY-MM-DD>/`, with a real calendar date, exactly three names are accepted:
+`<landing_prefix>/<YYYY-MM-DD>/` (a daily partition `YYYY-MM-DD`) or `<landing_prefix>/<YYYY-MM-DD>/<HH>/`
+(an hourly partition `YYYY-MM-DDTHH`), with a real calendar date, exactly three names are accepted:
 
 * `<landing_filename>` (`features.parquet`): a whole day in one file, a landing of its own;
 * `<landing_marker>` (`_SUCCESS`): completes a multi-part partition, whose data are the part files of
@@ -22,6 +23,8 @@ from landfall.core.settings import StorageSettings
 
 # ASCII digits only: `\d` would also accept e.g. fullwidth digits, which are no date folder.
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_HOUR_RE = re.compile(r"^(?:[01][0-9]|2[0-3])$")
+HOURS = tuple(f"{hour:02d}" for hour in range(24))
 
 
 class RejectedKey(ValueError):
@@ -41,10 +44,13 @@ class LandedKey:
     key: str
     partition_date: date
     kind: KeyKind = "file"
+    hour: str | None = None  # "00".."23" for an hourly partition
 
     @property
     def partition(self) -> str:
-        return self.partition_date.isoformat()
+        """`YYYY-MM-DD`, or `YYYY-MM-DDTHH` for an hourly partition."""
+        day = self.partition_date.isoformat()
+        return f"{day}T{self.hour}" if self.hour is not None else day
 
     @property
     def folder(self) -> str:
@@ -72,11 +78,17 @@ def parse_landing_key(key: str, storage: StorageSettings) -> LandedKey:
     parts = key[len(prefix) :].split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise RejectedKey("bad_key", f"{key!r} has empty, '.' or '..' path segments")
-    if len(parts) != 2:
+    hour = None
+    if len(parts) == 3 and _HOUR_RE.match(parts[1]):
+        partition, hour, filename = parts
+    elif len(parts) == 2:
+        partition, filename = parts
+    else:
         raise RejectedKey(
-            "bad_key", f"{key!r} must be {prefix}<YYYY-MM-DD>/{storage.landing_filename} (one date folder)"
+            "bad_key",
+            f"{key!r} must be {prefix}<YYYY-MM-DD>/<file> (a day) or {prefix}<YYYY-MM-DD>/<HH>/<file> "
+            "(an hour, 00-23)",
         )
-    partition, filename = parts
     kind = kind_of(filename, storage)
     if kind is None:
         raise RejectedKey(
@@ -90,20 +102,40 @@ def parse_landing_key(key: str, storage: StorageSettings) -> LandedKey:
         partition_date = date.fromisoformat(partition)
     except ValueError:
         raise RejectedKey("bad_partition", f"{key!r}: {partition!r} is not a calendar date") from None
-    return LandedKey(key=key, partition_date=partition_date, kind=kind)
+    return LandedKey(key=key, partition_date=partition_date, kind=kind, hour=hour)
 
 
-def landing_key(storage: StorageSettings, partition_date: date) -> str:
-    return f"{storage.landing_prefix}/{partition_date.isoformat()}/{storage.landing_filename}"
+def day_of(partition: str) -> str:
+    """The day of a daily or an hourly partition key."""
+    return partition[:10]
 
 
-def marker_key(storage: StorageSettings, partition_date: date) -> str:
-    return f"{storage.landing_prefix}/{partition_date.isoformat()}/{storage.landing_marker}"
+def is_hourly(partition: str) -> bool:
+    return len(partition) == 13 and partition[10] == "T"
 
 
-def part_key(storage: StorageSettings, partition_date: date, index: int) -> str:
-    """The n-th part file of a multi-part day, named as Spark names them (matches the default glob)."""
-    return f"{storage.landing_prefix}/{partition_date.isoformat()}/part-{index:05d}.parquet"
+def hours_of(day: str) -> list[str]:
+    """The 24 hourly partition keys of a day."""
+    return [f"{day}T{hour}" for hour in HOURS]
+
+
+def landing_folder(storage: StorageSettings, partition_date: date, hour: int | None = None) -> str:
+    """`<landing_prefix>/<day>/`, or `<landing_prefix>/<day>/<HH>/` for an hour."""
+    folder = f"{storage.landing_prefix}/{partition_date.isoformat()}/"
+    return folder if hour is None else f"{folder}{hour:02d}/"
+
+
+def landing_key(storage: StorageSettings, partition_date: date, hour: int | None = None) -> str:
+    return f"{landing_folder(storage, partition_date, hour)}{storage.landing_filename}"
+
+
+def marker_key(storage: StorageSettings, partition_date: date, hour: int | None = None) -> str:
+    return f"{landing_folder(storage, partition_date, hour)}{storage.landing_marker}"
+
+
+def part_key(storage: StorageSettings, partition_date: date, index: int, hour: int | None = None) -> str:
+    """The n-th part file of a multi-part day (or hour), named as Spark names them (matches the glob)."""
+    return f"{landing_folder(storage, partition_date, hour)}part-{index:05d}.parquet"
 
 
 def key_digest(key: str) -> str:
@@ -143,7 +175,7 @@ def canary_expectation_key(canary_key: str, run_id: str) -> str:
 
 def quarantine_folder(storage: StorageSettings, key: str, version: str, partition: str | None) -> str:
     """Where a rejected landing goes: grouped by date when one could be read, else under `unknown`."""
-    day = partition if partition and _DATE_RE.match(partition) else "unknown"
+    day = day_of(partition) if partition and _DATE_RE.match(day_of(partition)) else "unknown"
     return f"{storage.quarantine_prefix}/{day}/{key_digest(key)}-{version}"
 
 
@@ -184,3 +216,8 @@ def outcome_record(ledger: str, key: str, version: str) -> str:
 def trained_record(ledger: str, partition: str) -> str:
     """Written by the train run that trains the window ending at `partition` (names the version)."""
     return f"{ledger}/trained/{partition}.json"
+
+
+def rollup_record(storage: StorageSettings, day: str, version: str) -> str:
+    """Created once (If-None-Match) by the run that publishes a day rolled up from its hours."""
+    return f"{storage.processed_prefix}/date={day}/_rollups/{version}.json"

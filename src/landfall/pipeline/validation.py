@@ -166,7 +166,7 @@ def _open(
     if part.size_bytes == 0:
         return [Problem("empty_file", "the object has zero bytes")]
     try:
-        parquet = pq.ParquetFile(part.source, memory_map=False, buffer_size=1 << 20)
+        parquet = pq.ParquetFile(part.source, memory_map=False, buffer_size=1 << 20, pre_buffer=False)
         metadata = parquet.metadata
         schema = parquet.schema_arrow
     except Exception as error:  # pyarrow raises several types for corrupt input

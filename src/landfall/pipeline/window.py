@@ -59,7 +59,10 @@ def training_window(
     }
     for split in SPLITS:
         total = sum(int(part.get(f"rows_{split}", 0)) for part in included)
-        window[f"{split}_uris"] = [str(part[f"{split}_uri"]) for part in included]
+        # A day rolled up from its hours has several files per split.
+        window[f"{split}_uris"] = [
+            str(uri) for part in included for uri in part.get(f"{split}_uris") or [part[f"{split}_uri"]]
+        ]
         window[f"window_rows_{split}"] = total
         window[f"{split}_every"] = stride(total, max_rows)
     return window
@@ -79,9 +82,9 @@ def read_sampled(
             if uri.startswith("s3://"):
                 path = Path(scratch) / f"{index:05d}.parquet"
                 (fetch or _fetch_s3)(uri, path)
-            parquet = pq.ParquetFile(path)
+            parquet = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)  # pages as decoded
             schema = schema or parquet.schema_arrow
-            for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS):
+            for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
                 positions = np.arange(offset, offset + batch.num_rows)
                 offset += batch.num_rows
                 chosen = batch.filter(pa.array(positions % every == 0)) if every > 1 else batch

@@ -20,17 +20,18 @@ log = logging.getLogger(__name__)
 
 def trusted_events(events: Iterable[Any], asset_name: str, alerts: Alerts | None = None) -> list[Any]:
     """The events of `asset_name` raised by its producer task; every other one is reported."""
-    producer = PRODUCERS[asset_name]
+    producers = {tuple(producer) for producer in PRODUCERS[asset_name]}
     trusted, refused = [], []
     for event in events:
         source = (getattr(event, "source_dag_id", None), getattr(event, "source_task_id", None))
-        (trusted if source == tuple(producer) else refused).append(event)
+        (trusted if source in producers else refused).append(event)
     for event in refused:
         source = f"{getattr(event, 'source_dag_id', None)}.{getattr(event, 'source_task_id', None)}"
         text = (
             f"Refused a {asset_name!r} event from {source} "
             f"(partition {getattr(event, 'partition_key', None)}): "
-            f"only {producer.dag_id}.{producer.task_id} raises it; it was not acted on"
+            f"only {' or '.join(f'{p.dag_id}.{p.task_id}' for p in PRODUCERS[asset_name])} raises it; "
+            "it was not acted on"
         )
         log.error(text)
         if alerts is not None:

@@ -153,6 +153,17 @@ def format_table(results: dict[str, Any]) -> str:
                 f"task peak RSS {day['task_peak_rss_mb']} MB, USS {day['task_peak_uss_mb']} MB",
             )
         )
+    window = results.get("training_window") or {}
+    for name, arms in window.items():
+        if name.startswith("drift_"):
+            for arm, figures in arms.items():
+                rows.append(
+                    (
+                        f"train {arm.replace('_', ' ')}, {name.replace('_', ' ')}",
+                        f"accuracy {figures['accuracy']} on the newest day ({figures['train_rows']:,} rows, "
+                        f"fit {figures['fit_s']} s)",
+                    )
+                )
     rows.append(("stack RSS idle / peak", f"{results.get('idle_rss_mb')} / {results.get('peak_rss_mb')} MB"))
     for arm, figures in (results.get("classic_sensor") or {}).items():
         f = figures["file_to_work_start_s"]

@@ -22,6 +22,7 @@ from landfall.ops.bench.phases import CLASSIC_DAGS_FOLDER, Bench, BenchOptions, 
 from landfall.ops.bench.report import add_comparison, format_table, write
 from landfall.ops.bench.rss import RssSampler
 from landfall.ops.bench.serving_load import LoadOptions, serving_phase
+from landfall.ops.bench.window_quality import window_vs_one_day
 
 PORT_SHIFT = 10_000
 """Benchmark ports are the configured ones + 10,000 (18080, 15000, 18333, ...): SeaweedFS's gRPC ports
@@ -99,6 +100,7 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
                 if gib > 0
             ),
             ("classic S3KeySensor DAGs", bench.classic),
+            ("training window vs one day", lambda: window_vs_one_day(settings)),
         ]
         for name, phase in phases:
             echo(f"[{name}]")
