@@ -89,3 +89,20 @@ def test_other_names_in_a_date_folder_are_refused_naming_both_shapes(storage, na
     with pytest.raises(RejectedKey) as error:
         parse_landing_key(f"daily/2024-01-01/{name}", storage)
     assert error.value.reason == "bad_suffix" and "_SUCCESS" in error.value.detail
+
+
+def test_an_hour_folder_gives_an_hourly_partition(storage):
+    landed = parse_landing_key("daily/2024-02-29/07/_SUCCESS", storage)
+    assert (landed.partition, landed.kind, landed.folder) == (
+        "2024-02-29T07",
+        "marker",
+        "daily/2024-02-29/07/",
+    )
+    assert parse_landing_key("daily/2024-02-29/23/features.parquet", storage).partition == "2024-02-29T23"
+
+
+@pytest.mark.parametrize("hour", ["24", "7", "aa", "007"])
+def test_an_hour_folder_must_be_00_to_23(storage, hour):
+    with pytest.raises(RejectedKey) as error:
+        parse_landing_key(f"daily/2024-01-01/{hour}/features.parquet", storage)
+    assert error.value.reason == "bad_key"

@@ -52,6 +52,11 @@ def trial_arguments(
             "--experiment", settings.mlflow.experiment,
             "--tag", f"landfall.airflow_run_id={airflow_run_id}",
         ]  # fmt: skip
+        if dataset.get("missing_hours"):  # a day rolled up at its deadline without all its hours
+            hours = ",".join(str(hour)[-2:] for hour in dataset["missing_hours"])
+            argv += ["--tag", f"landfall.missing_hours={hours}"]
+        if dataset.get("missing_partitions"):
+            argv += ["--tag", f"landfall.window_missing={','.join(dataset['missing_partitions'])}"]
         if settings.compute.profile == "kubernetes":
             argv += ["--out", XCOM_RETURN_PATH]
         argvs.append(argv)

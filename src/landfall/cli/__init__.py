@@ -135,6 +135,12 @@ def _parse_date(_ctx: object, _param: object, value: str | None) -> date | None:
     type=click.IntRange(1, 10_000),
     help="Land a multi-part day: this many part-*.parquet files of --rows rows each, then _SUCCESS.",
 )
+@click.option(
+    "--hour",
+    default=None,
+    type=click.IntRange(0, 23),
+    help="Land one hour of the day, under daily/<date>/<HH>/ (the day trains once its 24 hours are in).",
+)
 def land(
     day: date,
     rows: int,
@@ -143,6 +149,7 @@ def land(
     corrupt: str | None,
     raw_key: str | None,
     parts: int | None,
+    hour: int | None,
 ) -> None:
     """Write a daily batch to the landing prefix of the running stack's S3."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -154,17 +161,18 @@ def land(
         raise click.UsageError("--parts lands a well-formed multi-part day: it takes no --key or --corrupt")
     stack = _stack()
     storage = stack.settings.storage
-    seed = seed if seed is not None else int(day.strftime("%Y%m%d"))
+    if seed is None:  # from the date (and hour): small enough that part seeds keep ids in int64
+        seed = int(day.strftime("%Y%m%d")) * (1 if hour is None else 25) + (0 if hour is None else hour + 1)
     s3 = stack.s3_client()
     try:
         if parts is not None:
             # Each part its own seed, so customer ids do not repeat across the parts of a day.
             bodies = (to_parquet(make_batch(rows, seed * 1000 + index, drift)) for index in range(parts))
-            landed = land_parts(s3, storage, day, bodies)
+            landed = land_parts(s3, storage, day, bodies, hour)
         else:
             body = make_corrupt(corrupt, seed) if corrupt else to_parquet(make_batch(rows, seed, drift))
             key_given = put_landing(s3, storage.datasets_bucket, raw_key, body) if raw_key else None
-            landed = [key_given or land_day(s3, storage, day, body)]
+            landed = [key_given or land_day(s3, storage, day, body, hour)]
     except (BotoCoreError, ClientError) as error:
         raise click.ClickException(
             f"could not write to s3://{storage.datasets_bucket}: {error} (is the stack up? `landfall status`)"

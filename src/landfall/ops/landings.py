@@ -23,7 +23,7 @@ class Landed:
 
     @property
     def day(self) -> str:
-        return self.key.split("/")[-2]
+        return next(part for part in self.key.split("/") if len(part) == 10 and part[4] == "-")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -35,17 +35,20 @@ def put_landing(s3: Any, bucket: str, key: str, body: bytes) -> Landed:
     return Landed(bucket, key, etag, len(body), put_at)
 
 
-def land_day(s3: Any, storage: StorageSettings, day: date, body: bytes) -> Landed:
-    """A day's file at its canonical key, `<landing_prefix>/<day>/<landing_filename>`."""
-    return put_landing(s3, storage.datasets_bucket, landing_key(storage, day), body)
+def land_day(s3: Any, storage: StorageSettings, day: date, body: bytes, hour: int | None = None) -> Landed:
+    """A day's file at its canonical key, `<landing_prefix>/<day>/<landing_filename>` (or an hour's, in
+    `<landing_prefix>/<day>/<HH>/`)."""
+    return put_landing(s3, storage.datasets_bucket, landing_key(storage, day, hour), body)
 
 
-def land_parts(s3: Any, storage: StorageSettings, day: date, bodies: Iterable[bytes]) -> list[Landed]:
-    """A multi-part day as Spark writes one: `part-00000.parquet ...`, then the `_SUCCESS` marker (empty),
-    which is what starts its ingestion. The marker is the last item returned."""
+def land_parts(
+    s3: Any, storage: StorageSettings, day: date, bodies: Iterable[bytes], hour: int | None = None
+) -> list[Landed]:
+    """A multi-part day (or hour) as Spark writes one: `part-00000.parquet ...`, then the `_SUCCESS`
+    marker (empty), which is what starts its ingestion. The marker is the last item returned."""
     landed = [
-        put_landing(s3, storage.datasets_bucket, part_key(storage, day, index), body)
+        put_landing(s3, storage.datasets_bucket, part_key(storage, day, index, hour), body)
         for index, body in enumerate(bodies)
     ]
-    landed.append(put_landing(s3, storage.datasets_bucket, marker_key(storage, day), b""))
+    landed.append(put_landing(s3, storage.datasets_bucket, marker_key(storage, day, hour), b""))
     return landed

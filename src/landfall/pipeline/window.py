@@ -113,5 +113,7 @@ def _fetch_s3(uri: str, path: Path) -> None:
     """Credentials and endpoint from the AWS_* environment (the trainer's contract)."""
     import boto3
 
+    from landfall.pipeline.s3 import download_file
+
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    boto3.client("s3").download_file(bucket, key, str(path))
+    download_file(boto3.client("s3"), bucket, key, path)

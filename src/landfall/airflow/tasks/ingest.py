@@ -20,7 +20,7 @@ from landfall.core.settings import Settings, get_settings
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.alerts import Alerts
 from landfall.pipeline.ingest import IngestError, Outcome, examine
-from landfall.pipeline.keys import batch_claim, landing_key, marker_key
+from landfall.pipeline.keys import RejectedKey, batch_claim, landing_folder, parse_landing_key
 from landfall.pipeline.landing import ForgedEvent, Landing, signing_key, verified_batch
 from landfall.pipeline.publish import (
     advance_head,
@@ -140,19 +140,34 @@ def landing_of_partition(partition: str | None) -> list[list[dict[str, Any]]]:
         raise AirflowFailException(f"partition key {partition!r} is not a YYYY-MM-DD date") from None
     settings = get_settings()
     storage, s3 = settings.storage, s3_client(settings)
-    # A one-file day, or else a multi-part day's marker (which covers its parts).
-    for key in (landing_key(storage, day), marker_key(storage, day)):
-        head = s3ops.head(s3, storage.datasets_bucket, key)
-        if head is not None:
-            landing = Landing.from_listing(
-                storage.datasets_bucket, storage.landing_prefix, {"Key": key, **head}
-            )
-            log.info("Re-processing the landing of %s: %s", partition, landing)
-            return [[landing.as_payload()]]
-    raise AirflowSkipException(
-        f"nothing landed for {partition}: neither s3://{storage.datasets_bucket}/{landing_key(storage, day)} "
-        f"nor a {storage.landing_marker} marker beside it exists"
-    )
+    landings = day_landings(s3, storage, day)
+    if not landings:
+        raise AirflowSkipException(
+            f"nothing landed for {partition}: no {storage.landing_filename} or {storage.landing_marker} "
+            f"under s3://{storage.datasets_bucket}/{landing_folder(storage, day)} (nor in its hour folders)"
+        )
+    log.info("Re-processing the landings of %s: %s", partition, [landing.key for landing in landings])
+    return [[landing.as_payload() for landing in landings]]
+
+
+def day_landings(s3: Any, storage: Any, day: Any) -> list[Landing]:
+    """What re-processes a day: its one file, or else its marker (which covers its parts); or, for a
+    day landed hour by hour, the file or marker of each hour."""
+    found: dict[tuple[str | None, str], Landing] = {}
+    for obj in s3ops.list_keys(s3, storage.datasets_bucket, landing_folder(storage, day)):
+        try:
+            parsed = parse_landing_key(obj["Key"], storage)
+        except RejectedKey:
+            continue
+        if parsed.kind != "part":
+            landing = Landing.from_listing(storage.datasets_bucket, storage.landing_prefix, obj)
+            found[(parsed.hour, parsed.kind)] = landing
+    chosen = []
+    for hour in sorted({hour for hour, _ in found}, key=lambda h: h or ""):
+        # A one-file landing and a marker in the same folder: the newer one is the current version.
+        candidates = [found[key] for key in ((hour, "file"), (hour, "marker")) if key in found]
+        chosen.append(max(candidates, key=lambda landing: landing.last_modified))
+    return chosen
 
 
 def examine_chunk(chunk: list[dict[str, Any]], reprocess: bool) -> list[dict[str, Any]]:

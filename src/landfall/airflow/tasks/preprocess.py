@@ -51,7 +51,7 @@ def preprocess(raw: dict[str, Any], partition: str) -> dict[str, Any]:
         for index, uri in enumerate(sources):
             source_bucket, _, key = uri.removeprefix("s3://").partition("/")
             path = Path(scratch) / f"raw-{index:05d}.parquet"
-            s3.download_file(source_bucket, key, str(path))
+            s3ops.download_file(s3, source_bucket, key, path)
             local.append(path)
         out_dir = Path(scratch) / "out"
         out_dir.mkdir()

@@ -14,9 +14,9 @@ def window_of(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
     """The window this run trains on: its own processed partition (from the event) and the current
     processed partitions of the `training.window_days - 1` days before it.
 
-    History landed at once coalesces: when a later day is processed and its training has not run yet,
-    that run trains a newer window (this day in it), so this one skips - unless
-    training.coalesce_history is off, or this is a backfill's run (backfills train every day in order).
+    History landed at once coalesces: when a later day whose window holds this one is processed and its
+    training has not run yet, that run trains the newer window (this day in it), so this one skips -
+    unless training.coalesce_history is off, or this is a backfill's run (backfills train every day).
     """
     from airflow.exceptions import AirflowSkipException
 
@@ -30,13 +30,12 @@ def window_of(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
     s3, partition = s3_client(settings), str(dataset["partition"])
     bucket = storage.datasets_bucket
     if training.coalesce_history and not dataset.get("backfill"):
-        newer = newer_untrained_partition(s3, storage, partition)
+        newer = newer_untrained_partition(s3, storage, partition, training.window_days)
         if newer is not None:
             raise AirflowSkipException(
                 f"{partition}: the later day {newer} is processed and waits for its training, which trains "
-                f"the newer window (this day in it when within training.window_days="
-                f"{training.window_days}). To train every day in order, set training.coalesce_history: "
-                "false, or backfill the days."
+                f"its window of training.window_days={training.window_days} days, this day in it. To train "
+                "every day in order, set training.coalesce_history: false, or backfill the days."
             )
     heads = {}
     for day in window_dates(partition, training.window_days)[:-1]:
@@ -59,19 +58,26 @@ def window_of(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
     return window
 
 
-def newer_untrained_partition(s3: Any, storage: Any, partition: str) -> str | None:
-    """The first day after `partition` whose current processed version no train run has taken yet."""
+def newer_untrained_partition(s3: Any, storage: Any, partition: str, window_days: int) -> str | None:
+    """The first later day whose window holds `partition` (at most `window_days - 1` days later) and
+    whose current processed version no train run has taken yet; None when there is none. A day
+    further away would not train this day's data, so it never makes this run skip."""
+    from datetime import date, timedelta
+
     from landfall.pipeline import s3 as s3ops
-    from landfall.pipeline.keys import trained_record
+    from landfall.pipeline.keys import is_hourly, trained_record
 
     bucket, prefix = storage.datasets_bucket, f"{storage.processed_prefix}/date="
+    last = (date.fromisoformat(partition) + timedelta(days=window_days - 1)).isoformat()
     paginator = s3.get_paginator("list_objects_v2")
     start = f"{prefix}{partition}/~"  # '~' sorts after every key of the day itself
     for page in paginator.paginate(Bucket=bucket, Prefix=prefix, StartAfter=start):
         for obj in page.get("Contents", []):
-            if not obj["Key"].endswith("/_head.json"):
-                continue
             day = obj["Key"].removeprefix(prefix).split("/", 1)[0]
+            if day[:10] > last:
+                return None
+            if is_hourly(day) or not obj["Key"].endswith(f"{prefix}{day}/_head.json"):
+                continue  # an hour's head: its day's own head appears once the day is rolled up
             head = s3ops.get_json(s3, bucket, obj["Key"])
             trained = s3ops.get_json(s3, bucket, trained_record(storage.ledger_prefix, day))
             if head is not None and (trained is None or trained[0].get("version") != head[0].get("version")):

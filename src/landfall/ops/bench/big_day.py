@@ -86,6 +86,14 @@ def big_day(bench: Any, gib: float) -> dict[str, Any]:
         done_s = preprocess.ended_at.timestamp() - put_at
         peaks = bench.sampler.task_peaks_since(known)
         uss = bench.sampler.task_uss_peaks_since(known)
+        by_process = sorted(
+            (
+                (round(rss / 2**20), round(bench.sampler.peak_uss_by_pid.get(pid, 0) / 2**20), command[:120])
+                for pid, (rss, command) in bench.sampler.peak_by_pid.items()
+                if pid not in known and rss in peaks
+            ),
+            reverse=True,
+        )
         return {
             label: {
                 "rows": rows,
@@ -104,6 +112,7 @@ def big_day(bench: Any, gib: float) -> dict[str, Any]:
                 "task_processes": len(peaks),
                 "task_peak_rss_mb": round(max(peaks, default=0) / 2**20),
                 "task_peak_uss_mb": round(max(uss, default=0) / 2**20),
+                "task_peaks_mb": [{"rss": r, "uss": u, "process": c} for r, u, c in by_process],
             }
         }
     finally:

@@ -378,6 +378,7 @@ class Stack:
                 f"{storage.landing_prefix}/<YYYY-MM-DD>/{storage.landing_filename})",
                 f"Logs         {self.state.logs}",
                 'Shell        eval "$(landfall env)"   # airflow, mlflow and aws/boto3 then use this stack',
+                "Land more    landfall land --date D [--parts N (then _SUCCESS)] [--hour H (one hour of D)]",
             ]
         )
 

@@ -1,0 +1,103 @@
+"""Hourly landings through the real stack: a day landed hour by hour (`daily/<day>/<HH>/...`) is ingested
+and prepared per hour and trains once, as one day; a day whose hours are not all there by its deadline
+trains on the hours there, with the missing ones named in the training run and in an alert."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+
+from journeys import finished_run, unique_day, wait_for
+from landfall.core import catalog
+from landfall.ops.follow import follow_partition
+from landfall.ops.landings import land_day, land_parts
+from landfall.pipeline import s3 as s3ops
+from landfall.pipeline.datagen import make_batch, to_parquet
+from landfall.pipeline.keys import hours_of, processed_head_key
+
+pytestmark = pytest.mark.stack
+TIMEOUT_S = 600
+
+
+def _runs(api, dag_id: str, prefix: str) -> list[dict]:
+    return [r for r in api.dag_runs(dag_id, limit=200) if (r.get("partition_key") or "").startswith(prefix)]
+
+
+def _trials(stack, train_run_id: str):
+    import mlflow
+
+    return mlflow.search_runs(
+        experiment_names=[stack.settings.mlflow.experiment],
+        filter_string=f"tags.`landfall.airflow_run_id` = '{train_run_id}'",
+    )
+
+
+def test_an_hourly_day_trains_once_and_a_partial_day_trains_at_its_deadline(stack, airflow_api, alerts):
+    os.environ.update(stack.environment())
+    s3, storage = stack.s3_client(), stack.settings.storage
+    full, partial = date.fromisoformat(unique_day(1500)), date.fromisoformat(unique_day(1600))
+    started = datetime.now(UTC)
+    for hour in range(24):
+        body = to_parquet(make_batch(300, seed=8000 + hour))
+        if hour == 5:  # one hour lands as parts completed by its marker
+            land_parts(s3, storage, full, [body, to_parquet(make_batch(200, seed=8100))], hour=hour)
+        else:
+            land_day(s3, storage, full, body, hour=hour)
+    for hour in (0, 1, 2):
+        land_day(s3, storage, partial, to_parquet(make_batch(400, seed=8200 + hour)), hour=hour)
+
+    # The complete day: one training run for the day, none for an hour.
+    train = follow_partition(airflow_api, catalog.TRAIN_DAG, full.isoformat(), started, TIMEOUT_S)
+    assert train.state == "success" and train.tasks["select_best"] == "success", train.tasks
+    prepared = _runs(airflow_api, catalog.PREPROCESS_DAG, full.isoformat())
+    assert sorted(r["partition_key"] for r in prepared) == hours_of(full.isoformat())
+    assert [r["partition_key"] for r in _runs(airflow_api, catalog.TRAIN_DAG, full.isoformat())] == [
+        full.isoformat()
+    ]
+    hour_rows = [
+        s3ops.get_json(s3, storage.datasets_bucket, processed_head_key(storage, hour))[0]["rows_train"]
+        for hour in hours_of(full.isoformat())
+    ]
+    trials = _trials(stack, train.run_id)
+    assert set(trials["params.train_rows"]) == {str(sum(hour_rows))}
+    assert set(trials["params.train_partitions"]) == {"1"}
+
+    # The partial day: its three hours are prepared, then nothing trains until its deadline. Its
+    # freshness run (a past day: the deadline has passed) rolls up the hours there.
+    wait_for(
+        lambda: (
+            len(
+                [
+                    r
+                    for r in _runs(airflow_api, catalog.PREPROCESS_DAG, partial.isoformat())
+                    if r["state"] == "success"
+                ]
+            )
+            == 3
+        ),
+        TIMEOUT_S,
+        "the partial day's three hours prepared",
+    )
+    assert _runs(airflow_api, catalog.TRAIN_DAG, partial.isoformat()) == []
+    midnight = datetime.combine(partial + timedelta(days=1), time(), UTC)
+    freshness = airflow_api.post(
+        f"dags/{catalog.FRESHNESS_DAG}/dagRuns", {"logical_date": midnight.isoformat(), "conf": {}}
+    )
+    done = finished_run(
+        airflow_api, catalog.FRESHNESS_DAG, lambda r: r["dag_run_id"] == freshness["dag_run_id"], TIMEOUT_S
+    )
+    assert done["state"] == "success"
+    late = follow_partition(airflow_api, catalog.TRAIN_DAG, partial.isoformat(), started, TIMEOUT_S)
+    assert late.state == "success" and late.tasks["select_best"] == "success", late.tasks
+    missing = ",".join(f"{hour:02d}" for hour in range(3, 24))
+    assert set(_trials(stack, late.run_id)["tags.landfall.missing_hours"]) == {missing}
+    [alert] = wait_for(
+        lambda: [a for a in alerts.of_kind("missing_hours") if a["details"]["day"] == partial.isoformat()],
+        60,
+        "the missing-hours alert",
+    )
+    assert alert["details"]["missing_hours"] == [f"{hour:02d}" for hour in range(3, 24)]
+    head = s3ops.get_json(s3, storage.datasets_bucket, processed_head_key(storage, partial.isoformat()))[0]
+    assert head["hours"] == hours_of(partial.isoformat())[:3] and len(head["missing_hours"]) == 21
