@@ -39,27 +39,24 @@ default_args = {
 )
 def landfall_preprocess():
     with TaskGroup("features", tooltip="features and the three-way split, written as parquet"):
-
-        @task(multiple_outputs=False)
-        def raw_partition(triggering_asset_events=None, dag_run=None) -> dict:
-            from landfall.airflow.tasks.events import latest_event_extra
-            from landfall.airflow.tasks.preprocess import raw_partition as current
-
-            extra = latest_event_extra(list(triggering_asset_events[RAW]), RAW.name, dag_run.partition_key)
-            return current(extra, dag_run.partition_key)
-
+        # One task (not "read the event" + "prepare"): a task's start-up is the largest cost of a run,
+        # and a year of history makes 365 of them.
         @task(multiple_outputs=False, outlets=[TRAINING_DATASET])
-        def build_training_dataset(raw: dict, outlet_events=None, dag_run=None) -> dict:
-            """Prepare the partition; publish a day's dataset, or a day rolled up from its 24 hours (the
-            hour that completes it). An hour of an incomplete day is prepared, then skips: no event."""
-            from landfall.airflow.tasks.preprocess import preprocess, publishable
+        def build_training_dataset(triggering_asset_events=None, outlet_events=None, dag_run=None) -> dict:
+            """The partition the raw event published, if still current, is prepared; a day's dataset is
+            published, or a day rolled up from its 24 hours (by the hour that completes it). An hour of
+            an incomplete day is prepared, then skips: no event."""
+            from landfall.airflow.tasks.events import latest_event_extra
+            from landfall.airflow.tasks.preprocess import preprocess, publishable, raw_partition
 
-            published = publishable(preprocess(raw, dag_run.partition_key))
+            partition = dag_run.partition_key
+            extra = latest_event_extra(list(triggering_asset_events[RAW]), RAW.name, partition)
+            published = publishable(preprocess(raw_partition(extra, partition), partition))
             outlet_events[TRAINING_DATASET].add_partitions([published["partition"]])
             outlet_events[TRAINING_DATASET].extra = published
             return published
 
-        build_training_dataset(raw_partition())
+        build_training_dataset()
 
 
 landfall_preprocess()

@@ -162,7 +162,7 @@ def test_a_forged_raw_partition_event_is_not_preprocessed_or_trained_on(stack, a
     run = finished_run(airflow_api, catalog.PREPROCESS_DAG, lambda r: r.get("partition_key") == day, 300)
     assert run["state"] == "failed"
     assert (
-        task_states(airflow_api, catalog.PREPROCESS_DAG, run["dag_run_id"])["features.raw_partition"]
+        task_states(airflow_api, catalog.PREPROCESS_DAG, run["dag_run_id"])[catalog.PUBLISH_DATASET_TASK]
         == "failed"
     )
     time.sleep(5)

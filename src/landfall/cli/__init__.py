@@ -243,6 +243,13 @@ def demo(day: date | None, timeout: float) -> None:
     help="GiB of a multi-part day timed from marker to training dataset (repeat; 0 skips the phase).",
 )
 @click.option(
+    "--history-days",
+    default=365,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Consecutive days landed at once and followed to the newest day's deploy (0 skips the phase).",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -257,6 +264,7 @@ def bench(
     sensor_samples: int,
     serving_requests: int,
     big_days: tuple[float, ...],
+    history_days: int,
     overrides: tuple[str, ...],
     out: Path | None,
     keep: bool,
@@ -279,6 +287,7 @@ def bench(
         sensor_samples=sensor_samples,
         serving_requests=serving_requests,
         big_days_gib=big_days,
+        history_days=history_days,
         out=out or RESULTS_PATH,
         keep_stack=keep,
         overrides=extra,

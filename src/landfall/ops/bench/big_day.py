@@ -86,9 +86,19 @@ def big_day(bench: Any, gib: float) -> dict[str, Any]:
         done_s = preprocess.ended_at.timestamp() - put_at
         peaks = bench.sampler.task_peaks_since(known)
         uss = bench.sampler.task_uss_peaks_since(known)
+        # A task process's command line names its task instance id: name the task instead.
+        tasks = {
+            ti.get("id"): f"{dag_id}.{ti['task_id']}"
+            for dag_id, run in ((catalog.INGEST_DAG, ingest), (catalog.PREPROCESS_DAG, preprocess))
+            for ti in api.task_instances(dag_id, run.run_id)
+        }
         by_process = sorted(
             (
-                (round(rss / 2**20), round(bench.sampler.peak_uss_by_pid.get(pid, 0) / 2**20), command[:120])
+                (
+                    round(rss / 2**20),
+                    round(bench.sampler.peak_uss_by_pid.get(pid, 0) / 2**20),
+                    next((name for ti, name in tasks.items() if ti and ti in command), command.strip()[:80]),
+                )
                 for pid, (rss, command) in bench.sampler.peak_by_pid.items()
                 if pid not in known and rss in peaks
             ),

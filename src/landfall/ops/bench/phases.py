@@ -44,6 +44,7 @@ class BenchOptions:
     day_rows: int = 5000
     serving_requests: int = 20_000  # the scoring service's load test (0: skip the serving phase)
     big_days_gib: tuple[float, ...] = (1.0, 2.0)  # multi-part days marker -> training_dataset (memory flat)
+    history_days: int = 365  # consecutive days landed at once, followed to the newest day's deploy (0: skip)
     out: Path = RESULTS_PATH
     keep_stack: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # extra env, e.g. a knob under study

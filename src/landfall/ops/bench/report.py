@@ -153,6 +153,15 @@ def format_table(results: dict[str, Any]) -> str:
                 f"task peak RSS {day['task_peak_rss_mb']} MB, USS {day['task_peak_uss_mb']} MB",
             )
         )
+    for name, past in sorted(results.items()):
+        if name.startswith("history_"):
+            rows.append(
+                (
+                    f"{past['days']} days landed at once: last PUT -> newest day's deploy end",
+                    f"{past['last_put_to_newest_deploy_end_s']} s; {past['train_runs']} train runs, "
+                    f"{past['trained']} trained, {past['coalesced']} coalesced into a newer window",
+                )
+            )
     window = results.get("training_window") or {}
     for name, arms in window.items():
         if name.startswith("drift_"):

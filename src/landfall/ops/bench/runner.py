@@ -18,6 +18,7 @@ import psutil
 from landfall.core.settings import load_settings
 from landfall.core.stack_settings import PortSettings
 from landfall.ops.bench.big_day import big_day
+from landfall.ops.bench.history import history
 from landfall.ops.bench.phases import CLASSIC_DAGS_FOLDER, Bench, BenchOptions, Echo
 from landfall.ops.bench.report import add_comparison, format_table, write
 from landfall.ops.bench.rss import RssSampler
@@ -98,6 +99,11 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
                 (f"big day of {gib:g} GiB", lambda gib=gib: big_day(bench, gib))
                 for gib in options.big_days_gib
                 if gib > 0
+            ),
+            *(
+                [(f"{days} days of history at once", lambda: history(bench, days))]
+                if (days := options.history_days)
+                else []
             ),
             ("classic S3KeySensor DAGs", bench.classic),
             ("training window vs one day", lambda: window_vs_one_day(settings)),
