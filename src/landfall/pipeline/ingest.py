@@ -98,19 +98,14 @@ def examine(s3: Any, settings: Settings, landing: Landing, reprocess: bool = Fal
         s3, bucket, outcome_record(storage.ledger_prefix, landing.key, landing.version)
     ):
         return Outcome("duplicate", payload, landing.partition_date)
-    try:
-        parsed: LandedKey | None = parse_landing_key(landing.key, storage)
-        partition: str | None = parsed.partition if parsed else None
-        rejection = None
-    except RejectedKey as rejected:
-        parsed, partition, rejection = None, landing.partition_date, rejected
+    parsed = _parsed(landing.key, settings)
+    partition = parsed.partition if isinstance(parsed, LandedKey) else landing.partition_date
 
     current = s3ops.head(s3, bucket, landing.key)
     if current is None or str(current["ETag"]).strip('"') != landing.etag:
         return _gone_or_replaced(s3, settings, landing, partition, current)
-    if rejection is not None or parsed is None:
-        assert rejection is not None
-        return quarantine(s3, settings, landing, partition, [Problem(rejection.reason, rejection.detail)])
+    if isinstance(parsed, RejectedKey):
+        return quarantine(s3, settings, landing, partition, [Problem(parsed.reason, parsed.detail)])
 
     found = partition_members(s3, settings, landing, parsed)
     if found is None:
@@ -149,6 +144,13 @@ def examine(s3: Any, settings: Settings, landing: Landing, reprocess: bool = Fal
                 s3, settings, landing, partition, report.problems, report, companions, downloaded
             )
         return _stage_raw(s3, settings, landing, partition, report, members, [f.source for f in files])
+
+
+def _parsed(key: str, settings: Settings) -> LandedKey | RejectedKey:
+    try:
+        return parse_landing_key(key, settings.storage)
+    except RejectedKey as rejected:
+        return rejected
 
 
 def partition_members(
