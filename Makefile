@@ -58,7 +58,7 @@ test-unit: $(STAMP)
 test-e2e: $(STAMP) browser
 	$(BIN)/python -m pytest -v tests/e2e
 
-# Latency, overhead and scale on a fresh stack of its own; writes bench/results.json (~12 min).
+# Latency, overhead and scale on a fresh stack of its own; writes bench/results.json (see docs/performance.md).
 bench: $(STAMP)
 	$(BIN)/landfall bench
 
