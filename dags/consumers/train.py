@@ -47,8 +47,7 @@ def landfall_train():
         from landfall.airflow.tasks.train import window_of
 
         events = list(triggering_asset_events[TRAINING_DATASET])
-        dataset = latest_event_extra(events, TRAINING_DATASET.name, dag_run.partition_key)
-        return window_of(dataset, dag_run.run_id)
+        return window_of(latest_event_extra(events, TRAINING_DATASET.name, dag_run.partition_key))
 
     with TaskGroup("search", tooltip="one mapped task per hyperparameter combination"):
 
@@ -92,14 +91,14 @@ def landfall_train():
 
             results = train_trial.expand(arguments=arguments)
 
-    # all_done_min_one_success: failed trials are left out of the reduce, and a run whose window was
-    # coalesced into a newer one (training_dataset skipped) skips it too.
+    # all_done_min_one_success: failed trials are left out of the reduce; a skipped upstream (the window
+    # coalesced into a newer one skips training_dataset and so every trial) skips it too.
     @task(multiple_outputs=False, outlets=[MODEL_CANDIDATE], trigger_rule="all_done_min_one_success")
-    def select_best(results, dataset: dict, outlet_events=None) -> dict:
+    def select_best(results, dataset: dict, outlet_events=None, dag_run=None) -> dict:
         """Reduce over the lazy list of trial results; failed trials are left out."""
         from landfall.airflow.tasks.train import pick_best
 
-        best = pick_best(list(results), dataset)
+        best = pick_best(list(results), dataset, dag_run.run_id)
         outlet_events[MODEL_CANDIDATE].extra = best
         return best
 

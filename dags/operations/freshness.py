@@ -53,9 +53,9 @@ def landfall_freshness():
     @task.short_circuit
     def landed_hourly(watched: str) -> bool:
         """Only a day landed hour by hour waits for its deadline; a daily landing ends the run here."""
-        from landfall.airflow.tasks.preprocess import has_hours
+        from landfall.airflow.tasks.rollup import raw_heads
 
-        return has_hours(watched)
+        return raw_heads(watched)[1]
 
     deadline = DateTimeSensorAsync(
         task_id="wait_for_deadline",
@@ -63,11 +63,11 @@ def landfall_freshness():
     )
 
     @task(multiple_outputs=False, task_id=LATE_ROLLUP_TASK, outlets=[TRAINING_DATASET])
-    def roll_up_late_day(watched: str, outlet_events=None) -> dict:
+    def roll_up_late_day(watched: str, outlet_events=None, run_id=None) -> dict:
         """The hours there at the deadline, rolled up for training; an alert names the missing ones."""
-        from landfall.airflow.tasks.preprocess import late_rollup
+        from landfall.airflow.tasks.rollup import late_rollup
 
-        rollup = late_rollup(watched)
+        rollup = late_rollup(watched, run_id)
         outlet_events[TRAINING_DATASET].add_partitions([watched])
         outlet_events[TRAINING_DATASET].extra = rollup
         return rollup

@@ -47,11 +47,13 @@ def landfall_preprocess():
             published, or a day rolled up from its 24 hours (by the hour that completes it). An hour of
             an incomplete day is prepared, then skips: no event."""
             from landfall.airflow.tasks.events import latest_event_extra
-            from landfall.airflow.tasks.preprocess import preprocess, publishable, raw_partition
+            from landfall.airflow.tasks.preprocess import preprocess, raw_partition
+            from landfall.airflow.tasks.rollup import publishable
 
             partition = dag_run.partition_key
             extra = latest_event_extra(list(triggering_asset_events[RAW]), RAW.name, partition)
-            published = publishable(preprocess(raw_partition(extra, partition), partition))
+            dataset = preprocess(raw_partition(extra, partition), partition)
+            published = publishable(dataset, dag_run.run_id)
             outlet_events[TRAINING_DATASET].add_partitions([published["partition"]])
             outlet_events[TRAINING_DATASET].extra = published
             return published

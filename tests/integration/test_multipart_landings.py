@@ -166,3 +166,53 @@ def test_a_day_bigger_than_the_memory_budget_is_validated_within_it(s3, settings
 
 def _big_schema() -> pa.Schema:
     return pa.Schema.from_pandas(make_batch(10), preserve_index=False)
+
+
+def test_an_interrupted_quarantine_is_finished_by_the_retry_never_validated_again(
+    s3, settings, day, monkeypatch
+):
+    """A worker killed after moving the bad part but before the rest: the retry must not find the
+    marker with the good parts, validate them and publish two thirds of the day."""
+    from landfall.pipeline import ingest
+
+    bodies = [
+        make_corrupt("schema"),
+        to_parquet(make_batch(300, seed=1)),
+        to_parquet(make_batch(300, seed=2)),
+    ]
+    _parts(s3, settings, day, bodies)
+    marker = _land(s3, settings, f"daily/{day}/_SUCCESS", b"")
+    deleted = []
+    real_delete = ingest.s3ops.delete_if_match
+
+    def delete_then_die(client, bucket, key, etag):
+        if deleted:
+            raise RuntimeError("worker killed")
+        deleted.append(key)
+        return real_delete(client, bucket, key, etag)
+
+    monkeypatch.setattr(ingest.s3ops, "delete_if_match", delete_then_die)
+    with pytest.raises(RuntimeError, match="worker killed"):
+        examine(s3, settings, marker)
+    monkeypatch.setattr(ingest.s3ops, "delete_if_match", real_delete)
+    assert len(_keys(s3, settings, f"daily/{day}/")) == 3  # one part gone, two parts and the marker left
+
+    retry = examine(s3, settings, marker)
+    assert retry.status == "quarantined" and {p["code"] for p in retry.problems} == {"schema_mismatch"}
+    assert _keys(s3, settings, f"daily/{day}/") == []
+    folder = retry.uri.removeprefix(f"s3://{settings.storage.datasets_bucket}/")
+    assert len(_keys(s3, settings, folder)) == 5  # reason.json, the marker (object) and the three parts
+    assert _keys(s3, settings, f"raw/date={day}/") == []
+
+
+def test_of_several_late_parts_only_the_newest_does_the_work(s3, settings, day):
+    _parts(s3, settings, day, [to_parquet(make_batch(300, seed=i)) for i in range(2)])
+    _land(s3, settings, f"daily/{day}/_SUCCESS", b"")
+    time.sleep(1.1)
+    older = _land(s3, settings, f"daily/{day}/part-00002.parquet", to_parquet(make_batch(300, seed=5)))
+    time.sleep(1.1)
+    newer = _land(s3, settings, f"daily/{day}/part-00003.parquet", to_parquet(make_batch(300, seed=6)))
+    assert examine(s3, settings, older).status == "superseded"
+    outcome = examine(s3, settings, newer)
+    assert (outcome.status, outcome.rows, len(outcome.files)) == ("ingested", 1200, 4)
+    assert [uri.rsplit("/", 1)[-1] for uri in outcome.files] == [f"part-{i:05d}.parquet" for i in range(4)]

@@ -106,3 +106,16 @@ def test_an_hour_folder_must_be_00_to_23(storage, hour):
     with pytest.raises(RejectedKey) as error:
         parse_landing_key(f"daily/2024-01-01/{hour}/features.parquet", storage)
     assert error.value.reason == "bad_key"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "daily/2026-01-01/07\n/features.parquet",
+        "daily/2026-01-01\n/features.parquet",
+        "daily/2026-01-01/07\n/_SUCCESS",
+    ],
+)
+def test_a_trailing_newline_is_no_date_or_hour(storage, key):
+    with pytest.raises(RejectedKey):
+        parse_landing_key(key, storage)

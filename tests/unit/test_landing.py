@@ -117,3 +117,15 @@ def test_parts_wait_for_their_marker_and_only_a_late_part_is_reported_itself():
     late = landing("daily/2026-11-20/part-00002.parquet", 4)
     same_second = landing("daily/2026-11-20/part-00003.parquet", 3)  # covered by the marker's listing
     assert rule.reportable([*early, marker, late, same_second]) == [marker, late]
+
+
+def test_parts_outside_a_partition_folder_are_reported_to_be_quarantined():
+    from landfall.pipeline.landing import PartRule
+
+    rule = PartRule("part-*.parquet", "_SUCCESS")
+    stray = [
+        Landing.from_listing("b", "daily", _listing(key, second=1))
+        for key in ("daily/yesterday/part-0.parquet", "daily/2026-11-20/7/part-0.parquet")
+    ]
+    hourly = Landing.from_listing("b", "daily", _listing("daily/2026-11-20/07/part-0.parquet", second=1))
+    assert rule.reportable([*stray, hourly]) == stray  # the hour's part waits for its marker

@@ -183,3 +183,31 @@ def test_the_row_ceiling_counts_every_part_of_the_partition(landing, tmp_path):
     parts = [_part(tmp_path, f"p{i}", make_batch(400, seed=i)) for i in range(3)]
     report = validate_partition(parts, landing.model_copy(update={"max_rows": 1000}))
     assert _codes(report) == {"too_large"} and "1,200 rows" in report.problems[0].detail
+
+
+VALIDATE_MANY_PARTS_WITH_FEW_FILE_HANDLES = """
+import os, resource, sys
+from landfall.core.settings import load_settings
+from landfall.pipeline.validation import PartFile, validate_partition
+
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+folder = sys.argv[1]
+parts = [PartFile(name, os.path.join(folder, name), os.path.getsize(os.path.join(folder, name)))
+         for name in sorted(os.listdir(folder))]
+report = validate_partition(parts, load_settings().landing)
+print(report.rows, ",".join(p.code for p in report.problems) or "ok")
+"""
+
+
+def test_a_day_of_more_parts_than_file_handles_is_validated_one_file_at_a_time(tmp_path):
+    body = to_parquet(make_batch(120, seed=4))
+    for index in range(150):
+        (tmp_path / f"part-{index:05d}.parquet").write_bytes(body)
+    done = subprocess.run(
+        [sys.executable, "-c", VALIDATE_MANY_PARTS_WITH_FEW_FILE_HANDLES, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert done.stdout.split() == ["18000", "ok"], done.stderr[-1000:]

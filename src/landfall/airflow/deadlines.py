@@ -90,19 +90,13 @@ def _published(day: str) -> bool | None:
     """Whether a raw partition of `day` (the day's, or one of its hours') is there; None when S3 could
     not say (then the alert goes out). A day landed hour by hour with hours missing is rolled up and
     alerted by the freshness run's own task, naming the hours."""
-    from landfall.airflow.tasks.ingest import s3_client
-    from landfall.core.settings import get_settings
+    from landfall.airflow.tasks.rollup import raw_heads
 
-    settings = get_settings()
-    storage = settings.storage
     try:
-        listing = s3_client(settings).list_objects_v2(
-            Bucket=storage.datasets_bucket, Prefix=f"{storage.raw_prefix}/date={day}"
-        )
+        return any(raw_heads(day))
     except Exception as error:  # S3 away, or its connection cannot be resolved: alert anyway
         log.warning("could not look for the raw partition of %s: %s", day, error)
         return None
-    return any(obj["Key"].endswith("/_head.json") for obj in listing.get("Contents", []))
 
 
 async def landing_missing(context: dict[str, Any], expected_by: str) -> None:

@@ -100,6 +100,12 @@ def examine(s3: Any, settings: Settings, landing: Landing, reprocess: bool = Fal
         return Outcome("duplicate", payload, landing.partition_date)
     parsed = _parsed(landing.key, settings)
     partition = parsed.partition if isinstance(parsed, LandedKey) else landing.partition_date
+    folder = quarantine_folder(storage, landing.key, landing.version, partition)
+    decided = s3ops.get_json(s3, bucket, f"{folder}/reason.json")
+    if decided is not None:
+        # An earlier attempt decided to quarantine this landing and may have stopped half-way (some parts
+        # moved, the marker not yet): finish that, never validate what is left again.
+        return _finish_quarantine(s3, settings, landing, partition, decided[0])
 
     current = s3ops.head(s3, bucket, landing.key)
     if current is None or str(current["ETag"]).strip('"') != landing.etag:
@@ -111,9 +117,16 @@ def examine(s3: Any, settings: Settings, landing: Landing, reprocess: bool = Fal
     if found is None:
         log.info("%s: a part with no marker yet; the marker, when it lands, covers it", landing.key)
         return Outcome("pending", payload, partition)
-    members, marker = found
-    # Everything of the partition besides the landing itself: quarantined with it.
-    companions = [obj for obj in [*members, *([marker] if marker else [])] if obj.key != landing.key]
+    members, marker, newest = found
+    if newest > landing.last_modified:
+        # A part (or marker) landed after this one: its own landing is reported and covers every part
+        # this one does, so only the newest of a stream of late parts does the work.
+        log.info("%s: superseded by a newer object in %s", landing.key, parsed.folder)
+        return Outcome("superseded", payload, partition)
+    # Everything of the partition besides the landing itself (a newer marker is not: it is a landing
+    # of its own): quarantined with it.
+    older_marker = [marker] if marker and marker.last_modified <= landing.last_modified else []
+    companions = [obj for obj in [*members, *older_marker] if obj.key != landing.key]
     if not members:
         problem = Problem(
             "empty_partition",
@@ -121,6 +134,14 @@ def examine(s3: Any, settings: Settings, landing: Landing, reprocess: bool = Fal
             f"{storage.landing_part_glob!r}; land the parts, then the marker",
         )
         return quarantine(s3, settings, landing, partition, [problem])
+    if sum(member.size for member in members) > settings.landing.max_uncompressed_bytes:
+        # Parquet on disk is no bigger than its data decoded: refuse before downloading (disk).
+        problem = Problem(
+            "too_large",
+            f"{sum(member.size for member in members):,} bytes > max_uncompressed_bytes "
+            f"{settings.landing.max_uncompressed_bytes:,}; nothing was downloaded",
+        )
+        return quarantine(s3, settings, landing, partition, [problem], None, companions)
 
     with tempfile.TemporaryDirectory(prefix="landfall-landing-") as scratch:
         files, digests = [], []
@@ -136,7 +157,8 @@ def examine(s3: Any, settings: Settings, landing: Landing, reprocess: bool = Fal
             name = _part_name(member.key) if parsed.kind != "file" else ""
             files.append(PartFile(name, local, member.size))
             digests.append(sha256)
-        report = validate_partition(files, settings.landing)
+        # An hour is a slice of a day: the day-level checks (enough rows, both classes) do not apply.
+        report = validate_partition(files, settings.landing, whole_day=parsed.hour is None)
         report.sha256 = digests[0] if len(digests) == 1 else _combined(digests)
         if not report.ok:
             downloaded = {member.key: Path(part.source) for member, part in zip(members, files, strict=True)}
@@ -155,8 +177,9 @@ def _parsed(key: str, settings: Settings) -> LandedKey | RejectedKey:
 
 def partition_members(
     s3: Any, settings: Settings, landing: Landing, parsed: LandedKey
-) -> tuple[list[Landing], Landing | None] | None:
-    """The files a landing makes a partition of (sorted by key), and the folder's marker.
+) -> tuple[list[Landing], Landing | None, int] | None:
+    """The files a landing makes a partition of (sorted by key), the folder's marker, and the newest
+    Last-Modified among the folder's marker and parts.
 
     A one-file day is itself. A marker covers the part files of its folder that are no newer than the
     marker: the parts present when it landed. A part newer than its folder's marker (a *late part*) is
@@ -164,7 +187,7 @@ def partition_members(
     yet makes nothing (None): the marker, when it lands, covers it.
     """
     if parsed.kind == "file":
-        return [landing], None
+        return [landing], None, landing.last_modified
     storage = settings.storage
     bucket = storage.datasets_bucket
     marker, parts = None, []
@@ -177,8 +200,52 @@ def partition_members(
             parts.append(Landing.from_listing(bucket, storage.landing_prefix, obj))
     if parsed.kind == "part" and marker is None:
         return None
+    newest = max(obj.last_modified for obj in [*parts, *([marker] if marker else []), landing])
     covered = [part for part in parts if part.last_modified <= landing.last_modified]
-    return sorted(covered, key=lambda part: part.key), marker
+    return sorted(covered, key=lambda part: part.key), marker, newest
+
+
+def _finish_quarantine(
+    s3: Any, settings: Settings, landing: Landing, partition: str | None, record: dict[str, Any]
+) -> Outcome:
+    """Complete a quarantine an earlier attempt recorded: copy what is not in the folder yet, delete
+    the landing copies that are still the recorded versions."""
+    bucket = settings.storage.datasets_bucket
+    folder = quarantine_folder(settings.storage, landing.key, landing.version, partition)
+    others = [Landing.from_payload(part) for part in record.get("parts") or []]
+    _move(s3, bucket, folder, landing, others, None)
+    return Outcome(
+        "quarantined",
+        landing.as_payload(),
+        partition,
+        f"s3://{bucket}/{folder}/",
+        int(record.get("rows") or 0),
+        str(record.get("sha256") or ""),
+        list(record.get("problems") or []),
+    )
+
+
+def _move(
+    s3: Any,
+    bucket: str,
+    folder: str,
+    landing: Landing,
+    others: list[Landing],
+    downloaded: dict[str, Path] | None,
+) -> None:
+    """Copy the landing (as `object`) and its companions (by name) into the quarantine folder, then
+    delete the landing copies that are still those versions: every step safe to repeat."""
+    for member, name in [(landing, "object"), *((other, _part_name(other.key)) for other in others)]:
+        if s3ops.exists(s3, bucket, f"{folder}/{name}"):
+            continue  # copied by an earlier attempt
+        if s3ops.copy_if_match(s3, bucket, member.key, f"{folder}/{name}", member.etag):
+            continue
+        local = (downloaded or {}).get(member.key)
+        if local is None:
+            raise IngestError(f"s3://{bucket}/{member.key} changed before it could be quarantined; retrying")
+        s3ops.upload_file(s3, bucket, f"{folder}/{name}", local)  # the bytes that were validated
+    for member in [*others, landing]:
+        s3ops.delete_if_match(s3, bucket, member.key, member.etag)
 
 
 def _part_name(key: str) -> str:
@@ -223,15 +290,16 @@ def _stage_raw(
     members: list[Landing],
     locals_: list[Any],
 ) -> Outcome:
-    """Write the validated files under the landing's own raw version folder (never overwritten):
-    `data.parquet` for a one-file day, `part-<n>.parquet` for the parts of a multi-part partition."""
+    """Write the validated files under the landing's own raw version folder: `data.parquet` for a
+    one-file day, each part under its own name for a multi-part partition."""
     storage = settings.storage
     bucket = storage.datasets_bucket
     assert partition is not None  # a key that parsed has a partition
     single = len(members) == 1 and members[0].key == landing.key
     uris = []
-    for index, (member, local) in enumerate(zip(members, locals_, strict=True)):
-        file = "data.parquet" if single else f"part-{index:05d}.parquet"
+    for member, local in zip(members, locals_, strict=True):
+        # Named after the source part: a retry with the same members writes the same bytes to each name.
+        file = "data.parquet" if single else _part_name(member.key)
         target = raw_key(storage, partition, landing.version, file)
         metadata = {
             "source-key": member.key,
@@ -277,23 +345,14 @@ def quarantine(
         "source": {"bucket": bucket, "key": landing.key, "etag": landing.etag, "put_at": landing.put_at},
         "partition": partition,
         "problems": reasons,
-        "parts": [member.key for member in others],
+        "parts": [member.as_payload() for member in others],  # what a retry finishes moving
         "rows": report.rows if report else 0,
         "sha256": report.sha256 if report else "",
         "quarantined_at": datetime.now(UTC).isoformat(),
         "what_to_do": "fix the data and land it again under the same key(s); this folder keeps the bad copy",
     }
     s3ops.put_json(s3, bucket, f"{folder}/reason.json", record)
-    copies = [(landing, "object"), *((member, _part_name(member.key)) for member in others)]
-    for member, name in copies:
-        if s3ops.copy_if_match(s3, bucket, member.key, f"{folder}/{name}", member.etag):
-            continue
-        local = (downloaded or {}).get(member.key)
-        if local is None:
-            raise IngestError(f"s3://{bucket}/{member.key} changed before it could be quarantined; retrying")
-        s3ops.upload_file(s3, bucket, f"{folder}/{name}", local)  # the bytes that were validated
-    for member in [*others, landing]:
-        s3ops.delete_if_match(s3, bucket, member.key, member.etag)
+    _move(s3, bucket, folder, landing, others, downloaded)
     log.error(
         "Quarantined s3://%s/%s%s -> s3://%s/%s/: %s",
         bucket,

@@ -21,7 +21,8 @@ from typing import Literal
 
 from landfall.core.settings import StorageSettings
 
-# ASCII digits only: `\d` would also accept e.g. fullwidth digits, which are no date folder.
+# ASCII digits only: `\d` would also accept e.g. fullwidth digits, which are no date folder. Always
+# fullmatch: `$` also matches before a final newline ("07\n" is no hour).
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _HOUR_RE = re.compile(r"^(?:[01][0-9]|2[0-3])$")
 HOURS = tuple(f"{hour:02d}" for hour in range(24))
@@ -79,7 +80,7 @@ def parse_landing_key(key: str, storage: StorageSettings) -> LandedKey:
     if any(part in ("", ".", "..") for part in parts):
         raise RejectedKey("bad_key", f"{key!r} has empty, '.' or '..' path segments")
     hour = None
-    if len(parts) == 3 and _HOUR_RE.match(parts[1]):
+    if len(parts) == 3 and _HOUR_RE.fullmatch(parts[1]):
         partition, hour, filename = parts
     elif len(parts) == 2:
         partition, filename = parts
@@ -96,7 +97,7 @@ def parse_landing_key(key: str, storage: StorageSettings) -> LandedKey:
             f"{key!r}: file name must be {storage.landing_filename!r}, or part files "
             f"{storage.landing_part_glob!r} completed by a {storage.landing_marker!r} marker",
         )
-    if not _DATE_RE.match(partition):
+    if not _DATE_RE.fullmatch(partition):
         raise RejectedKey("bad_partition", f"{key!r}: {partition!r} is not a YYYY-MM-DD date")
     try:
         partition_date = date.fromisoformat(partition)
@@ -175,7 +176,7 @@ def canary_expectation_key(canary_key: str, run_id: str) -> str:
 
 def quarantine_folder(storage: StorageSettings, key: str, version: str, partition: str | None) -> str:
     """Where a rejected landing goes: grouped by date when one could be read, else under `unknown`."""
-    day = day_of(partition) if partition and _DATE_RE.match(day_of(partition)) else "unknown"
+    day = day_of(partition) if partition and _DATE_RE.fullmatch(day_of(partition)) else "unknown"
     return f"{storage.quarantine_prefix}/{day}/{key_digest(key)}-{version}"
 
 
@@ -214,7 +215,8 @@ def outcome_record(ledger: str, key: str, version: str) -> str:
 
 
 def trained_record(ledger: str, partition: str) -> str:
-    """Written by the train run that trains the window ending at `partition` (names the version)."""
+    """Written by the train run that trained the window ending at `partition` once its best trial is
+    chosen (names the version): the days before it no longer wait for that window."""
     return f"{ledger}/trained/{partition}.json"
 
 

@@ -27,7 +27,8 @@ EVENT_TYPE = "landed"
 # An S3 ETag: the MD5 of a single PUT, or MD5-<parts> of a multipart upload. Anything else in an event
 # is refused: ETags are used inside object keys.
 _ETAG_RE = re.compile(r"^[0-9a-f]{32}(-[0-9]{1,5})?$")
-_DATE_SEGMENT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits only
+_DATE_SEGMENT = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")  # ASCII digits only; always fullmatch
+_HOUR_SEGMENT = re.compile(r"^(?:[01][0-9]|2[0-3])$")
 
 
 class ForgedEvent(ValueError):
@@ -50,14 +51,14 @@ def signing_key(environ: dict[str, str] | None = None) -> bytes:
 
 
 def valid_etag(etag: str) -> bool:
-    return bool(_ETAG_RE.match(etag))
+    return bool(_ETAG_RE.fullmatch(etag))
 
 
 def partition_of(key: str, prefix: str) -> str | None:
     """The YYYY-MM-DD folder of `<prefix>/<date>/<file>`, or None; ingest does the strict check."""
     rest = key[len(prefix) + 1 :] if key.startswith(prefix + "/") else ""
     first = rest.split("/", 1)[0]
-    return first if _DATE_SEGMENT.match(first) else None
+    return first if _DATE_SEGMENT.fullmatch(first) else None
 
 
 @dataclass(frozen=True)
@@ -137,18 +138,27 @@ class PartRule:
         markers = {
             folder: landing.last_modified
             for landing in listed
-            for folder, name in [landing.key.rsplit("/", 1)]
+            for folder, _, name in [landing.key.rpartition("/")]
             if name == self.marker
         }
         kept = []
         for landing in listed:
             folder, _, name = landing.key.rpartition("/")
-            if fnmatch.fnmatchcase(name, self.part_glob):
+            if fnmatch.fnmatchcase(name, self.part_glob) and _partition_folder(folder):
                 marked = markers.get(folder)
                 if marked is None or landing.last_modified <= marked:
                     continue
+            # Anything else is reported: a part in a folder that is no partition is quarantined as such.
             kept.append(landing)
         return kept
+
+
+def _partition_folder(folder: str) -> bool:
+    """`.../<YYYY-MM-DD>` or `.../<YYYY-MM-DD>/<HH>`: where part files wait for their marker."""
+    segments = folder.split("/")
+    if _HOUR_SEGMENT.fullmatch(segments[-1]):
+        segments = segments[:-1]
+    return bool(_DATE_SEGMENT.fullmatch(segments[-1]))
 
 
 def _canonical(body: dict[str, Any]) -> bytes:

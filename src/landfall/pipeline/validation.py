@@ -108,75 +108,98 @@ def validate_parquet(
     return validate_partition([PartFile("", source, size_bytes)], landing)
 
 
-def validate_partition(files: Sequence[PartFile], landing: LandingSettings) -> ValidationReport:
+def validate_partition(
+    files: Sequence[PartFile], landing: LandingSettings, whole_day: bool = True
+) -> ValidationReport:
     """Validate a partition made of one or more parquet files as one table.
 
     Every footer is read first: each file's schema (a part whose schema differs is named), then the
     partition's declared rows and sizes against the ceilings. Only then are values decoded, one column
-    chunk of one file at a time, into running statistics shared by all the files.
+    chunk of one file at a time (one file open at a time), into running statistics shared by all the
+    files. An hour (`whole_day=False`) is not held to the day-level checks: enough rows, both classes.
     """
     report = ValidationReport(size_bytes=sum(part.size_bytes for part in files))
-    opened: list[tuple[PartFile, pq.ParquetFile]] = []
+    opened: list[tuple[PartFile, int]] = []  # each readable file and its row groups
     group_sizes: list[int] = []
     for part in files:
         problems = _open(part, landing, opened, group_sizes, report)
         report.problems.extend(_named(problem, part.name) for problem in problems)
     if report.problems:
         return report  # value checks on a wrong schema would only add noise
-    report.columns = opened[0][1].schema_arrow.names if opened else []
+    report.columns = [spec.name for spec in landing.columns] if opened else []
     report.uncompressed_bytes = sum(group_sizes)
     if _too_large(report, max(group_sizes, default=0), landing):
         return report
     if report.rows == 0:
         report.problems.append(Problem("empty_data", "the data has the right schema but zero rows"))
         return report
-    if report.rows < landing.min_rows:
+    if whole_day and report.rows < landing.min_rows:
         report.problems.append(Problem("too_few_rows", f"{report.rows} rows < min_rows {landing.min_rows}"))
 
     stats = {
         spec.name: _ColumnStats(spec, spec.allowed is not None or spec.name == landing.label)
         for spec in landing.columns
     }
-    for part, parquet in opened:
+    for part, groups in opened:
         try:
-            # One column of one row group at a time: the most a reader holds is one decoded column chunk
-            # (bounded by max_row_group_bytes), not a row group of every column plus its batches.
-            for group in range(parquet.metadata.num_row_groups):
-                for name, column in stats.items():
-                    for chunk in parquet.read_row_group(group, columns=[name], use_threads=False)[0].chunks:
-                        column.add(chunk)
+            with _reader(part) as parquet:
+                # One column of one row group at a time: the most a reader holds is one decoded column
+                # chunk (bounded by max_row_group_bytes), not a row group of every column.
+                for group in range(groups):
+                    for name, column in stats.items():
+                        table = parquet.read_row_group(group, columns=[name], use_threads=False)
+                        for chunk in table[0].chunks:
+                            column.add(chunk)
         except Exception as error:  # a footer that promises more than the pages hold
+            if _environmental(error):
+                raise
             problem = Problem("unreadable", f"the data pages do not decode: {error}")
             report.problems.append(_named(problem, part.name))
             return report
     for column in stats.values():
         _check_values(column, report.problems)
-    _check_label(stats[landing.label], report.problems)
+    if whole_day:
+        _check_label(stats[landing.label], report.problems)
     return report
+
+
+def _reader(part: PartFile) -> pq.ParquetFile:
+    if not isinstance(part.source, (str, Path)):
+        part.source.seek(0)
+    return pq.ParquetFile(part.source, memory_map=False, buffer_size=1 << 20, pre_buffer=False)
+
+
+def _environmental(error: Exception) -> bool:
+    """An operating-system failure (no file handle, no disk), not bad data: the caller retries.
+    (pyarrow reports a corrupt footer as an OSError too, but without an errno.)"""
+    return isinstance(error, OSError) and error.errno is not None
 
 
 def _open(
     part: PartFile,
     landing: LandingSettings,
-    opened: list[tuple[PartFile, pq.ParquetFile]],
+    opened: list[tuple[PartFile, int]],
     group_sizes: list[int],
     report: ValidationReport,
 ) -> list[Problem]:
-    """Read one file's footer into the report; the problems of that file."""
+    """Read one file's footer into the report (and close the file again: a day may have thousands of
+    parts); the problems of that file."""
     if part.size_bytes == 0:
         return [Problem("empty_file", "the object has zero bytes")]
     try:
-        parquet = pq.ParquetFile(part.source, memory_map=False, buffer_size=1 << 20, pre_buffer=False)
-        metadata = parquet.metadata
-        schema = parquet.schema_arrow
+        with _reader(part) as parquet:
+            metadata = parquet.metadata
+            schema = parquet.schema_arrow
     except Exception as error:  # pyarrow raises several types for corrupt input
+        if _environmental(error):
+            raise
         return [Problem("unreadable", f"not a readable parquet file: {error}")]
     problems: list[Problem] = []
     _check_schema(schema, landing, problems)
     report.rows += metadata.num_rows
     report.row_groups += metadata.num_row_groups
     group_sizes.extend(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
-    opened.append((part, parquet))
+    opened.append((part, metadata.num_row_groups))
     return problems
 
 

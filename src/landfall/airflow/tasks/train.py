@@ -10,7 +10,7 @@ from landfall.core.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-def window_of(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
+def window_of(dataset: dict[str, Any]) -> dict[str, Any]:
     """The window this run trains on: its own processed partition (from the event) and the current
     processed partitions of the `training.window_days - 1` days before it.
 
@@ -22,7 +22,7 @@ def window_of(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
 
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline import s3 as s3ops
-    from landfall.pipeline.keys import processed_head_key, trained_record
+    from landfall.pipeline.keys import processed_head_key
     from landfall.pipeline.window import training_window, window_dates
 
     settings = get_settings()
@@ -42,8 +42,6 @@ def window_of(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
         found = s3ops.get_json(s3, bucket, processed_head_key(storage, day))
         heads[day] = found[0] if found else None
     window = training_window(dataset, heads, training.max_rows)
-    record = {"version": dataset["version"], "run_id": run_id, "window": window["window_partitions"]}
-    s3ops.put_json(s3, bucket, trained_record(storage.ledger_prefix, partition), record)
     log.info(
         "Window of %s: %d partition(s) %s, missing %s; train rows %d (every %d), test rows %d (every %d)",
         partition,
@@ -93,12 +91,20 @@ def hyperparameter_trials() -> list[dict[str, Any]]:
     return trials
 
 
-def pick_best(results: list[dict[str, Any] | None], dataset: dict[str, Any]) -> dict[str, Any]:
-    """The best trial on the validation split; the test split travels on for the evaluation."""
+def pick_best(results: list[dict[str, Any] | None], dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The best trial on the validation split; the test split travels on for the evaluation. The day is
+    recorded as trained (its version), so the days before it stop waiting for its window."""
+    from landfall.airflow.tasks.ingest import s3_client
+    from landfall.pipeline import s3 as s3ops
+    from landfall.pipeline.keys import trained_record
     from landfall.pipeline.training.trials import select_best
 
-    metric = get_settings().training.metric
+    settings = get_settings()
+    metric = settings.training.metric
     best = select_best(results, metric)
+    record = {"version": dataset["version"], "run_id": run_id, "window": dataset.get("window_partitions")}
+    key = trained_record(settings.storage.ledger_prefix, str(dataset["partition"]))
+    s3ops.put_json(s3_client(settings), settings.storage.datasets_bucket, key, record)
     failed = sum(1 for r in results if not r)
     log.info(
         "Best of %d trials (%d failed): %s validation %s=%.4f",
