@@ -49,6 +49,7 @@ PIPELINE_EDGES = [
     ("landfall_evaluate", "evaluation"),
     ("evaluation", "landfall_deploy"),
     ("landfall_deploy", "production_model"),
+    ("landfall_freshness", "training_dataset"),  # an hourly day's partial rollup at its deadline
 ]
 
 
@@ -102,8 +103,9 @@ def test_the_asset_graph_shows_the_pipeline_and_an_event_leads_to_its_run(stack,
 
     page.get_by_role("link", name="landing", exact=True).click()
     graph = page.locator(".react-flow")
-    # 7 assets + 6 DAGs: the five of the chain and landfall_freshness, which reads raw_daily (inlets).
-    playwright.expect(graph.locator(".react-flow__node")).to_have_count(13)
+    # 7 assets + 7 DAGs: the five of the chain, landfall_freshness (reads raw_daily; for a day landed
+    # hour by hour it produces the day's training_dataset at the deadline) and landfall_rollback.
+    playwright.expect(graph.locator(".react-flow__node")).to_have_count(14)
     nodes = {
         node.get_attribute("data-id"): node.inner_text().strip()
         for node in graph.locator(".react-flow__node").all()
