@@ -33,11 +33,9 @@ def history(bench: Any, days: int, rows: int = 1000) -> dict[str, Any]:
     deploy = follow_partition(api, catalog.DEPLOY_DAG, newest, started_at, timeout, quiet)
     done_s = deploy.ended_at.timestamp() - last_put if deploy.ended_at else -1.0
     wanted = {day.isoformat() for day in dates}
-    train_runs = [r for r in api.dag_runs(catalog.TRAIN_DAG, limit=1000) if r.get("partition_key") in wanted]
+    train_runs = [r for r in _all_runs(api, catalog.TRAIN_DAG) if r.get("partition_key") in wanted]
     trained = [r for r in train_runs if _state(api, r["dag_run_id"], "select_best") == "success"]
-    preprocess_runs = [
-        r for r in api.dag_runs(catalog.PREPROCESS_DAG, limit=1000) if r.get("partition_key") in wanted
-    ]
+    preprocess_runs = [r for r in _all_runs(api, catalog.PREPROCESS_DAG) if r.get("partition_key") in wanted]
     return {
         f"history_{days}_days": {
             "days": days,
@@ -51,6 +49,16 @@ def history(bench: Any, days: int, rows: int = 1000) -> dict[str, Any]:
             "coalesced": len(train_runs) - len(trained),
         }
     }
+
+
+def _all_runs(api: Any, dag_id: str) -> list[dict[str, Any]]:
+    """Every run of `dag_id`, page by page (the REST API returns at most 100 at a time)."""
+    runs: list[dict[str, Any]] = []
+    while True:
+        page = api.get(f"dags/{dag_id}/dagRuns", order_by="-run_after", limit=100, offset=len(runs))
+        runs.extend(page["dag_runs"])
+        if len(page["dag_runs"]) < 100:
+            return runs
 
 
 def _state(api: Any, run_id: str, task_id: str) -> str | None:
