@@ -21,7 +21,7 @@ from typing import Any
 from landfall.core.settings import StorageSettings
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.ingest import IngestError, Outcome
-from landfall.pipeline.keys import outcome_record, raw_head_key
+from landfall.pipeline.keys import outcome_record, processed_head_key, raw_head_key
 from landfall.pipeline.landing import Landing
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,17 @@ def advance_ordered_head(s3: Any, bucket: str, key: str, mine: dict[str, Any]) -
         if s3ops.put_json_if_match(s3, bucket, key, mine, etag):
             return mine
     raise IngestError(f"the head s3://{bucket}/{key} kept changing; retrying")
+
+
+def processed_heads(
+    s3: Any, storage: StorageSettings, partitions: list[str]
+) -> dict[str, dict[str, Any] | None]:
+    """The processed head of each partition (None where it has none): what a window or a rollup reads."""
+    heads: dict[str, dict[str, Any] | None] = {}
+    for partition in partitions:
+        found = s3ops.get_json(s3, storage.datasets_bucket, processed_head_key(storage, partition))
+        heads[partition] = found[0] if found else None
+    return heads
 
 
 def current_head(s3: Any, storage: StorageSettings, partition: str) -> dict[str, Any] | None:

@@ -18,9 +18,9 @@ from typing import BinaryIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from landfall.core.settings import ColumnSpec, LandingSettings
+from landfall.pipeline.parquet_io import open_streaming
 
 # Distinct values remembered per categorical column: enough to name offenders, bounded in memory.
 _MAX_DISTINCT = 1_000
@@ -142,7 +142,7 @@ def validate_partition(
     }
     for part, groups in opened:
         try:
-            with _reader(part) as parquet:
+            with open_streaming(part.source) as parquet:
                 # One column of one row group at a time: the most a reader holds is one decoded column
                 # chunk (bounded by max_row_group_bytes), not a row group of every column.
                 for group in range(groups):
@@ -163,12 +163,6 @@ def validate_partition(
     return report
 
 
-def _reader(part: PartFile) -> pq.ParquetFile:
-    if not isinstance(part.source, (str, Path)):
-        part.source.seek(0)
-    return pq.ParquetFile(part.source, memory_map=False, buffer_size=1 << 20, pre_buffer=False)
-
-
 def _environmental(error: Exception) -> bool:
     """An operating-system failure (no file handle, no disk), not bad data: the caller retries.
     (pyarrow reports a corrupt footer as an OSError too, but without an errno.)"""
@@ -187,7 +181,7 @@ def _open(
     if part.size_bytes == 0:
         return [Problem("empty_file", "the object has zero bytes")]
     try:
-        with _reader(part) as parquet:
+        with open_streaming(part.source) as parquet:
             metadata = parquet.metadata
             schema = parquet.schema_arrow
     except Exception as error:  # pyarrow raises several types for corrupt input

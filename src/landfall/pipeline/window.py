@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from landfall.pipeline.features import SPLITS
+from landfall.pipeline.parquet_io import open_streaming
 
 READ_BATCH_ROWS = 262_144
 
@@ -82,7 +83,7 @@ def read_sampled(
             if uri.startswith("s3://"):
                 path = Path(scratch) / f"{index:05d}.parquet"
                 (fetch or _fetch_s3)(uri, path)
-            parquet = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False)  # pages as decoded
+            parquet = open_streaming(path)
             schema = schema or parquet.schema_arrow
             for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
                 positions = np.arange(offset, offset + batch.num_rows)

@@ -17,7 +17,7 @@ from landfall.pipeline.keys import (
     raw_head_key,
     rollup_record,
 )
-from landfall.pipeline.publish import advance_ordered_head
+from landfall.pipeline.publish import advance_ordered_head, processed_heads
 from landfall.pipeline.rollup import day_rollup
 
 log = logging.getLogger(__name__)
@@ -58,11 +58,7 @@ def publishable(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 def hour_heads(s3: Any, storage: Any, day: str) -> dict[str, dict[str, Any] | None]:
     """The processed head of each hour of `day` (None for an hour not processed)."""
-    heads: dict[str, dict[str, Any] | None] = {}
-    for hour in hours_of(day):
-        found = s3ops.get_json(s3, storage.datasets_bucket, processed_head_key(storage, hour))
-        heads[hour] = found[0] if found else None
-    return heads
+    return processed_heads(s3, storage, hours_of(day))
 
 
 def publish_rollup(

@@ -21,14 +21,12 @@ def window_of(dataset: dict[str, Any]) -> dict[str, Any]:
     from airflow.exceptions import AirflowSkipException
 
     from landfall.airflow.tasks.ingest import s3_client
-    from landfall.pipeline import s3 as s3ops
-    from landfall.pipeline.keys import processed_head_key
+    from landfall.pipeline.publish import processed_heads
     from landfall.pipeline.window import training_window, window_dates
 
     settings = get_settings()
     storage, training = settings.storage, settings.training
     s3, partition = s3_client(settings), str(dataset["partition"])
-    bucket = storage.datasets_bucket
     if training.coalesce_history and not dataset.get("backfill"):
         newer = newer_untrained_partition(s3, storage, partition, training.window_days)
         if newer is not None:
@@ -37,10 +35,7 @@ def window_of(dataset: dict[str, Any]) -> dict[str, Any]:
                 f"its window of training.window_days={training.window_days} days, this day in it. To train "
                 "every day in order, set training.coalesce_history: false, or backfill the days."
             )
-    heads = {}
-    for day in window_dates(partition, training.window_days)[:-1]:
-        found = s3ops.get_json(s3, bucket, processed_head_key(storage, day))
-        heads[day] = found[0] if found else None
+    heads = processed_heads(s3, storage, window_dates(partition, training.window_days)[:-1])
     window = training_window(dataset, heads, training.max_rows)
     log.info(
         "Window of %s: %d partition(s) %s, missing %s; train rows %d (every %d), test rows %d (every %d)",
