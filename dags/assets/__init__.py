@@ -40,6 +40,9 @@ LANDING = Asset(
                 requeue_after_s=_settings.watcher.requeue_after_s,
                 part_glob=_storage.landing_part_glob,
                 marker=_storage.landing_marker,
+                open_days=_settings.watcher.open_days,
+                reconcile_interval_s=_settings.watcher.reconcile_interval_s,
+                ledger_retention_days=_settings.watcher.ledger_retention_days,
             ),
         )
     ],

@@ -15,10 +15,10 @@ import pytest
 from airflow.triggers.base import BaseEventTrigger
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
 
-from landfall.airflow.triggers import s3_landing
+from landfall.airflow.triggers import landing_scan, landing_stream
 from landfall.airflow.triggers.s3_landing import TICK, LandingProducer, S3LandingTrigger
 from landfall.pipeline import s3 as s3ops
-from landfall.pipeline.keys import batch_claim, batches_prefix, seen_prefix
+from landfall.pipeline.keys import batch_claim, batches_prefix, folders_prefix, key_digest, legacy_seen_prefix
 from landfall.pipeline.landing import signing_key, verified_batch
 
 ACKED = AdvanceOutcome(acked=1, failed=0)
@@ -150,7 +150,7 @@ def test_a_burst_larger_than_one_event_holds_waits_for_the_next_poll_not_a_secon
     assert sizes == [5, 5, 2]
 
 
-def test_a_failing_marker_write_neither_raises_nor_reports_the_batch_again(s3, area, monkeypatch):
+def test_a_failing_manifest_write_neither_raises_nor_reports_the_batch_again(s3, area, monkeypatch):
     key, _ = _put(s3, area, "2024-06-01")
     producer = LandingProducer(**area)
     items = _run(_events_of_one_poll(producer))
@@ -161,7 +161,7 @@ def test_a_failing_marker_write_neither_raises_nor_reports_the_batch_again(s3, a
             real_put = client.put_object
 
             async def failing_put(**kwargs):
-                if "/seen/" in kwargs["Key"]:
+                if "/folders/" in kwargs["Key"]:
                     raise ConnectionError("S3 hiccup")
                 return await real_put(**kwargs)
 
@@ -170,10 +170,10 @@ def test_a_failing_marker_write_neither_raises_nor_reports_the_batch_again(s3, a
             client.put_object = real_put
 
     _run(advance_while_markers_fail())
-    assert producer._pending_markers, "the failed marker waits for the next poll"
-    assert _one_poll(producer) == []  # not reported again by this process; the poll wrote the marker
-    assert not producer._pending_markers
-    assert s3ops.list_keys(s3, area["bucket"], seen_prefix(area["ledger_prefix"]))
+    assert producer.scanner._dirty, "the failed manifest waits for the next poll"
+    assert _one_poll(producer) == []  # not reported again by this process; the poll wrote the manifest
+    assert not producer.scanner._dirty
+    assert s3ops.list_keys(s3, area["bucket"], folders_prefix(area["ledger_prefix"]))
     assert _one_poll(LandingProducer(**area)) == []  # nor after a restart
     assert key
 
@@ -208,7 +208,7 @@ def test_an_unclaimed_batch_survives_a_triggerer_restart(s3, area):
 
 def test_a_long_poll_interval_still_yields_heartbeat_ticks(monkeypatch, s3, area):
     """The shared stream's ack timeout (300 s) fails a subscriber still on an event: ticks keep it moving."""
-    monkeypatch.setattr(s3_landing, "HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(landing_stream, "HEARTBEAT_S", 0.05)
     producer = LandingProducer(**{**area, "poll_interval": 3600})
 
     async def first_items(count):
@@ -255,12 +255,95 @@ def test_the_trigger_serializes_to_an_importable_class_with_its_kwargs():
     assert isinstance(S3LandingTrigger.create_shared_stream_producer(kwargs), LandingProducer)
 
 
-def test_an_acknowledged_landing_is_not_reported_again_even_if_its_marker_is_not_listed_yet(s3, area):
-    """advance() can run while a poll is between its ledger and landing listings; the producer must
-    remember what it acknowledged instead of trusting that listing."""
+def test_an_acknowledged_landing_is_not_reported_again_even_if_its_manifest_is_not_read_back(s3, area):
+    """advance() can run while a poll is between its listings; the producer must remember what it
+    acknowledged instead of reading the ledger back."""
     key, _ = _put(s3, area, "2024-03-07")
     producer = LandingProducer(**area)
     assert [landing.key for landing in _poll_and_ack(producer)] == [key]
-    for marker in s3ops.list_keys(s3, area["bucket"], seen_prefix(area["ledger_prefix"])):
-        s3.delete_object(Bucket=area["bucket"], Key=marker["Key"])  # as if the listing lagged
+    for manifest in s3ops.list_keys(s3, area["bucket"], folders_prefix(area["ledger_prefix"])):
+        s3.delete_object(Bucket=area["bucket"], Key=manifest["Key"])  # as if the write were not seen
     assert _one_poll(producer) == []
+
+
+# ---- flat cost: what a poll lists, the reconciliation sweep, the compacted ledger --------------------
+
+
+def _sweep(producer):
+    async def sweep():
+        async with await producer._connect() as client:
+            await producer.scanner.sweep(client)
+
+    _run(sweep())
+
+
+def _idle_poll_requests(producer, polls=3):
+    _one_poll(producer)  # the first poll of a producer reads its ledger and sweeps
+    before, polls_before = producer.scanner.stats.poll_requests, producer.scanner.stats.polls
+    for _ in range(polls):
+        assert _one_poll(producer) == []
+    return (producer.scanner.stats.poll_requests - before) / (producer.scanner.stats.polls - polls_before)
+
+
+def test_an_idle_poll_costs_the_same_requests_with_an_empty_prefix_and_with_history(s3, area):
+    """A poll lists the prefix's top level and the folders that can change, never every old folder."""
+    empty = _idle_poll_requests(LandingProducer(**area))
+    for day in range(1, 41):
+        for part in range(5):
+            key = f"{area['prefix']}/2023-01-{day % 28 + 1:02d}/{day:02d}-{part}/features.parquet"
+            s3.put_object(Bucket=area["bucket"], Key=key, Body=b"x")
+    producer = LandingProducer(**area)
+    assert len(_poll_and_ack(producer)) == 200  # the start-up sweep found every one
+    assert _idle_poll_requests(producer) == empty == 1  # one delimited listing: no old folder is listed
+    assert _one_poll(LandingProducer(**area)) == []  # the manifests hold them across a restart
+
+
+def test_a_new_backdated_folder_is_found_by_the_next_poll(s3, area):
+    producer = LandingProducer(**area)
+    _poll_and_ack(producer)
+    key, _ = _put(s3, area, "2019-05-05")  # years before the open days
+    assert [landing.key for landing in _poll_and_ack(producer)] == [key]
+
+
+def test_a_landing_in_an_old_quiet_folder_is_found_by_the_sweep_not_by_a_poll(s3, area, monkeypatch):
+    producer = LandingProducer(**area)
+    _put(s3, area, "2019-06-01")
+    _poll_and_ack(producer)
+    monkeypatch.setattr(landing_scan, "HOT_S", 0.0)  # the folder's last change is long ago
+    key = f"{area['prefix']}/2019-06-01/05/features.parquet"  # an hour landed into it later
+    s3.put_object(Bucket=area["bucket"], Key=key, Body=b"late")
+    assert _one_poll(producer) == []  # polls do not list quiet old folders ...
+    _sweep(producer)
+    assert [landing.key for landing in _poll_and_ack(producer)] == [key]  # ... the sweep does
+
+
+def test_a_quiet_folder_is_compacted_to_a_watermark_and_a_later_put_into_it_is_still_new(s3, area):
+    settings = {**area, "ledger_retention_days": 1 / 86400}  # one second
+    key, _ = _put(s3, area, "2019-07-01")
+    _put(s3, area, "2019-07-02")
+    producer = LandingProducer(**settings)
+    assert len(_poll_and_ack(producer)) == 2
+    time.sleep(1.1)
+    _sweep(producer)
+    manifest, _ = s3ops.get_json(
+        s3, area["bucket"], f"{folders_prefix(area['ledger_prefix'])}2019-07-01.json"
+    )
+    assert manifest["reported"] == {} and manifest["watermark"] > 0
+    restarted = LandingProducer(**settings)
+    assert _one_poll(restarted) == []  # the watermark accounts for what was there
+    time.sleep(1.1)
+    _put(s3, area, "2019-07-01")  # the same bytes landed again: a new landing
+    _sweep(restarted)  # an old, quiet folder: the sweep finds it
+    [again] = _poll_and_ack(restarted)
+    assert again.key == key and again.last_modified > manifest["watermark"]
+
+
+def test_markers_of_the_old_ledger_are_honoured_moved_into_manifests_and_deleted(s3, area):
+    key, etag = _put(s3, area, "2019-08-01")
+    [listed] = s3ops.list_keys(s3, area["bucket"], key)
+    version = f"{int(listed['LastModified'].timestamp())}-{etag}"
+    legacy = f"{legacy_seen_prefix(area['ledger_prefix'])}{key_digest(key)}/{version}"
+    s3.put_object(Bucket=area["bucket"], Key=legacy, Body=b"{}")
+    assert _one_poll(LandingProducer(**area)) == []  # reported under the old ledger: not again
+    assert not s3ops.exists(s3, area["bucket"], legacy)
+    assert _one_poll(LandingProducer(**area)) == []  # the manifest holds it now

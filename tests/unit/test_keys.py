@@ -6,12 +6,12 @@ import pytest
 
 from landfall.pipeline.keys import (
     RejectedKey,
+    folder_manifest,
     key_digest,
     outcome_record,
     parse_landing_key,
     quarantine_folder,
     raw_key,
-    seen_marker,
 )
 
 
@@ -54,7 +54,11 @@ def test_derived_keys_never_contain_the_hostile_key(storage):
     folder = quarantine_folder(storage, hostile, "abc", None)
     assert folder.startswith(f"{storage.quarantine_prefix}/unknown/")
     assert ".." not in folder and " " not in folder
-    assert seen_marker(storage.ledger_prefix, hostile, "abc").endswith(f"/seen/{key_digest(hostile)}/abc")
+    assert folder_manifest(storage.ledger_prefix, "../pass wd").endswith(
+        f"/x-{key_digest('../pass wd')}.json"
+    )
+    assert folder_manifest(storage.ledger_prefix, "2026-11-20").endswith("/folders/2026-11-20.json")
+    assert folder_manifest(storage.ledger_prefix, "").endswith("/folders/_root.json")
     assert outcome_record(storage.ledger_prefix, hostile, "1-abc").endswith(
         f"/{key_digest(hostile)}/1-abc.json"
     )

@@ -164,6 +164,13 @@ class WatcherSettings(Section):
     # A reported batch that no ingest run has claimed after this long (doubling each time) was stranded
     # by Airflow's asset-queue race; the watcher reports it again.
     requeue_after_s: float = Field(60.0, gt=0, le=86400)
+    # Every poll lists only what can change: the date folders from `open_days` before today to tomorrow,
+    # folders new since the last poll and folders that changed in the last hour. The whole prefix is
+    # swept every `reconcile_interval_s` (and at start) for a landing anywhere else, e.g. backdated.
+    open_days: int = Field(2, ge=0, le=31)
+    reconcile_interval_s: float = Field(300.0, ge=1, le=86400)
+    # A folder nothing landed in for this long is compacted in the ledger to one watermark.
+    ledger_retention_days: float = Field(7.0, gt=0, le=3650)
 
 
 class IngestSettings(Section):

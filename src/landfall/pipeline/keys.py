@@ -186,12 +186,27 @@ def quarantine_folder(storage: StorageSettings, key: str, version: str, partitio
 # These take the ledger prefix itself: the watcher in the triggerer knows only its own kwargs.
 
 
-def seen_marker(ledger: str, key: str, version: str) -> str:
-    """Written by the watcher once Airflow persisted the event that reported this landing."""
-    return f"{seen_prefix(ledger)}{key_digest(key)}/{version}"
+ROOT_FOLDER = ""
+"""The folder name of objects directly under the landing prefix (no folder: ingest quarantines them)."""
 
 
-def seen_prefix(ledger: str) -> str:
+def folder_manifest(ledger: str, folder: str) -> str:
+    """The watcher's manifest of one top-level landing folder: what it reported from there (see
+    `landfall.pipeline.landing_ledger`). Named by the date itself, else by a digest of the hostile name."""
+    if folder == ROOT_FOLDER:
+        name = "_root"
+    else:
+        name = folder if _DATE_RE.fullmatch(folder) else f"x-{key_digest(folder)}"
+    return f"{folders_prefix(ledger)}{name}.json"
+
+
+def folders_prefix(ledger: str) -> str:
+    return f"{ledger}/folders/"
+
+
+def legacy_seen_prefix(ledger: str) -> str:
+    """Before the folder manifests, one marker per reported landing (`seen/<digest>/<version>`): read
+    once at start and folded into the manifests, then deleted."""
     return f"{ledger}/seen/"
 
 
