@@ -250,6 +250,13 @@ def demo(day: date | None, timeout: float) -> None:
     help="Consecutive days landed at once and followed to the newest day's deploy (0 skips the phase).",
 )
 @click.option(
+    "--watcher-objects",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Already-reported objects under the landing prefix in the watcher-scale phase (0 skips it).",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -265,6 +272,7 @@ def bench(
     serving_requests: int,
     big_days: tuple[float, ...],
     history_days: int,
+    watcher_objects: int,
     overrides: tuple[str, ...],
     out: Path | None,
     keep: bool,
@@ -288,6 +296,7 @@ def bench(
         serving_requests=serving_requests,
         big_days_gib=big_days,
         history_days=history_days,
+        watcher_objects=watcher_objects,
         out=out or RESULTS_PATH,
         keep_stack=keep,
         overrides=extra,

@@ -45,6 +45,7 @@ class BenchOptions:
     serving_requests: int = 20_000  # the scoring service's load test (0: skip the serving phase)
     big_days_gib: tuple[float, ...] = (1.0, 2.0)  # multi-part days marker -> training_dataset (memory flat)
     history_days: int = 365  # consecutive days landed at once, followed to the newest day's deploy (0: skip)
+    watcher_objects: int = 100_000  # already-reported objects of the watcher-scale phase (0: skip)
     out: Path = RESULTS_PATH
     keep_stack: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # extra env, e.g. a knob under study
@@ -214,22 +215,27 @@ class Bench:
         return min(_ts(r["start_date"]) for e in events for r in e["created_dagruns"] if r.get("start_date"))
 
     def event_latency(self) -> dict[str, Any]:
-        """Single landings on a quiet stack: each waits for its ingest run to end before the next."""
+        return {"event_to_run_start_s": percentiles(self.single_landing_latencies(self.options.landings))}
+
+    def single_landing_latencies(self, count: int) -> list[float]:
+        """PUT -> ingest run start of `count` landings on a quiet stack, each waiting for its run to end
+        before the next lands (at a random phase of the watcher's poll)."""
         put_at: dict[str, float] = {}
         poll = self.stack.settings.watcher.poll_interval_s
-        for index in range(self.options.landings):
-            time.sleep(random.uniform(0, poll))  # land at a random phase of the watcher's poll
+        for index in range(count):
+            time.sleep(random.uniform(0, poll))
             key = self._new_key()
             put_at[key] = self._put(key, make_corrupt("schema", seed=index))
             run = self._wait_for_ingest_run_after(put_at[key], timeout_s=120)
-            started = _ts(run["start_date"]) - put_at[key]
-            self.echo(
-                f"  landing {index + 1:>2}/{self.options.landings}: a run started {started:5.2f}s after PUT"
-            )
+            started = self.run_start(run) - put_at[key]
+            self.echo(f"  landing {index + 1:>2}/{count}: a run started {started:5.2f}s after PUT")
         # Which run each landing started, from its asset event (a run can serve more than one event).
         events = self._wait_for_runs(put_at, timeout_s=60)
-        latencies = [self._first_start(events[key]) - at for key, at in put_at.items()]
-        return {"event_to_run_start_s": percentiles(latencies)}
+        return [self._first_start(events[key]) - at for key, at in put_at.items()]
+
+    @staticmethod
+    def run_start(run: dict[str, Any]) -> float:
+        return _ts(run["start_date"]) or 0.0
 
     def _wait_for_ingest_run_after(self, after: float, timeout_s: float) -> dict[str, Any]:
         """The first ingest run queued after `after`, once it has ended."""

@@ -77,6 +77,21 @@ TARGETS = {
         lambda r: 0 < max(d["task_peak_rss_mb"] for d in _big(r, required=True)) < 512,
     ),
     "big day memory flat at 2x": ("within 10 %", lambda r: _flat(_big(r, required=True))),
+    "watcher requests per poll": (
+        "within 10 %",
+        lambda r: r["watcher_scale"]["ratio_requests_per_poll"] <= 1.1,
+    ),
+    "watcher p50 at scale": (
+        "within 10 %",
+        lambda r: r["watcher_scale"]["ratio_p50_put_to_run_start"] <= 1.1,
+    ),
+    "backdated landing found": (
+        "< 1 sweep",
+        lambda r: (
+            (b := r["watcher_scale"]["backdated_landing"])["put_to_run_start_s"]
+            <= b["reconcile_interval_s"] + 10
+        ),
+    ),
     "serving errors in a switch": ("0", lambda r: r["serving"]["load"]["errors"] == 0),
     "serving mis-versioned": ("0", lambda r: not r["serving"]["load"]["unexpected_versions"]),
     "alias move -> served": ("< 5 s", lambda r: 0 <= r["serving"]["load"]["alias_to_serving_s"] < 5),
@@ -162,6 +177,31 @@ def format_table(results: dict[str, Any]) -> str:
                     f"{past['trained']} trained, {past['coalesced']} coalesced into a newer window",
                 )
             )
+    if scale := results.get("watcher_scale"):
+        for name, figures in scale.items():
+            if name == "empty" or name.startswith("at_"):
+                latency = figures["put_to_run_start_s"]
+                rows.append(
+                    (
+                        f"watcher, {name.replace('_', ' ')}: per poll",
+                        f"{figures['requests_per_poll']} S3 requests, {figures['cpu_s_per_poll']} CPU s; "
+                        f"PUT -> run start p50 {latency.get('p50')} s, p95 {latency.get('p95')} s",
+                    )
+                )
+        sweep, backdated = scale["seed"]["startup_sweep"], scale["backdated_landing"]
+        rows.append(
+            (
+                "watcher start-up sweep",
+                f"{sweep['objects']:,} objects, {sweep['requests']} requests, {sweep['s']} s",
+            )
+        )
+        rows.append(
+            (
+                "backdated landing into an old folder",
+                f"run start {backdated['put_to_run_start_s']} s after PUT "
+                f"(sweep every {backdated['reconcile_interval_s']:.0f} s)",
+            )
+        )
     window = results.get("training_window") or {}
     for name, arms in window.items():
         if name.startswith("drift_"):

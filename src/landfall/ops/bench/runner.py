@@ -23,6 +23,7 @@ from landfall.ops.bench.phases import CLASSIC_DAGS_FOLDER, Bench, BenchOptions, 
 from landfall.ops.bench.report import add_comparison, format_table, write
 from landfall.ops.bench.rss import RssSampler
 from landfall.ops.bench.serving_load import LoadOptions, serving_phase
+from landfall.ops.bench.watcher_scale import watcher_scale
 from landfall.ops.bench.window_quality import window_vs_one_day
 
 PORT_SHIFT = 10_000
@@ -66,6 +67,7 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
         "machine": {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)},
         "settings": {
             "watcher_poll_interval_s": settings.watcher.poll_interval_s,
+            "watcher_reconcile_interval_s": settings.watcher.reconcile_interval_s,
             "parallelism": settings.stack.parallelism,
             "ingest_chunk_size": settings.ingest.chunk_size,
             "overrides": options.overrides,
@@ -81,6 +83,12 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
         bench = Bench(stack, stack.api(), options, sampler, echo)
         phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("DAG parse", bench.dag_parse),
+            # First, on the empty landing prefix; the phases after it run beside its history.
+            *(
+                [(f"watcher at {objects:,} objects", lambda: watcher_scale(bench, objects))]
+                if (objects := options.watcher_objects)
+                else []
+            ),
             ("one day, landing to champion", bench.landing_to_champion),
             *(
                 [
