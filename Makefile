@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser demo up down status test test-unit test-e2e lint bench clean
+.PHONY: install browser demo up down status test test-unit test-e2e lint bench ha-burst clean
 
 # uv when it is there (fast), plain pip otherwise; constraints.txt pins the set the tests passed with.
 $(STAMP): pyproject.toml constraints.txt
@@ -61,6 +61,10 @@ test-e2e: $(STAMP) browser
 # Latency, overhead and scale on a fresh stack of its own; writes bench/results.json (see docs/performance.md).
 bench: $(STAMP)
 	$(BIN)/landfall bench
+
+# The HA burst at full size: 500 files while a triggerer and a scheduler are SIGKILLed (the suite runs 40).
+ha-burst: $(STAMP)
+	LANDFALL_HA_BURST=500 $(BIN)/python -m pytest -s -q tests/e2e/test_scaleout_e2e.py -k sigkilled
 
 clean:
 	-$(BIN)/landfall down

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,20 @@ def stack(s3_server):
 @pytest.fixture
 def s3(s3_server):
     return s3_server.s3_client()
+
+
+@pytest.fixture
+def area(s3_server, settings):
+    """A private landing prefix and ledger for one watcher test, in the real datasets bucket."""
+    run = uuid.uuid4().hex[:8]
+    return {
+        "bucket": settings.storage.datasets_bucket,
+        "prefix": f"trigger-test-{run}/daily",
+        "ledger_prefix": f"trigger-test-{run}/ledger",
+        "aws_conn_id": settings.storage.aws_conn_id,
+        "poll_interval": 0.05,
+        "requeue_after_s": 3600,
+    }
 
 
 @pytest.fixture

@@ -18,6 +18,51 @@ from landfall.ops.stack.components import executable
 from landfall.ops.stack.environment import process_environment
 
 TIMEOUT_S = 600
+POLL_TIMEOUT_S = 60
+
+
+# ---- the landing watcher's stream, driven without a triggerer -------------------------------------
+
+
+def run_with_deadline(coroutine: Any) -> Any:
+    """Run a poll with a deadline: a producer that cannot reach S3 retries forever by design."""
+    import asyncio
+
+    return asyncio.run(asyncio.wait_for(coroutine, POLL_TIMEOUT_S))
+
+
+async def events_of_one_poll(producer: Any, outcome: Any = None) -> list[tuple[dict, Any]]:
+    """Run the producer's stream until its end-of-poll tick and return the (event, report) pairs; with
+    an `outcome`, advance them as the triggerer does once Airflow answered, while the stream is open."""
+    from airflow.triggers.shared_stream import AdvanceItem
+
+    from landfall.airflow.triggers.s3_landing import TICK
+
+    items = []
+    stream = producer.open_stream()
+    try:
+        async for raw, report in stream:
+            if raw == TICK:
+                break
+            items.append((raw, report))
+        if outcome is not None and items:
+            await producer.advance([AdvanceItem(report, outcome) for _, report in items])
+    finally:
+        await stream.aclose()
+    return items
+
+
+def reported_landings(items: list[tuple[dict, Any]]) -> list[Any]:
+    """The landings the events report, after checking each event's signature as ingest does."""
+    from landfall.pipeline.landing import signing_key, verified_batch
+
+    return [landing for event, _ in items for landing in verified_batch(signing_key(), {"payload": event})[1]]
+
+
+def put_in_area(s3: Any, area: dict[str, Any], day: str, body: bytes = b"parquet-bytes") -> tuple[str, str]:
+    """A day's file under a test's private landing prefix; (key, ETag)."""
+    key = f"{area['prefix']}/{day}/features.parquet"
+    return key, s3.put_object(Bucket=area["bucket"], Key=key, Body=body)["ETag"].strip('"')
 
 
 def logged_trial(settings: Any, experiment: str, seed: int = 1, tags: dict | None = None) -> str:

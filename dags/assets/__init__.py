@@ -43,6 +43,7 @@ LANDING = Asset(
                 open_days=_settings.watcher.open_days,
                 reconcile_interval_s=_settings.watcher.reconcile_interval_s,
                 ledger_retention_days=_settings.watcher.ledger_retention_days,
+                queue_url=_settings.watcher.queue_url if _settings.watcher.mode == "queue" else None,
             ),
         )
     ],

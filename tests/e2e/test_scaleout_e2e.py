@@ -8,12 +8,14 @@ so it shares nothing with the embedded stack of the other end-to-end tests.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,8 @@ def scaleout_stack():
         broker_url="redis://127.0.0.1:6379/5",
         queue=f"landfall-t{run}",  # a worker left on this broker by another session cannot take our tasks
         worker_concurrency=4,
+        schedulers=2,  # HA: every test here runs beside a second scheduler and triggerer
+        triggerers=2,
     )
     state_dir = Path(tempfile.mkdtemp(prefix="landfall-scaleout-"))
     stack_settings = base.stack.model_copy(
@@ -216,3 +220,82 @@ def test_the_whole_chain_runs_on_postgres_and_celery_with_the_same_dags(scaleout
     print(
         f"\nscale-out: landing -> champion {landing_to_champion:.1f}s; {succeeded} task instances on Celery"
     )
+
+
+HA_BURST = int(os.environ.get("LANDFALL_HA_BURST", "40"))
+"""Files in the HA burst: a small one in the suite; `make ha-burst` runs 500."""
+
+
+def _triggerer_running_the_watcher(stack) -> str:
+    """The triggerer whose log shows the landing watcher's newest sweep or stats line."""
+    newest = {}
+    for name in (c for c in stack.components if c.startswith("triggerer")):
+        log = stack.state.logs / f"{name}.log"
+        lines = [
+            line
+            for line in (log.read_text(errors="replace").splitlines() if log.exists() else [])
+            if "Reconciliation sweep" in line or "Watcher stats" in line
+        ]
+        if lines:
+            newest[name] = lines[-1][:32]  # the ISO timestamp the line starts with
+    assert newest, "no triggerer runs the landing watcher"
+    return max(newest, key=newest.__getitem__)
+
+
+def test_a_burst_while_a_triggerer_and_a_scheduler_are_sigkilled_is_recorded_exactly_once(scaleout_stack):
+    """Two schedulers and two triggerers on PostgreSQL. Files land while the triggerer running the
+    watcher and then a scheduler are SIGKILLed: every file ends in exactly one raw or quarantine record,
+    and the one good day gets exactly one run of each chain DAG."""
+    from landfall.ops.bench.phases import landing_runs, outcome_counts
+    from landfall.ops.landings import put_landing
+    from landfall.pipeline.datagen import make_corrupt
+
+    stack, api = scaleout_stack, scaleout_stack.api()
+    assert {"scheduler-2", "triggerer-2"} <= set(stack.components)
+    good_day = unique_day(2450)
+    good = land(stack, day_key(good_day), to_parquet(make_batch(3000, seed=4545)))
+    first = date(2500, 1, 1)  # distinct days: one key each
+    keys = [day_key((first + timedelta(days=n)).isoformat()) for n in random.sample(range(30000), HA_BURST)]
+    s3, bucket, body = stack.s3_client(), stack.settings.storage.datasets_bucket, make_corrupt("schema")
+    started = time.time()
+    for key in keys[: HA_BURST // 2]:
+        put_landing(s3, bucket, key, body)
+    killed_triggerer = _triggerer_running_the_watcher(stack)
+    assert stack.kill(killed_triggerer)
+    for key in keys[HA_BURST // 2 :]:
+        put_landing(s3, bucket, key, body)
+    assert stack.kill("scheduler")
+    everything = {*keys, good.key}
+    deadline = time.monotonic() + TIMEOUT_S + HA_BURST
+    while (counts := outcome_counts(api, everything)) and not all(counts.values()):
+        assert time.monotonic() < deadline, (
+            f"not recorded: {sorted(k for k, n in counts.items() if not n)[:5]}"
+        )
+        time.sleep(3)
+    wall_s = time.time() - started
+    ingest = follow_landing(api, good.key, good.etag, timeout_s=TIMEOUT_S)
+    chain = follow_chain(api, good_day, ingest.queued_at, timeout_s=TIMEOUT_S)
+    assert [r.state for r in chain] == ["success"] * 4
+    time.sleep(15)  # time for a late duplicate to show
+    counts = outcome_counts(api, everything)
+    runs_per_dag = {
+        dag_id: [r for r in api.dag_runs(dag_id, limit=100) if r.get("partition_key") == good_day]
+        for dag_id in CHAIN
+    }
+    events = landing_runs(api, everything) or {}
+    event_runs = {e["id"]: len(e["created_dagruns"]) for evs in events.values() for e in evs}
+    print(
+        "HA burst:",
+        {
+            "files": len(everything),
+            "wall_s": round(wall_s, 1),
+            "killed": [killed_triggerer, "scheduler"],
+            "lost": sum(1 for n in counts.values() if n == 0),
+            "duplicate_records": sum(n - 1 for n in counts.values() if n > 1),
+            "landing_events": len(event_runs),
+            "events_with_more_than_one_run": sum(1 for n in event_runs.values() if n > 1),
+            "chain_runs_for_the_good_day": {d: len(r) for d, r in runs_per_dag.items()},
+        },
+    )
+    assert all(n == 1 for n in counts.values()), {k: n for k, n in counts.items() if n != 1}
+    assert {dag_id: len(runs) for dag_id, runs in runs_per_dag.items()} == dict.fromkeys(CHAIN, 1)

@@ -9,67 +9,25 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-import uuid
 
-import pytest
 from airflow.triggers.base import BaseEventTrigger
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
 
+from journeys import events_of_one_poll as _events_of_one_poll
+from journeys import put_in_area
+from journeys import reported_landings as _landings
+from journeys import run_with_deadline as _run
 from landfall.airflow.triggers import landing_scan, landing_stream
 from landfall.airflow.triggers.s3_landing import TICK, LandingProducer, S3LandingTrigger
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.keys import batch_claim, batches_prefix, folders_prefix, key_digest, legacy_seen_prefix
-from landfall.pipeline.landing import signing_key, verified_batch
 
 ACKED = AdvanceOutcome(acked=1, failed=0)
 FAILED = AdvanceOutcome(acked=0, failed=1)
-POLL_TIMEOUT_S = 60
-
-
-@pytest.fixture
-def area(s3_server, settings):
-    """A private landing prefix and ledger for one test, in the real datasets bucket."""
-    run = uuid.uuid4().hex[:8]
-    return {
-        "bucket": settings.storage.datasets_bucket,
-        "prefix": f"trigger-test-{run}/daily",
-        "ledger_prefix": f"trigger-test-{run}/ledger",
-        "aws_conn_id": settings.storage.aws_conn_id,
-        "poll_interval": 0.05,
-        "requeue_after_s": 3600,
-    }
 
 
 def _put(s3, area, day, body=b"parquet-bytes"):
-    key = f"{area['prefix']}/{day}/features.parquet"
-    return key, s3.put_object(Bucket=area["bucket"], Key=key, Body=body)["ETag"].strip('"')
-
-
-def _run(coroutine):
-    """Run a poll with a deadline: a producer that cannot reach S3 retries forever by design."""
-    return asyncio.run(asyncio.wait_for(coroutine, POLL_TIMEOUT_S))
-
-
-async def _events_of_one_poll(producer, outcome=None):
-    """Run the producer's stream until its end-of-poll tick and return the (event, report) pairs; with
-    an `outcome`, advance them like the triggerer does, while the S3 connection is still open."""
-    items = []
-    stream = producer.open_stream()
-    try:
-        async for raw, report in stream:
-            if raw == TICK:
-                break
-            items.append((raw, report))
-        if outcome is not None and items:
-            await producer.advance([AdvanceItem(report, outcome) for _, report in items])
-    finally:
-        await stream.aclose()
-    return items
-
-
-def _landings(items):
-    """The landings the events report, after checking each event's signature as ingest does."""
-    return [landing for event, _ in items for landing in verified_batch(signing_key(), {"payload": event})[1]]
+    return put_in_area(s3, area, day, body)
 
 
 def _one_poll(producer):

@@ -157,3 +157,25 @@ def test_the_sampler_keeps_the_unique_memory_of_task_processes_only():
     finally:
         task.kill()
         other.kill()
+
+
+def test_the_watcher_phase_reads_its_figures_from_the_triggerer_log():
+    from landfall.ops.bench.watcher_scale import per_poll, stats_lines, sweep_lines
+
+    log = (
+        "2026-11-25T18:01:39Z [info ] Reconciliation sweep of s3://b/daily/: 100010 object(s) in 730 "
+        "folder(s), 102 request(s), 7.5s, 6.10 CPU s; 0 folder(s) compacted so far [x] dag_id=None\n"
+        '2026-11-25T18:02:40Z [info ] Watcher stats {"polls": 30, "poll_requests": 30, "cpu_s": 0.6, '
+        '"sweeps": 0} [landfall.airflow.triggers.landing_stream] dag_id=None\n'
+        '2026-11-25T18:03:40Z [info ] Watcher stats {"polls": 10, "poll_requests": 20, "cpu_s": 0.2, '
+        '"sweeps": 1} [x]\n'
+    )
+    assert list(sweep_lines(log)) == [{"objects": 100010, "folders": 730, "requests": 102, "s": 7.5}]
+    windows = list(stats_lines(log))
+    assert [w["polls"] for w in windows] == [30, 10]
+    assert per_poll(windows[:1]) == {
+        "windows": 1,
+        "polls": 30,
+        "requests_per_poll": 1.0,
+        "cpu_s_per_poll": 0.02,
+    }

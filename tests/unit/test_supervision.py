@@ -130,3 +130,18 @@ def test_the_promotion_pool_is_made_once_even_when_the_first_request_times_out()
     assert api.pools == {catalog.PROMOTION_POOL} and api.posts == 1  # the retry's GET found it
     create_pools(api)  # every start: nothing to do
     assert api.posts == 1
+
+
+def test_the_scaleout_profile_runs_extra_schedulers_and_triggerers_side_by_side(monkeypatch):
+    from landfall.ops.stack.components import by_name
+
+    monkeypatch.setenv("LANDFALL_STACK__PROFILE", "scaleout")
+    monkeypatch.setenv("LANDFALL_STACK__SCALEOUT__SCHEDULERS", "2")
+    monkeypatch.setenv("LANDFALL_STACK__SCALEOUT__TRIGGERERS", "3")
+    names = [c.name for c in components_of(load_settings())]
+    assert names.count("scheduler-2") == 1 and "scheduler-3" not in names
+    assert {"triggerer-2", "triggerer-3"} <= set(names)
+    replica = by_name("triggerer-3")
+    assert replica.name == "triggerer-3" and replica.command == by_name("triggerer").command
+    monkeypatch.setenv("LANDFALL_STACK__PROFILE", "embedded")  # SQLite: one of each, whatever is asked
+    assert not [n for n in (c.name for c in components_of(load_settings())) if n[-2:] in ("-2", "-3")]

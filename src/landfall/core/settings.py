@@ -167,10 +167,28 @@ class WatcherSettings(Section):
     # Every poll lists only what can change: the date folders from `open_days` before today to tomorrow,
     # folders new since the last poll and folders that changed in the last hour. The whole prefix is
     # swept every `reconcile_interval_s` (and at start) for a landing anywhere else, e.g. backdated.
+    # list: poll S3 (any S3-compatible store, nothing else to run). queue: bucket notifications through a
+    # message queue say which folder to look at (`queue_url`: an amqp:// URL with `#<queue>` - SeaweedFS's
+    # filer publishes to RabbitMQ on the local stack - or an SQS queue URL on AWS).
+    mode: Literal["list", "queue"] = "list"
+    queue_url: str = "amqp://127.0.0.1:5672/#landfall-landings"
     open_days: int = Field(2, ge=0, le=31)
     reconcile_interval_s: float = Field(300.0, ge=1, le=86400)
     # A folder nothing landed in for this long is compacted in the ledger to one watermark.
     ledger_retention_days: float = Field(7.0, gt=0, le=3650)
+
+    @field_validator("queue_url")
+    @classmethod
+    def _queue_url(cls, value: str) -> str:
+        scheme, _, rest = value.partition("://")
+        if scheme not in ("amqp", "amqps", "https", "http") or not rest:
+            raise ValueError("queue_url must be amqp(s)://host:port/vhost#queue or an SQS queue URL")
+        if "@" in rest.split("/", 1)[0]:
+            raise ValueError(
+                "queue_url must not carry credentials (the trigger's arguments are stored in the metadata "
+                "database): set LANDFALL_AMQP_USER and LANDFALL_AMQP_PASSWORD on the triggerer instead"
+            )
+        return value
 
 
 class IngestSettings(Section):

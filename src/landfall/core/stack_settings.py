@@ -53,6 +53,10 @@ class ScaleoutSettings(Section):
     # (another stack, or one left over from a crash) never takes them.
     queue: str = Field("landfall", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     worker_concurrency: int = Field(4, ge=1, le=256)
+    # High availability: schedulers and triggerers side by side on the same PostgreSQL database (Airflow
+    # locks rows; a trigger moves to a live triggerer when its triggerer stops heartbeating).
+    schedulers: int = Field(1, ge=1, le=4)
+    triggerers: int = Field(1, ge=1, le=4)
 
     @field_validator("postgres_url")
     @classmethod

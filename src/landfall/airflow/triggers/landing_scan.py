@@ -231,6 +231,20 @@ class LandingScanner:
         wanted |= set(self._hot_folders()) & folders
         self._known = folders  # a folder emptied (quarantined) and landed in again is new again
         fresh = await self._unknown(client, ROOT_FOLDER, root)
+        return await self._with_swept(client, fresh + await self._unknown_in_folders(client, wanted))
+
+    async def look_at(self, client: Any, keys: list[str]) -> list[Landing]:
+        """Queue mode: unknown landings in the folders of the keys notifications named (duplicated,
+        stale or reordered notifications find nothing new), and those the sweep found."""
+        self.stats.polls += 1
+        folders = {folder_of(key, self.prefix) for key in keys if key.startswith(self.prefix + "/")}
+        fresh = []
+        if ROOT_FOLDER in folders:
+            folders.discard(ROOT_FOLDER)
+            fresh = await self._unknown(client, ROOT_FOLDER, (await self._top_level(client))[1])
+        return await self._with_swept(client, fresh + await self._unknown_in_folders(client, folders))
+
+    async def _unknown_in_folders(self, client: Any, folders: set[str]) -> list[Landing]:
         semaphore = asyncio.Semaphore(_CONCURRENCY)
 
         async def unknown_in(folder: str) -> list[Landing]:
@@ -239,8 +253,13 @@ class LandingScanner:
             self._note_shape(folder, listed)
             return await self._unknown(client, folder, listed)
 
-        for found_in_folder in await asyncio.gather(*(unknown_in(f) for f in sorted(wanted))):
-            fresh.extend(found_in_folder)
+        return [
+            landing
+            for found_in_folder in await asyncio.gather(*(unknown_in(f) for f in sorted(folders)))
+            for landing in found_in_folder
+        ]
+
+    async def _with_swept(self, client: Any, fresh: list[Landing]) -> list[Landing]:
         found = {landing.identity: landing for landing in fresh}
         for identity, landing in list(self._swept.items()):
             del self._swept[identity]

@@ -18,6 +18,7 @@ from typing import Any
 from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
 from landfall.airflow.triggers.landing_scan import LandingScanner, ScanStats
+from landfall.airflow.triggers.notifications import Notification, NotificationQueue, queue_for
 from landfall.pipeline.keys import batch_claim, batch_record, batches_prefix
 from landfall.pipeline.landing import Landing, PartRule, landed_event, signing_key
 
@@ -48,6 +49,7 @@ class Report:
     batch: str
     landings: list[Landing]
     replaces: list[str] = field(default_factory=list)
+    tokens: list[Any] = field(default_factory=list)  # queue mode: the messages acknowledged once persisted
 
 
 class LandingProducer(SharedStreamProducer):
@@ -67,8 +69,10 @@ class LandingProducer(SharedStreamProducer):
         open_days: int = 2,
         reconcile_interval_s: float = 300.0,
         ledger_retention_days: float = 7.0,
+        queue_url: str | None = None,
     ) -> None:
         self.bucket = bucket
+        self.queue_url = queue_url  # queue mode: bucket notifications say which folder to look at
         self.prefix = prefix.strip("/")
         self.ledger = ledger_prefix.strip("/")
         self.aws_conn_id = aws_conn_id
@@ -85,6 +89,7 @@ class LandingProducer(SharedStreamProducer):
         self._client: Any = None
         self._key: bytes = b""
         self._started = False  # batch records read and the first sweep done, once per stream
+        self._queue: NotificationQueue | None = None
 
     async def _connect(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -97,11 +102,13 @@ class LandingProducer(SharedStreamProducer):
             for obj in page.get("Contents", []):
                 yield obj
 
-    async def unreported(self, client: Any) -> list[Landing]:
-        """Landings not reported yet and not on their way, oldest first."""
-        fresh = [
-            landing for landing in await self.scanner.poll(client) if landing.identity not in self._in_flight
-        ]
+    async def unreported(self, client: Any, notified: list[str] | None = None) -> list[Landing]:
+        """Landings not reported yet and not on their way, oldest first: in list mode from the folders
+        that can change, in queue mode from the folders of the notified keys."""
+        found = await (
+            self.scanner.poll(client) if notified is None else self.scanner.look_at(client, notified)
+        )
+        fresh = [landing for landing in found if landing.identity not in self._in_flight]
         fresh.sort(key=lambda landing: (landing.last_modified, landing.key))
         return fresh
 
@@ -158,14 +165,17 @@ class LandingProducer(SharedStreamProducer):
         except Exception as error:  # housekeeping only
             log.warning("Could not delete s3://%s/%s: %s", self.bucket, key, error)
 
-    async def _poll(self, client: Any) -> list[Report]:
+    async def _poll(self, client: Any, notes: list[Notification] | None = None) -> list[Report]:
         """What this poll reports: one report with the new landings and any stranded batches."""
         await self.scanner.flush(client)
         stranded = await self._stranded(client)
-        found = await self.unreported(client)
+        found = await self.unreported(client, None if notes is None else [n.key for n in notes if n.key])
         fresh, later = found[: self.max_objects_per_event], found[self.max_objects_per_event :]
         self.scanner.report_again(later)  # the next poll's event carries them
+        tokens = [note.token for note in notes or []]
         if not stranded and not fresh:
+            if tokens and self._queue is not None:
+                await self._queue.ack(tokens)  # nothing new in what they named: nothing to persist
             return []
         landings = {landing.identity: landing for landing in fresh}
         for batch, entry in stranded:
@@ -181,7 +191,8 @@ class LandingProducer(SharedStreamProducer):
         for landing in fresh:
             self._in_flight.add(landing.identity)
             log.info("New landing s3://%s/%s (version %s)", self.bucket, landing.key, landing.version)
-        return [Report(uuid.uuid4().hex, list(landings.values()), [batch for batch, _ in stranded])]
+        replaced = [batch for batch, _ in stranded]
+        return [Report(uuid.uuid4().hex, list(landings.values()), replaced, tokens)]
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
         self._key = signing_key()
@@ -200,7 +211,10 @@ class LandingProducer(SharedStreamProducer):
                             self._started = True
                         if sweeper is None:
                             sweeper = asyncio.create_task(self._sweep_every_interval(client))
-                        reports = await self._poll(client)
+                        notes = None
+                        if self.queue_url:
+                            notes = await self._notifications(self.max_objects_per_event)
+                        reports = await self._poll(client, notes)
                         failures = 0
                     except Exception as error:  # S3 down or throttling: keep watching, back off, never crash
                         failures += 1
@@ -224,11 +238,25 @@ class LandingProducer(SharedStreamProducer):
                         log.info("Watcher stats %s", self.scanner.stats.line())
                         self.scanner.stats = ScanStats()
                         stats_due = time.monotonic() + STATS_S
-                    async for tick in self._ticks(self.poll_interval):
-                        yield tick
+                    if not self.queue_url:  # queue mode waits in receive() instead
+                        async for tick in self._ticks(self.poll_interval):
+                            yield tick
             finally:
                 if sweeper is not None:
                     sweeper.cancel()
+                if self._queue is not None:
+                    await self._queue.close()
+                    self._queue = None
+
+    async def _notifications(self, most: int) -> list[Notification]:
+        """Queue mode: the next notifications, waiting at most a poll interval (then the loop checks for
+        stranded batches and the sweep's findings, as a poll would)."""
+        if self._queue is None:
+            queue = queue_for(self.queue_url or "", self.bucket, self.aws_conn_id)
+            await queue.open()
+            self._queue = queue
+            log.info("Watching bucket notifications from %s", self.queue_url)
+        return await self._queue.receive(min(self.poll_interval, HEARTBEAT_S), most)
 
     async def _sweep(self, client: Any) -> None:
         await self.scanner.sweep(client)
@@ -273,19 +301,21 @@ class LandingProducer(SharedStreamProducer):
                 if item.outcome.is_clean:
                     await self._persisted(report)
                 else:
-                    self._not_persisted(report, item.outcome)
+                    await self._not_persisted(report, item.outcome)
             except Exception as error:
                 log.exception(
                     "Recording batch %s failed (%s); its landings stay acknowledged", report.batch, error
                 )
 
-    def _not_persisted(self, report: Report, outcome: Any) -> None:
+    async def _not_persisted(self, report: Report, outcome: Any) -> None:
         log.warning(
             "Batch %s was not confirmed (%s); its landings will be reported again", report.batch, outcome
         )
         for landing in report.landings:
             self._in_flight.discard(landing.identity)
         self.scanner.report_again(report.landings)
+        if report.tokens and self._queue is not None:
+            await self._queue.release(report.tokens)  # delivered again, here or to another triggerer
         for old in report.replaces:
             if old in self._awaiting:
                 self._awaiting[old].requeued = False
@@ -317,3 +347,5 @@ class LandingProducer(SharedStreamProducer):
         for landing in report.landings:
             self._in_flight.discard(landing.identity)
         await self.scanner.flush(self._client)
+        if report.tokens and self._queue is not None:
+            await self._queue.ack(report.tokens)  # only now: the event is persisted and recorded

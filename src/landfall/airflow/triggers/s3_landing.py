@@ -59,8 +59,10 @@ class S3LandingTrigger(BaseEventTrigger):
         open_days: int = 2,
         reconcile_interval_s: float = 300.0,
         ledger_retention_days: float = 7.0,
+        queue_url: str | None = None,
     ) -> None:
         super().__init__()
+        self.queue_url = queue_url or None
         self.part_glob = part_glob
         self.marker = marker
         self.open_days = int(open_days)
@@ -88,6 +90,7 @@ class S3LandingTrigger(BaseEventTrigger):
             "open_days": self.open_days,
             "reconcile_interval_s": self.reconcile_interval_s,
             "ledger_retention_days": self.ledger_retention_days,
+            "queue_url": self.queue_url,
         }
 
     def serialize(self) -> tuple[str, dict[str, Any]]:

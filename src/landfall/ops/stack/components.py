@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +256,14 @@ def _celery_health(ctx: Context, _: AirflowHealth) -> tuple[bool, str]:
     return ready, "consuming from the broker" if ready else "not ready yet (see its log)"
 
 
+def _rabbit_env(ctx: Context) -> dict[str, str]:
+    """Queue mode: where the filer's notifications go (read by its gocdk `rabbit://` topic)."""
+    from landfall.ops.stack.provision import rabbit_target
+
+    target = rabbit_target(ctx)
+    return {"RABBIT_SERVER_URL": target[0]} if target else {}
+
+
 # ---- the table --------------------------------------------------------------------------------------
 
 COMPONENTS: tuple[Component, ...] = (
@@ -266,7 +274,7 @@ COMPONENTS: tuple[Component, ...] = (
         port="s3",
         url=lambda ctx: ctx.s3_endpoint,
         # SeaweedFS reads ./security.toml and puts its gRPC sockets in TMPDIR: both in its own folder.
-        env=lambda ctx: {"TMPDIR": str(ctx.state.seaweed)},
+        env=lambda ctx: {"TMPDIR": str(ctx.state.seaweed), **_rabbit_env(ctx)},
         cwd=lambda ctx: ctx.state.seaweed,
         stop_grace_s=3,  # it ignores SIGTERM while busy; its data is safe to SIGKILL
     ),
@@ -304,12 +312,32 @@ COMPONENTS: tuple[Component, ...] = (
 )
 
 
+REPLICATED = ("scheduler", "triggerer")
+"""Components the scale-out profile can run more than once (`scheduler-2`, ...): on PostgreSQL only."""
+
+
+def _replicas(settings: Settings) -> dict[str, int]:
+    stack = settings.stack
+    if stack.profile != "scaleout":
+        return {}
+    return {"scheduler": stack.scaleout.schedulers, "triggerer": stack.scaleout.triggerers}
+
+
 def components_of(settings: Settings) -> tuple[Component, ...]:
-    return tuple(c for c in COMPONENTS if settings.stack.profile in c.profiles)
+    replicas, chosen = _replicas(settings), []
+    for component in COMPONENTS:
+        if settings.stack.profile in component.profiles:
+            chosen.append(component)
+            extra = range(2, replicas.get(component.name, 1) + 1)
+            chosen.extend(replace(component, name=f"{component.name}-{n}") for n in extra)
+    return tuple(chosen)
 
 
 def by_name(name: str) -> Component:
+    base, _, replica = name.rpartition("-")
     for component in COMPONENTS:
         if component.name == name:
             return component
+        if component.name == base and base in REPLICATED and replica.isdigit():
+            return replace(component, name=name)
     raise KeyError(f"no component {name!r}; choose one of {', '.join(c.name for c in COMPONENTS)}")

@@ -268,6 +268,7 @@ class Stack:
 
     def _start_storage(self, secrets: StackSecrets, deadline: float) -> None:
         provision.render(self.ctx, secrets)
+        provision.bucket_notifications(self.ctx)
         self._ensure_supervisor(secrets)
         self._start(by_name("s3"))
         self._wait_healthy(["s3"], deadline)

@@ -5,13 +5,15 @@ Every function is safe to repeat; `landfall up` calls them on each start.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import json
+import os
 import string
 import subprocess
 from collections.abc import Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from landfall.core import catalog
 from landfall.core.paths import AIRFLOW_CFG_TEMPLATE, DAGS_FOLDER, REPO_ROOT
@@ -98,6 +100,53 @@ cert = "{folder}/tls.crt"
 key = "{folder}/tls.key"
 """
     ctx.state.write_private(folder / "security.toml", security)
+
+
+def bucket_notifications(ctx: Context) -> None:
+    """Queue mode on the local stack: SeaweedFS's filer publishes every change to a RabbitMQ fanout
+    exchange, bound to the durable queue the watcher consumes (both named by `watcher.queue_url`'s
+    fragment). List mode: no notification config at all."""
+    config = ctx.state.seaweed / "notification.toml"
+    target = rabbit_target(ctx)
+    if target is None:
+        config.unlink(missing_ok=True)
+        return
+    _url, name = target
+    ctx.state.write_private(
+        config,
+        f"# Rendered by `landfall up` (watcher.mode: queue).\n[notification.gocdk_pub_sub]\nenabled = true\n"
+        f'topic_url = "rabbit://{name}"\n',
+    )
+    asyncio.run(_declare_exchange_and_queue(*target))
+
+
+def rabbit_target(ctx: Context) -> tuple[str, str] | None:
+    """(AMQP URL with the credentials from the environment, exchange and queue name) in queue mode."""
+    watcher = ctx.settings.watcher
+    if watcher.mode != "queue" or not watcher.queue_url.startswith(("amqp://", "amqps://")):
+        return None
+    address, _, name = watcher.queue_url.partition("#")
+    user = os.environ.get("LANDFALL_AMQP_USER", "guest")
+    password = os.environ.get("LANDFALL_AMQP_PASSWORD", "guest" if user == "guest" else "")
+    scheme, _, rest = address.partition("://")
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}", name or "landfall-landings"
+
+
+async def _declare_exchange_and_queue(url: str, name: str) -> None:
+    import aio_pika
+
+    try:
+        connection = await aio_pika.connect(url, timeout=10)
+    except Exception as error:
+        raise StackError(
+            f"watcher.mode is queue, but RabbitMQ does not answer at {without_password(url)} ({error}). "
+            "Start it (`rabbitmq-server -detached`) or set LANDFALL_WATCHER__MODE=list"
+        ) from None
+    async with connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
+        queue = await channel.declare_queue(name, durable=True)
+        await queue.bind(exchange)
 
 
 def _certificates(host: str) -> dict[str, bytes]:

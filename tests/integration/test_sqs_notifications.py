@@ -1,0 +1,148 @@
+"""Queue mode with SQS: the consumer against a local SQS *emulator* (moto in server mode, over HTTP), the
+objects in a real SeaweedFS. moto emulates SQS's API (receive, visibility, batch delete); it is not AWS.
+The same producer runs end to end through a real broker (RabbitMQ) in tests/e2e/test_scaleout_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+
+import pytest
+from airflow.triggers.shared_stream import AdvanceOutcome
+
+from journeys import events_of_one_poll, put_in_area, reported_landings, run_with_deadline
+from landfall.airflow.triggers import landing_stream
+from landfall.airflow.triggers.notifications import SqsQueue
+from landfall.airflow.triggers.s3_landing import LandingProducer
+
+ACKED = AdvanceOutcome(acked=1, failed=0)
+FAILED = AdvanceOutcome(acked=0, failed=1)
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def sqs_emulator():
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def _sqs(endpoint):
+    import boto3
+
+    return boto3.client(
+        "sqs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+    )
+
+
+@pytest.fixture
+def queue(sqs_emulator):
+    return _sqs(sqs_emulator).create_queue(QueueName=f"landings-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+
+
+def _consumer(endpoint, queue_url, bucket):
+    from aiobotocore.session import get_session
+
+    async def client():
+        return get_session().create_client(
+            "sqs", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x"
+        )
+
+    return SqsQueue(queue_url, bucket, client, visibility_s=30)
+
+
+def _notify(endpoint, queue_url, bucket, *keys):
+    records = [
+        {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}
+        for key in keys
+    ]
+    _sqs(endpoint).send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": records}))
+
+
+def _visible(endpoint, queue_url) -> int:
+    attributes = _sqs(endpoint).get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+def test_receiving_keeps_a_message_acknowledging_deletes_it_releasing_redelivers_it(sqs_emulator, queue):
+    consumer = _consumer(sqs_emulator, queue, "b")
+    _notify(sqs_emulator, queue, "b", "daily/2026-11-25/a.parquet", "daily/2026-11-25/b.parquet")
+
+    async def scenario():
+        await consumer.open()
+        try:
+            first = await consumer.receive(1, 10)
+            assert [n.key for n in first] == ["daily/2026-11-25/a.parquet", "daily/2026-11-25/b.parquet"]
+            assert await consumer.receive(0, 10) == []  # invisible while this consumer holds it
+            await consumer.release([n.token for n in first])
+            again = await consumer.receive(1, 10)
+            assert len(again) == 2  # released: delivered again at once
+            await consumer.ack([n.token for n in again])  # one message, two keys: deleted once
+        finally:
+            await consumer.close()
+
+    run_with_deadline(scenario())
+    assert _visible(sqs_emulator, queue) == 0
+
+
+@pytest.fixture
+def queued_producer(area, sqs_emulator, queue, monkeypatch):
+    """A producer in queue mode whose queue is the emulated SQS queue."""
+    monkeypatch.setattr(
+        landing_stream, "queue_for", lambda url, bucket, conn: _consumer(sqs_emulator, queue, bucket)
+    )
+    return LandingProducer(**area, queue_url=queue)
+
+
+def _poll(producer, outcome=None):
+    return reported_landings(run_with_deadline(events_of_one_poll(producer, outcome)))
+
+
+def test_a_notified_landing_is_reported_once_and_its_message_deleted_only_when_persisted(
+    s3, area, sqs_emulator, queue, queued_producer
+):
+    _poll(queued_producer, ACKED)  # start-up: reads the ledger, sweeps an empty prefix
+    key, _ = put_in_area(s3, area, "2026-11-25")
+    _notify(sqs_emulator, queue, area["bucket"], key)
+    _notify(sqs_emulator, queue, area["bucket"], key)  # S3 may deliver a notification twice
+    [landing] = _poll(queued_producer, FAILED)  # Airflow did not persist the event
+    assert landing.key == key
+    assert _visible(sqs_emulator, queue) == 2, "released, not deleted: nothing is lost"
+    time.sleep(0.2)
+    [again] = _poll(queued_producer, ACKED)
+    assert again.identity == landing.identity
+    assert _visible(sqs_emulator, queue) == 0, "deleted once the event was persisted and recorded"
+    _notify(sqs_emulator, queue, area["bucket"], key)  # a late duplicate
+    assert _poll(queued_producer, ACKED) == []
+    assert _visible(sqs_emulator, queue) == 0, "a notification naming nothing new is acknowledged"
+
+
+def test_a_notification_before_its_object_or_for_an_older_version_reports_only_what_s3_holds(
+    s3, area, sqs_emulator, queue, queued_producer
+):
+    _poll(queued_producer, ACKED)
+    key = f"{area['prefix']}/2026-11-26/features.parquet"
+    _notify(sqs_emulator, queue, area["bucket"], key)  # out of order: the object is not there yet
+    assert _poll(queued_producer, ACKED) == []
+    put_in_area(s3, area, "2026-11-26", b"first")
+    time.sleep(1.1)  # Last-Modified has one-second resolution
+    _, newest = put_in_area(s3, area, "2026-11-26", b"second")
+    _notify(sqs_emulator, queue, area["bucket"], key)  # the second PUT's notification first ...
+    _notify(sqs_emulator, queue, area["bucket"], key)  # ... then the first's: both name the same key
+    [landing] = _poll(queued_producer, ACKED)
+    assert landing.etag == newest  # the version S3 holds, whatever order the messages came in
+    assert _poll(queued_producer, ACKED) == [] and _visible(sqs_emulator, queue) == 0
