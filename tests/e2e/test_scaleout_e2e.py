@@ -1,5 +1,6 @@
 """The scale-out profile end to end: the same DAG files on PostgreSQL (Airflow and MLflow metadata) with
-CeleryExecutor, a Redis broker and a Celery worker process started by the launcher.
+CeleryExecutor, a Redis broker and a Celery worker process started by the launcher; two schedulers and
+two triggerers (HA), and the watcher in queue mode: SeaweedFS's filer publishes its events to RabbitMQ.
 
 A stack of its own (ports 12xxx, its own state folder, databases named for this run, Redis database 5),
 so it shares nothing with the embedded stack of the other end-to-end tests.
@@ -7,6 +8,7 @@ so it shares nothing with the embedded stack of the other end-to-end tests.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
@@ -24,15 +26,18 @@ from journeys import day_key, land, unique_day
 from landfall.core.settings import get_settings
 from landfall.core.stack_settings import PortSettings, ScaleoutSettings
 from landfall.ops.follow import CHAIN, follow_chain, follow_landing, follow_partition
+from landfall.ops.stack import provision
 from landfall.pipeline.datagen import make_batch, to_parquet
 
 TIMEOUT_S = 600
 POSTGRES = ("127.0.0.1", 5432)
 REDIS = ("127.0.0.1", 6379)
+RABBITMQ = ("127.0.0.1", 5672)
 # How this machine's services are started when they are down (see the machine notes); CI runs on a
 # machine like it.
 START_COMMANDS = {
     POSTGRES: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    RABBITMQ: "rabbitmq-server -detached",
     REDIS: "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no "
     "--dir /var/lib/redis --logfile /var/log/redis/ci.log",
 }
@@ -72,6 +77,25 @@ def _drop_databases(scaleout: ScaleoutSettings) -> None:
     connection.close()
 
 
+async def _publish_filer_event(exchange: str, path: str) -> None:
+    """What SeaweedFS's filer publishes for a change: the path in the `key` header (body unread)."""
+    import aio_pika
+
+    async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as connection:
+        channel = await connection.channel()
+        target = await channel.get_exchange(exchange)
+        await target.publish(aio_pika.Message(body=b"forged", headers={"key": path}), routing_key="")
+
+
+async def _messages_waiting(name: str) -> int:
+    import aio_pika
+
+    async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        return queue.declaration_result.message_count
+
+
 def _query(scaleout: ScaleoutSettings, database: str, statement: str) -> list[tuple]:
     import psycopg2
 
@@ -86,7 +110,9 @@ def scaleout_stack():
 
     _ensure_service(POSTGRES)
     _ensure_service(REDIS)
+    _ensure_service(RABBITMQ)
     run = uuid.uuid4().hex[:8]
+    queue_url = f"amqp://127.0.0.1:5672/#landfall-t{run}"
     base = get_settings()
     scaleout = ScaleoutSettings(
         airflow_database=f"landfall_t{run}_airflow",
@@ -114,12 +140,16 @@ def scaleout_stack():
             ),
         }
     )
+    watcher = base.watcher.model_copy(update={"mode": "queue", "queue_url": queue_url})
     stack = Stack(
-        base.model_copy(update={"stack": stack_settings}), echo=lambda line: print(line, flush=True)
+        base.model_copy(update={"stack": stack_settings, "watcher": watcher}),
+        echo=lambda line: print(line, flush=True),
     )
     started = time.monotonic()
     saved = dict(os.environ)
     try:
+        # The stack's processes (the dag-processor renders the trigger's kwargs) read these too.
+        os.environ.update({"LANDFALL_WATCHER__MODE": "queue", "LANDFALL_WATCHER__QUEUE_URL": queue_url})
         stack.up()
         print(f"scale-out stack up in {time.monotonic() - started:.1f}s")
         os.environ.update(stack.environment())  # MLflow's credentials and URLs are this stack's
@@ -129,6 +159,7 @@ def scaleout_stack():
         os.environ.update(saved)
         stack.down(quiet=True)
         _drop_databases(scaleout)
+        provision.remove_bucket_notifications(stack.ctx)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
@@ -220,6 +251,38 @@ def test_the_whole_chain_runs_on_postgres_and_celery_with_the_same_dags(scaleout
     print(
         f"\nscale-out: landing -> champion {landing_to_champion:.1f}s; {succeeded} task instances on Celery"
     )
+
+
+def test_queue_mode_reports_through_rabbitmq_and_absorbs_duplicated_and_early_notifications(scaleout_stack):
+    """Queue mode end to end through a real broker: the filer's notification reaches the watcher via
+    RabbitMQ (no poll runs in queue mode, and the sweep is 5 minutes away), a duplicated notification
+    and one that arrives before its object change nothing, and every message ends acknowledged."""
+    from landfall.ops.bench.phases import outcome_counts
+    from landfall.pipeline.datagen import make_corrupt
+
+    stack, api = scaleout_stack, scaleout_stack.api()
+    name = stack.settings.watcher.queue_url.partition("#")[2]
+    bucket = stack.settings.storage.datasets_bucket
+    assert (stack.state.seaweed / "notification.toml").exists()
+    first, early = day_key(unique_day(2460)), day_key(unique_day(2470))
+    asyncio.run(_publish_filer_event(name, f"/buckets/{bucket}/{early}"))  # before its object exists
+    landed = land(stack, first, make_corrupt("schema"))
+    run = follow_landing(api, landed.key, landed.etag, timeout_s=120)
+    started_after = run.queued_at.timestamp() - landed.put_at
+    assert started_after < 30, f"found after {started_after:.1f}s: not through the queue"
+    asyncio.run(_publish_filer_event(name, f"/buckets/{bucket}/{first}"))  # a duplicate notification
+    land(stack, early, make_corrupt("schema", seed=5))
+    deadline = time.monotonic() + 120
+    while not all((counts := outcome_counts(api, {first, early})).values()):
+        assert time.monotonic() < deadline, counts
+        time.sleep(2)
+    time.sleep(10)  # time for a duplicate to show
+    assert outcome_counts(api, {first, early}) == {first: 1, early: 1}
+    deadline = time.monotonic() + 60
+    while (waiting := asyncio.run(_messages_waiting(name))) != 0:
+        assert time.monotonic() < deadline, f"{waiting} message(s) never acknowledged"
+        time.sleep(2)
+    print(f"queue mode: PUT -> ingest run queued {started_after:.2f}s")
 
 
 HA_BURST = int(os.environ.get("LANDFALL_HA_BURST", "40"))

@@ -257,6 +257,13 @@ def demo(day: date | None, timeout: float) -> None:
     help="Already-reported objects under the landing prefix in the watcher-scale phase (0 skips it).",
 )
 @click.option(
+    "--event-path-landings",
+    default=20,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Landings timed in queue mode and in list mode at 2 s and 1 s polls, a fresh stack each (0 skips).",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -273,6 +280,7 @@ def bench(
     big_days: tuple[float, ...],
     history_days: int,
     watcher_objects: int,
+    event_path_landings: int,
     overrides: tuple[str, ...],
     out: Path | None,
     keep: bool,
@@ -297,6 +305,7 @@ def bench(
         big_days_gib=big_days,
         history_days=history_days,
         watcher_objects=watcher_objects,
+        event_path_landings=event_path_landings,
         out=out or RESULTS_PATH,
         keep_stack=keep,
         overrides=extra,

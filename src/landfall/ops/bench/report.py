@@ -92,6 +92,10 @@ TARGETS = {
             <= b["reconcile_interval_s"] + 10
         ),
     ),
+    "queue mode p50": (
+        "< 1.0 s",
+        lambda r: r["event_paths"]["queue_rabbitmq"]["put_to_run_start_s"]["p50"] < 1.0,
+    ),
     "serving errors in a switch": ("0", lambda r: r["serving"]["load"]["errors"] == 0),
     "serving mis-versioned": ("0", lambda r: not r["serving"]["load"]["unexpected_versions"]),
     "alias move -> served": ("< 5 s", lambda r: 0 <= r["serving"]["load"]["alias_to_serving_s"] < 5),
@@ -200,6 +204,14 @@ def format_table(results: dict[str, Any]) -> str:
                 "backdated landing into an old folder",
                 f"run start {backdated['put_to_run_start_s']} s after PUT "
                 f"(sweep every {backdated['reconcile_interval_s']:.0f} s)",
+            )
+        )
+    for name, figures in (results.get("event_paths") or {}).items():
+        latency = figures["put_to_run_start_s"]
+        rows.append(
+            (
+                f"event path {name.replace('_', ' ')}: PUT -> run start",
+                f"p50 {latency.get('p50')} s, p95 {latency.get('p95')} s (n={latency.get('n')})",
             )
         )
     window = results.get("training_window") or {}

@@ -18,6 +18,7 @@ import psutil
 from landfall.core.settings import load_settings
 from landfall.core.stack_settings import PortSettings
 from landfall.ops.bench.big_day import big_day
+from landfall.ops.bench.event_paths import compare_event_paths
 from landfall.ops.bench.history import history
 from landfall.ops.bench.phases import CLASSIC_DAGS_FOLDER, Bench, BenchOptions, Echo
 from landfall.ops.bench.report import add_comparison, format_table, write
@@ -130,6 +131,9 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
         else:
             stack.down(quiet=True)
             shutil.rmtree(state_dir, ignore_errors=True)
+    if options.event_path_landings:
+        echo("[event paths: queue mode beside list mode at 2 s and 1 s polls, a fresh stack each]")
+        results.update(compare_event_paths(options, lambda d, o: bench_environment(d, ports, o), echo))
     add_comparison(results)
     write(options.out, results)
     echo(format_table(results))

@@ -132,6 +132,21 @@ def rabbit_target(ctx: Context) -> tuple[str, str] | None:
     return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}", name or "landfall-landings"
 
 
+def remove_bucket_notifications(ctx: Context) -> None:
+    """Delete the exchange and queue `bucket_notifications` declared (a throw-away stack's)."""
+    if (target := rabbit_target(ctx)) is not None:
+        asyncio.run(_delete_exchange_and_queue(*target))
+
+
+async def _delete_exchange_and_queue(url: str, name: str) -> None:
+    import aio_pika
+
+    async with await aio_pika.connect(url, timeout=10) as connection:
+        channel = await connection.channel()
+        await channel.queue_delete(name)
+        await channel.exchange_delete(name)
+
+
 async def _declare_exchange_and_queue(url: str, name: str) -> None:
     import aio_pika
 
