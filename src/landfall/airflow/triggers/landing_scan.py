@@ -108,10 +108,14 @@ class LandingScanner:
         self._swept: dict[tuple[str, str], Landing] = {}  # found by the sweep, taken by the next poll
         self._legacy: set[tuple[str, str]] = set()  # (key digest, version) from the old `seen/` markers
         self._legacy_keys: list[str] = []
+        self._flushing = asyncio.Lock()
 
     # ---- S3 -------------------------------------------------------------------------------------------
 
-    def count_requests(self, client: Any) -> None:
+    def attach(self, client: Any) -> None:
+        """Once per stream (each runs on its own event loop): count the client's requests."""
+        self._flushing = asyncio.Lock()
+
         def count(**_: Any) -> None:
             if _requests_of.get() == "sweep":
                 self.stats.sweep_requests += 1
@@ -164,16 +168,21 @@ class LandingScanner:
 
         async def write(folder: str) -> None:
             async with semaphore:
-                await client.put_object(
-                    Bucket=self.bucket,
-                    Key=folder_manifest(self.ledger, folder),
-                    Body=self._ledgers[folder].to_json(),
-                    ContentType="application/json",
-                )
-                self._dirty.discard(folder)
+                self._dirty.discard(folder)  # before the body: an entry recorded during the PUT stays dirty
+                try:
+                    await client.put_object(
+                        Bucket=self.bucket,
+                        Key=folder_manifest(self.ledger, folder),
+                        Body=self._ledgers[folder].to_json(),
+                        ContentType="application/json",
+                    )
+                except BaseException:
+                    self._dirty.add(folder)
+                    raise
 
-        dirty = sorted(self._dirty)
-        results = await asyncio.gather(*(write(f) for f in dirty), return_exceptions=True)
+        async with self._flushing:  # one flush at a time: an older body never lands after a newer one
+            dirty = sorted(self._dirty)
+            results = await asyncio.gather(*(write(f) for f in dirty), return_exceptions=True)
         failed = [result for result in results if isinstance(result, BaseException)]
         if failed:
             log.warning(

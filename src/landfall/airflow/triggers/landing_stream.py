@@ -198,7 +198,7 @@ class LandingProducer(SharedStreamProducer):
         self._key = signing_key()
         async with await self._connect() as client:
             self._client = client
-            self.scanner.count_requests(client)
+            self.scanner.attach(client)
             sweeper: asyncio.Task[None] | None = None
             failures, stats_due = 0, time.monotonic() + STATS_S
             try:
