@@ -5,6 +5,7 @@ real MLflow store the way the trainer does it."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 import uuid
@@ -19,6 +20,44 @@ from landfall.ops.stack.environment import process_environment
 
 TIMEOUT_S = 600
 POLL_TIMEOUT_S = 60
+
+
+# ---- the machine's own services (the scale-out profile and queue mode use them) --------------------
+
+POSTGRES = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+RABBITMQ = ("127.0.0.1", 5672)
+# How this machine's services are started when they are down (see the machine notes); CI runs on a
+# machine like it.
+START_COMMANDS = {
+    POSTGRES: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    RABBITMQ: "rabbitmq-server -detached",
+    REDIS: "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no "
+    "--dir /var/lib/redis --logfile /var/log/redis/ci.log",
+}
+
+
+def _answers(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_service(address: tuple[str, int]) -> None:
+    """Start the machine's PostgreSQL, Redis or RabbitMQ when nothing answers at its address."""
+    import pytest
+
+    if _answers(address):
+        return
+    subprocess.run(START_COMMANDS[address], shell=True, check=False, timeout=60, capture_output=True)
+    deadline = time.monotonic() + 30
+    while not _answers(address):
+        if time.monotonic() > deadline:
+            host, port = address
+            pytest.fail(f"nothing answers on {host}:{port} and `{START_COMMANDS[address]}` did not start it")
+        time.sleep(0.5)
 
 
 # ---- the landing watcher's stream, driven without a triggerer -------------------------------------

@@ -12,8 +12,6 @@ import asyncio
 import os
 import random
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -22,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from journeys import day_key, land, unique_day
+from journeys import POSTGRES, RABBITMQ, REDIS, day_key, ensure_service, land, unique_day
 from landfall.core.settings import get_settings
 from landfall.core.stack_settings import PortSettings, ScaleoutSettings
 from landfall.ops.follow import CHAIN, follow_chain, follow_landing, follow_partition
@@ -30,37 +28,6 @@ from landfall.ops.stack import provision
 from landfall.pipeline.datagen import make_batch, to_parquet
 
 TIMEOUT_S = 600
-POSTGRES = ("127.0.0.1", 5432)
-REDIS = ("127.0.0.1", 6379)
-RABBITMQ = ("127.0.0.1", 5672)
-# How this machine's services are started when they are down (see the machine notes); CI runs on a
-# machine like it.
-START_COMMANDS = {
-    POSTGRES: "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-    RABBITMQ: "rabbitmq-server -detached",
-    REDIS: "redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save '' --appendonly no "
-    "--dir /var/lib/redis --logfile /var/log/redis/ci.log",
-}
-
-
-def _answers(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def _ensure_service(address: tuple[str, int]) -> None:
-    if _answers(address):
-        return
-    subprocess.run(START_COMMANDS[address], shell=True, check=False, timeout=60, capture_output=True)
-    deadline = time.monotonic() + 30
-    while not _answers(address):
-        if time.monotonic() > deadline:
-            host, port = address
-            pytest.fail(f"nothing answers on {host}:{port} and `{START_COMMANDS[address]}` did not start it")
-        time.sleep(0.5)
 
 
 def _drop_databases(scaleout: ScaleoutSettings) -> None:
@@ -108,9 +75,9 @@ def _query(scaleout: ScaleoutSettings, database: str, statement: str) -> list[tu
 def scaleout_stack():
     from landfall.ops.stack.launcher import Stack
 
-    _ensure_service(POSTGRES)
-    _ensure_service(REDIS)
-    _ensure_service(RABBITMQ)
+    ensure_service(POSTGRES)
+    ensure_service(REDIS)
+    ensure_service(RABBITMQ)
     run = uuid.uuid4().hex[:8]
     queue_url = f"amqp://127.0.0.1:5672/#landfall-t{run}"
     base = get_settings()
@@ -137,6 +104,8 @@ def scaleout_stack():
                 seaweed_master=13333,
                 seaweed_volume=13340,
                 seaweed_filer=12888,
+                serving=12090,
+                notify_relay=12091,
             ),
         }
     )

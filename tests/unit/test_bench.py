@@ -53,6 +53,16 @@ def _big_day(gib, peak_mb):
     }
 
 
+def _watcher(requests_per_poll, p50):
+    return {
+        "windows": 2,
+        "polls": 58,
+        "requests_per_poll": requests_per_poll,
+        "cpu_s_per_poll": 0.004,
+        "put_to_run_start_s": {"n": 10, "p50": p50, "p95": p50 + 1},
+    }
+
+
 def test_the_table_says_which_targets_were_missed():
     results = {
         "stack_up_s": 40.0,
@@ -94,8 +104,22 @@ def test_the_table_says_which_targets_were_missed():
         "idle_rss_mb": 2000,
         "peak_rss_mb": 3000,
         "comparison": {},
+        "watcher_scale": {
+            "empty": _watcher(3.0, 2.0),
+            "at_100000_objects": _watcher(3.1, 2.5),  # p50 grew by more than 10 %
+            "seed": {"startup_sweep": {"objects": 100_000, "folders": 730, "requests": 830, "s": 41.0}},
+            "ratio_requests_per_poll": 1.033,
+            "ratio_p50_put_to_run_start": 1.25,
+            "backdated_landing": {"put_to_run_start_s": 212.0, "reconcile_interval_s": 300.0},
+        },
+        "event_paths": {
+            "list_poll_2s": {"put_to_run_start_s": {"n": 20, "p50": 2.2, "p95": 3.1}},
+            "queue_rabbitmq": {"put_to_run_start_s": {"n": 20, "p50": 0.6, "p95": 0.9}},
+        },
     }
     table = format_table(results)
+    assert "watcher start-up sweep" in table and "100,000 objects, 830 requests, 41.0 s" in table
+    assert "event path queue rabbitmq: PUT -> run start  p50 0.6 s, p95 0.9 s (n=20)" in table
     assert "big day 2.0 GiB (74,000,000 rows, 20 parts)" in table
     assert any(
         line.startswith("burst of 1000: lost / duplicates") and line.endswith("1 / 0")
@@ -119,6 +143,10 @@ def test_the_table_says_which_targets_were_missed():
         "serving errors in a switch": False,
         "serving mis-versioned": True,
         "alias move -> served": True,
+        "watcher requests per poll": False,
+        "watcher p50 at scale": True,
+        "backdated landing found": False,
+        "queue mode p50": False,
     }
 
 

@@ -19,6 +19,7 @@ class PortSettings(Section):
     seaweed_volume: int = Field(9340, ge=1024, le=55535)
     seaweed_filer: int = Field(8888, ge=1024, le=55535)
     serving: int = Field(8090, ge=1024, le=65535)
+    notify_relay: int = Field(8091, ge=1024, le=65535)  # queue mode only: the filer's webhook -> RabbitMQ
 
     def shifted(self, by: int) -> PortSettings:
         """The same layout moved by `by` (a second stack beside this one: the benchmark's)."""

@@ -9,9 +9,10 @@ notifications get misconfigured.
 
 Two sources, one shape (`NotificationQueue`):
 
-* `RabbitQueue`: SeaweedFS's filer publishes every change (`notification.gocdk_pub_sub`, a `rabbit://`
-  topic) to a fanout exchange; this consumes the durable queue bound to it. The object's path is in the
-  message's `key` header (`/buckets/<bucket>/<key>`); the protobuf body is not read.
+* `RabbitQueue`: SeaweedFS's filer POSTs every change under the landing prefix to the notify relay
+  (`landfall.ops.stack.notify_relay`), which publishes it to a fanout exchange; this consumes the
+  durable queue bound to it. The object's path is in the message's `key` header
+  (`/buckets/<bucket>/<key>`); the body is not read.
 * `SqsQueue`: S3 event notifications (`s3:ObjectCreated:*`) sent to an SQS queue, as on AWS. Receiving
   does not delete (unlike the amazon provider's SqsSensorTrigger, which deletes on receipt: at most
   once); acknowledging does.

@@ -109,6 +109,7 @@ class Component:
     stop_grace_s: int = 15
     profiles: tuple[str, ...] = ("embedded", "scaleout")
     airflow: bool = False  # reports through the api-server's health endpoint
+    wanted: Callable[[Settings], bool] = lambda settings: True  # e.g. only in the watcher's queue mode
 
 
 # ---- commands ---------------------------------------------------------------------------------------
@@ -256,12 +257,29 @@ def _celery_health(ctx: Context, _: AirflowHealth) -> tuple[bool, str]:
     return ready, "consuming from the broker" if ready else "not ready yet (see its log)"
 
 
-def _rabbit_env(ctx: Context) -> dict[str, str]:
-    """Queue mode: where the filer's notifications go (read by its gocdk `rabbit://` topic)."""
-    from landfall.ops.stack.provision import rabbit_target
+def _relay_env(ctx: Context) -> dict[str, str]:
+    from landfall.ops.stack.provision import rabbit_target, relay_token
 
-    target = rabbit_target(ctx)
-    return {"RABBIT_SERVER_URL": target[0]} if target else {}
+    url, exchange = rabbit_target(ctx) or ("", "")
+    return {
+        "LANDFALL_RELAY_AMQP_URL": url,
+        "LANDFALL_RELAY_EXCHANGE": exchange,
+        "LANDFALL_RELAY_TOKEN": relay_token(ctx.state.secrets()),
+        "LANDFALL_RELAY_PORT": str(ctx.ports.notify_relay),
+    }
+
+
+def _relay_health(ctx: Context, _: AirflowHealth) -> tuple[bool, str]:
+    try:
+        response = requests.get(f"http://{ctx.host}:{ctx.ports.notify_relay}/health", timeout=3)
+        return response.ok, "publishing to RabbitMQ" if response.ok else f"/health -> {response.status_code}"
+    except requests.RequestException as error:
+        return False, f"{type(error).__name__}: {str(error)[:200]}"
+
+
+def queue_mode_on_rabbitmq(settings: Settings) -> bool:
+    watcher = settings.watcher
+    return watcher.mode == "queue" and watcher.queue_url.startswith(("amqp://", "amqps://"))
 
 
 # ---- the table --------------------------------------------------------------------------------------
@@ -274,7 +292,7 @@ COMPONENTS: tuple[Component, ...] = (
         port="s3",
         url=lambda ctx: ctx.s3_endpoint,
         # SeaweedFS reads ./security.toml and puts its gRPC sockets in TMPDIR: both in its own folder.
-        env=lambda ctx: {"TMPDIR": str(ctx.state.seaweed), **_rabbit_env(ctx)},
+        env=lambda ctx: {"TMPDIR": str(ctx.state.seaweed)},
         cwd=lambda ctx: ctx.state.seaweed,
         stop_grace_s=3,  # it ignores SIGTERM while busy; its data is safe to SIGKILL
     ),
@@ -309,6 +327,15 @@ COMPONENTS: tuple[Component, ...] = (
         stop_grace_s=5,
     ),
     Component("celery-worker", _celery_worker, _celery_health, profiles=("scaleout",), airflow=True),
+    Component(
+        "notify-relay",
+        lambda ctx: [sys.executable, "-m", "landfall.ops.stack.notify_relay"],
+        _relay_health,
+        port="notify_relay",
+        env=_relay_env,
+        stop_grace_s=5,
+        wanted=queue_mode_on_rabbitmq,
+    ),
 )
 
 
@@ -326,7 +353,7 @@ def _replicas(settings: Settings) -> dict[str, int]:
 def components_of(settings: Settings) -> tuple[Component, ...]:
     replicas, chosen = _replicas(settings), []
     for component in COMPONENTS:
-        if settings.stack.profile in component.profiles:
+        if settings.stack.profile in component.profiles and component.wanted(settings):
             chosen.append(component)
             extra = range(2, replicas.get(component.name, 1) + 1)
             chosen.extend(replace(component, name=f"{component.name}-{n}") for n in extra)

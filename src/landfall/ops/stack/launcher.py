@@ -260,9 +260,13 @@ class Stack:
             self.echo("  migrating the Airflow metadata DB ...")
             provision.migrate(self.ctx, process_environment(self.ctx, secrets), self.log_tail)
         airflow = [c for c in components_of(self.settings) if c.airflow]
-        for component in [by_name("serving"), *airflow]:
+        # The scoring service, and in queue mode the relay of the filer's notifications to RabbitMQ.
+        services = [
+            c for c in components_of(self.settings) if not c.airflow and c.name not in ("s3", "mlflow")
+        ]
+        for component in [*services, *airflow]:
             self._start(component)
-        self._wait_healthy(["mlflow", "serving", *(c.name for c in airflow)], deadline)
+        self._wait_healthy(["mlflow", *(c.name for c in [*services, *airflow])], deadline)
         provision.create_pools(self.api())
         self.wait_for_dags(deadline)
 

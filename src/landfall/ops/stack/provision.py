@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import hmac
 import ipaddress
 import json
 import os
@@ -103,21 +104,37 @@ key = "{folder}/tls.key"
 
 
 def bucket_notifications(ctx: Context) -> None:
-    """Queue mode on the local stack: SeaweedFS's filer publishes every change to a RabbitMQ fanout
-    exchange, bound to the durable queue the watcher consumes (both named by `watcher.queue_url`'s
-    fragment). List mode: no notification config at all."""
+    """Queue mode on the local stack: SeaweedFS's filer POSTs every change under the landing prefix to
+    the notify relay (`notification.webhook`), which publishes it to a RabbitMQ fanout exchange bound to
+    the durable queue the watcher consumes (both named by `watcher.queue_url`'s fragment). List mode:
+    no notification config at all."""
     config = ctx.state.seaweed / "notification.toml"
     target = rabbit_target(ctx)
     if target is None:
         config.unlink(missing_ok=True)
         return
-    _url, name = target
+    storage = ctx.settings.storage
     ctx.state.write_private(
         config,
-        f"# Rendered by `landfall up` (watcher.mode: queue).\n[notification.gocdk_pub_sub]\nenabled = true\n"
-        f'topic_url = "rabbit://{name}"\n',
+        f"""# Rendered by `landfall up` (watcher.mode: queue); see landfall.ops.stack.notify_relay.
+[notification.webhook]
+enabled = true
+endpoint = "http://{ctx.host}:{ctx.ports.notify_relay}/events"
+bearer_token = "{relay_token(ctx.state.secrets())}"
+event_types = ["create", "update", "rename"]
+path_prefixes = ["/buckets/{storage.datasets_bucket}/{storage.landing_prefix}/"]
+max_retries = 10
+backoff_seconds = 1
+max_backoff_seconds = 30
+workers = 8
+""",
     )
     asyncio.run(_declare_exchange_and_queue(*target))
+
+
+def relay_token(secrets: StackSecrets) -> str:
+    """The filer's bearer token for the notify relay, derived from a stack secret (never in git)."""
+    return hmac.new(secrets.event_signing_key.encode(), b"landfall notify relay", "sha256").hexdigest()
 
 
 def rabbit_target(ctx: Context) -> tuple[str, str] | None:
