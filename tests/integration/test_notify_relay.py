@@ -114,6 +114,20 @@ def test_anything_but_the_filers_event_is_refused_and_publishes_nothing(relay, e
     assert asyncio.run(_drain(exchange)) == []
 
 
+def test_a_message_no_queue_would_take_is_not_confirmed_to_the_filer(exchange):
+    async def unbind() -> None:
+        import aio_pika
+
+        async with await aio_pika.connect(AMQP) as connection:
+            channel = await connection.channel()
+            await channel.queue_delete(exchange)  # the exchange stays, nothing is bound to it
+
+    asyncio.run(unbind())
+    with TestClient(create_app(AMQP, exchange, TOKEN)) as client:
+        answer = _post(client, filer_event(f"/buckets/{BUCKET}/{KEY}"))
+        assert answer.status_code == 503, answer.text
+
+
 def test_a_relay_that_cannot_publish_answers_503_so_the_filer_retries(exchange):
     with TestClient(create_app(AMQP, exchange, TOKEN)) as client:
         asyncio.run(_delete(exchange))  # the exchange is gone: RabbitMQ refuses the publish

@@ -305,3 +305,23 @@ def test_markers_of_the_old_ledger_are_honoured_moved_into_manifests_and_deleted
     assert _one_poll(LandingProducer(**area)) == []  # reported under the old ledger: not again
     assert not s3ops.exists(s3, area["bucket"], legacy)
     assert _one_poll(LandingProducer(**area)) == []  # the manifest holds it now
+
+
+def test_a_landing_recorded_by_advance_while_a_poll_lists_is_not_reported_again(s3, area, monkeypatch):
+    """`advance()` runs beside the polls: it may record a landing after a poll judged it unknown and
+    before the poll filtered what is in flight. The poll must not report it a second time."""
+    _put(s3, area, "2024-03-09")
+    producer = LandingProducer(**area)
+    [landing] = _one_poll(producer)  # reported, in flight, not yet confirmed
+    scan = producer.scanner.poll
+
+    async def poll_meanwhile_confirmed(client):
+        found = await scan(client)
+        # What `_persisted` does while the poll is still listing other folders.
+        producer.scanner.record([landing])
+        producer._in_flight.discard(landing.identity)
+        return found
+
+    monkeypatch.setattr(producer.scanner, "poll", poll_meanwhile_confirmed)
+    producer.scanner.report_again([landing])  # so the scan itself still names it
+    assert _one_poll(producer) == []

@@ -31,6 +31,8 @@ def test_environment_overrides_nested_keys(monkeypatch):
         ("LANDFALL_WATCHER__POLL_INTERVAL_S", "-1", "watcher.poll_interval_s"),
         ("LANDFALL_NOTIFY__WEBHOOK_URL", "file:///etc/passwd", "notify.webhook_url"),
         ("LANDFALL_STORAGE__LANDING_FILENAME", "x.csv", "storage.landing_filename"),
+        # A watermark of minutes could pass over a PUT of the same second: a day at least.
+        ("LANDFALL_WATCHER__LEDGER_RETENTION_DAYS", "0.001", "watcher.ledger_retention_days"),
     ],
 )
 def test_invalid_values_fail_fast_naming_the_key(monkeypatch, variable, value, expected):

@@ -168,14 +168,15 @@ class WatcherSettings(Section):
     # folders new since the last poll and folders that changed in the last hour. The whole prefix is
     # swept every `reconcile_interval_s` (and at start) for a landing anywhere else, e.g. backdated.
     # list: poll S3 (any S3-compatible store, nothing else to run). queue: bucket notifications through a
-    # message queue say which folder to look at (`queue_url`: an amqp:// URL with `#<queue>` - SeaweedFS's
-    # filer publishes to RabbitMQ on the local stack - or an SQS queue URL on AWS).
+    # message queue say which folder to look at (`queue_url`: an amqp:// URL with `#<queue>` - on the local
+    # stack SeaweedFS's filer reaches RabbitMQ through the notify relay - or an SQS queue URL on AWS).
     mode: Literal["list", "queue"] = "list"
     queue_url: str = "amqp://127.0.0.1:5672/#landfall-landings"
     open_days: int = Field(2, ge=0, le=31)
     reconcile_interval_s: float = Field(300.0, ge=1, le=86400)
-    # A folder nothing landed in for this long is compacted in the ledger to one watermark.
-    ledger_retention_days: float = Field(7.0, gt=0, le=3650)
+    # A folder nothing landed in for this long is compacted in the ledger to one watermark. At least a
+    # day: a watermark must sit far behind any PUT still in flight (Last-Modified has 1 s resolution).
+    ledger_retention_days: float = Field(7.0, ge=1, le=3650)
 
     @field_validator("queue_url")
     @classmethod

@@ -9,7 +9,9 @@ this module answers it in O(1) from the folder's manifest.
 A folder quiet for the retention period is *compacted*: its entries fold into one number, the
 watermark, meaning "every object here last modified at or before this second was accounted for". A PUT
 into that folder later is newer than the watermark by construction (its Last-Modified is the time of the
-PUT), so it is still found; the manifest no longer grows with the folder's history.
+PUT), so it is still found; the manifest no longer grows with the folder's history. That trusts
+Last-Modified to be the arrival time, as S3's PUT and copy make it; retention is at
+least a day, so a PUT in flight is never in the watermark's second.
 
 Pure logic, no I/O: the watcher (`landfall.airflow.triggers`) reads and writes the manifests.
 """

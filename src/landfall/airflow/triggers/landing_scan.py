@@ -198,6 +198,12 @@ class LandingScanner:
             self._ledgers.setdefault(folder, FolderLedger(folder)).record(landing)
             self._dirty.add(folder)
 
+    def recorded(self, landing: Landing) -> bool:
+        """Whether this process's ledger knows the landing now (no I/O): `advance()` may have recorded
+        it while a poll was listing, after the poll had judged it unknown."""
+        ledger = self._ledgers.get(folder_of(landing.key, self.prefix))
+        return ledger is not None and ledger.knows(landing)
+
     def report_again(self, landings: list[Landing]) -> None:
         """Landings whose event was not persisted: the next poll reports them, wherever they are."""
         for landing in landings:

@@ -108,7 +108,13 @@ class LandingProducer(SharedStreamProducer):
         found = await (
             self.scanner.poll(client) if notified is None else self.scanner.look_at(client, notified)
         )
-        fresh = [landing for landing in found if landing.identity not in self._in_flight]
+        # Both checks after the scan, with no await between them: `advance()` records a landing and only
+        # then takes it out of flight, so one of the two always holds for a landing reported already.
+        fresh = [
+            landing
+            for landing in found
+            if landing.identity not in self._in_flight and not self.scanner.recorded(landing)
+        ]
         fresh.sort(key=lambda landing: (landing.last_modified, landing.key))
         return fresh
 
@@ -203,6 +209,7 @@ class LandingProducer(SharedStreamProducer):
             failures, stats_due = 0, time.monotonic() + STATS_S
             try:
                 while True:
+                    notes: list[Notification] | None = None
                     try:
                         if not self._started:
                             await self._load_awaiting(client)
@@ -211,12 +218,13 @@ class LandingProducer(SharedStreamProducer):
                             self._started = True
                         if sweeper is None:
                             sweeper = asyncio.create_task(self._sweep_every_interval(client))
-                        notes = None
                         if self.queue_url:
                             notes = await self._notifications(self.max_objects_per_event)
                         reports = await self._poll(client, notes)
                         failures = 0
                     except Exception as error:  # S3 down or throttling: keep watching, back off, never crash
+                        if notes:  # delivered again (here or to another triggerer), not held unacked
+                            await self._release_quietly([note.token for note in notes])
                         failures += 1
                         delay = min(self.poll_interval * 2**failures, 60.0)
                         log.warning(
@@ -247,6 +255,13 @@ class LandingProducer(SharedStreamProducer):
                 if self._queue is not None:
                     await self._queue.close()
                     self._queue = None
+
+    async def _release_quietly(self, tokens: list[Any]) -> None:
+        try:
+            if self._queue is not None:
+                await self._queue.release(tokens)
+        except Exception as error:  # the broker redelivers unacknowledged messages on reconnect anyway
+            log.warning("Could not release %d notification(s): %s", len(tokens), error)
 
     async def _notifications(self, most: int) -> list[Notification]:
         """Queue mode: the next notifications, waiting at most a poll interval (then the loop checks for

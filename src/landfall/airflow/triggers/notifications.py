@@ -90,12 +90,24 @@ class RabbitQueue:
         ]
 
     async def ack(self, tokens: list[Any]) -> None:
-        for message in tokens:
-            await message.ack()
+        await _each(tokens, lambda message: message.ack(), "acknowledge")
 
     async def release(self, tokens: list[Any]) -> None:
-        for message in tokens:
-            await message.nack(requeue=True)
+        await _each(tokens, lambda message: message.nack(requeue=True), "release")
+
+
+async def _each(messages: list[Any], settle: Callable[[Any], Any], what: str) -> None:
+    """Settle every message, each on its own: one that fails (a delivery from before a reconnect) must
+    not leave the rest unsettled, holding the consumer's prefetch."""
+    failed = 0
+    for message in messages:
+        try:
+            await settle(message)
+        except Exception as error:
+            failed += 1
+            last = error
+    if failed:
+        log.warning("Could not %s %d message(s) (%s); RabbitMQ redelivers them", what, failed, last)
 
 
 def s3_event_keys(body: str, bucket: str) -> list[str]:
@@ -142,7 +154,7 @@ class SqsQueue:
         answer = await self._client.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=max(1, min(10, max_messages)),
-            WaitTimeSeconds=max(0, min(20, round(wait_s))),
+            WaitTimeSeconds=max(1, min(20, round(wait_s))),  # long polling: never a tight loop
             VisibilityTimeout=self.visibility_s,
         )
         notifications = []

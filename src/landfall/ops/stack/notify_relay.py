@@ -33,7 +33,8 @@ def create_app(amqp_url: str, exchange_name: str, token: str) -> FastAPI:
         import aio_pika
 
         broker["connection"] = await aio_pika.connect_robust(amqp_url)
-        channel = await broker["connection"].channel(publisher_confirms=True)
+        # A message no queue takes is returned and raises: the filer retries rather than believing it.
+        channel = await broker["connection"].channel(publisher_confirms=True, on_return_raises=True)
         broker["exchange"] = await channel.get_exchange(exchange_name)  # declared by the launcher
         yield
         await broker["connection"].close()
