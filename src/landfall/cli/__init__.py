@@ -264,6 +264,13 @@ def demo(day: date | None, timeout: float) -> None:
     help="Landings timed in queue mode and in list mode at 2 s and 1 s polls, a fresh stack each (0 skips).",
 )
 @click.option(
+    "--event-path",
+    "event_paths",
+    multiple=True,
+    type=click.Choice(["list_poll_2s", "list_poll_1s", "queue_rabbitmq"]),
+    help="Only these event paths (repeat the option; default: all three).",
+)
+@click.option(
     "--set",
     "overrides",
     multiple=True,
@@ -281,6 +288,7 @@ def bench(
     history_days: int,
     watcher_objects: int,
     event_path_landings: int,
+    event_paths: tuple[str, ...],
     overrides: tuple[str, ...],
     out: Path | None,
     keep: bool,
@@ -306,6 +314,7 @@ def bench(
         history_days=history_days,
         watcher_objects=watcher_objects,
         event_path_landings=event_path_landings,
+        event_paths=event_paths,
         out=out or RESULTS_PATH,
         keep_stack=keep,
         overrides=extra,

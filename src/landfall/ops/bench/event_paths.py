@@ -38,6 +38,8 @@ def compare_event_paths(options: BenchOptions, environment: Any, echo: Echo) -> 
     results: dict[str, Any] = {}
     saved = dict(os.environ)
     for name, overrides in configurations().items():
+        if options.event_paths and name not in options.event_paths:
+            continue
         echo(f"  {name}: a fresh stack with {overrides}")
         state_dir = Path(tempfile.mkdtemp(prefix="landfall-bench-path-"))
         os.environ.update(environment(state_dir, {**options.overrides, **overrides}))

@@ -47,6 +47,7 @@ class BenchOptions:
     history_days: int = 365  # consecutive days landed at once, followed to the newest day's deploy (0: skip)
     watcher_objects: int = 100_000  # already-reported objects of the watcher-scale phase (0: skip)
     event_path_landings: int = 20  # landings per event path (queue, list at 2 s and 1 s) on fresh stacks
+    event_paths: tuple[str, ...] = ()  # which of them (names of event_paths.configurations()); () all
     out: Path = RESULTS_PATH
     keep_stack: bool = False
     overrides: dict[str, str] = field(default_factory=dict)  # extra env, e.g. a knob under study
