@@ -1,8 +1,8 @@
 """Backfill with the plain `airflow` CLI: history already in S3 is re-processed day by day, and the chain
 follows through the Assets, without ever registering a model version twice or promoting twice.
 
-The days' files are put in S3 as history while the triggerer is stopped, with their watcher ledger
-markers written before it starts again, so the watcher treats them as reported long ago and only the
+The days' files are put in S3 as history while the triggerer is stopped, with their folders' watcher
+manifests written before it starts again, so the watcher treats them as reported long ago and only the
 backfill processes them.
 """
 
@@ -19,8 +19,9 @@ from landfall.core import catalog
 from landfall.ops.follow import CHAIN, follow_partition, landing_events_for, watch_run
 from landfall.pipeline import registry
 from landfall.pipeline.datagen import make_batch, to_parquet
-from landfall.pipeline.keys import landing_key, seen_marker
+from landfall.pipeline.keys import folder_manifest, landing_key
 from landfall.pipeline.landing import Landing
+from landfall.pipeline.landing_ledger import FolderLedger
 
 pytestmark = pytest.mark.stack
 TIMEOUT_S = 900
@@ -49,11 +50,13 @@ def history(launcher):
                 storage.landing_prefix,
                 {"Key": key, **s3.head_object(Bucket=storage.datasets_bucket, Key=key)},
             )
-            # ... and is in the watcher's ledger, as if reported long ago.
+            # ... and is in the watcher's ledger (its folder's manifest), as if reported long ago.
+            ledger = FolderLedger(day)
+            ledger.record(landing)
             s3.put_object(
                 Bucket=storage.datasets_bucket,
-                Key=seen_marker(storage.ledger_prefix, key, landing.version),
-                Body=b"history",
+                Key=folder_manifest(storage.ledger_prefix, day),
+                Body=ledger.to_json(),
             )
     finally:
         stack.up()
