@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from journeys import RABBITMQ, ensure_service
 from landfall.airflow.triggers.notifications import RabbitQueue
 from landfall.ops.stack.notify_relay import create_app
+from landfall.ops.stack.provision import declare_exchange_and_queue, delete_exchange_and_queue
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 BUCKET = "landfall-datasets"
@@ -35,25 +36,6 @@ def filer_event(path: str, event_type: str = "create", directory: bool = False) 
     }
 
 
-async def _declare(name: str) -> None:
-    import aio_pika
-
-    async with await aio_pika.connect(AMQP) as connection:
-        channel = await connection.channel()
-        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.FANOUT, durable=True)
-        queue = await channel.declare_queue(name, durable=True)
-        await queue.bind(exchange)
-
-
-async def _delete(name: str) -> None:
-    import aio_pika
-
-    async with await aio_pika.connect(AMQP) as connection:
-        channel = await connection.channel()
-        await channel.queue_delete(name)
-        await channel.exchange_delete(name)
-
-
 async def _drain(name: str) -> list[str | None]:
     """The keys the watcher's consumer reads from the queue, each acknowledged."""
     queue = RabbitQueue(AMQP, name, BUCKET)
@@ -70,9 +52,9 @@ async def _drain(name: str) -> list[str | None]:
 def exchange():
     ensure_service(RABBITMQ)
     name = f"landfall-relay-{uuid.uuid4().hex[:8]}"
-    asyncio.run(_declare(name))
+    asyncio.run(declare_exchange_and_queue(AMQP, name))
     yield name
-    asyncio.run(_delete(name))
+    asyncio.run(delete_exchange_and_queue(AMQP, name))
 
 
 @pytest.fixture
@@ -130,7 +112,9 @@ def test_a_message_no_queue_would_take_is_not_confirmed_to_the_filer(exchange):
 
 def test_a_relay_that_cannot_publish_answers_503_so_the_filer_retries(exchange):
     with TestClient(create_app(AMQP, exchange, TOKEN)) as client:
-        asyncio.run(_delete(exchange))  # the exchange is gone: RabbitMQ refuses the publish
+        asyncio.run(
+            delete_exchange_and_queue(AMQP, exchange)
+        )  # the exchange is gone: RabbitMQ refuses the publish
         answer = _post(client, filer_event(f"/buckets/{BUCKET}/{KEY}"))
         assert answer.status_code == 503, answer.text
-    asyncio.run(_declare(exchange))  # for the fixture's clean-up
+    asyncio.run(declare_exchange_and_queue(AMQP, exchange))  # for the fixture's clean-up

@@ -117,7 +117,7 @@ class Bench:
     def dag_parse(self) -> dict[str, Any]:
         from landfall.core.paths import DAGS_FOLDER
         from landfall.ops.dagparse import parse_in_subprocess
-        from landfall.ops.stack.launcher import dag_files
+        from landfall.ops.stack.dag_loading import dag_files
 
         per_file = {}
         for name in sorted(dag_files()):

@@ -16,23 +16,21 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from landfall.core.paths import DAGS_FOLDER
 from landfall.core.settings import Settings
 from landfall.ops.airflow_api import AirflowApi
 from landfall.ops.stack import provision
 from landfall.ops.stack.components import Component, Context, StackError, by_name, components_of
+from landfall.ops.stack.dag_loading import wait_for_dags
 from landfall.ops.stack.environment import environment, process_environment
 from landfall.ops.stack.process import port_owner
 from landfall.ops.stack.state import StackSecrets, StackState
 from landfall.ops.stack.supervisor import Program, Supervisor, SupervisorError
 
-__all__ = ["ComponentStatus", "Stack", "StackError", "dag_files"]
+__all__ = ["ComponentStatus", "Stack", "StackError"]
 
 STORAGE = ("s3",)
-SERVICES = ("mlflow", "serving")  # stopped after Airflow, in this order reversed
 
 
 @dataclass
@@ -145,6 +143,14 @@ class Stack:
     def _running(self, name: str) -> bool:
         info = self._info(name)
         return bool(info and info["statename"] in ("RUNNING", "STARTING", "BACKOFF"))
+
+    def _airflow(self) -> list[Component]:
+        return [c for c in components_of(self.settings) if c.airflow]
+
+    def _services(self) -> list[Component]:
+        """Between storage and Airflow, in the table's order: MLflow, the scoring service and, in queue
+        mode, the notify relay. Started after storage, stopped after Airflow."""
+        return [c for c in components_of(self.settings) if not c.airflow and c.name not in STORAGE]
 
     def _start(self, component: Component) -> None:
         if self._running(component.name):
@@ -259,14 +265,10 @@ class Stack:
         if fresh:
             self.echo("  migrating the Airflow metadata DB ...")
             provision.migrate(self.ctx, process_environment(self.ctx, secrets), self.log_tail)
-        airflow = [c for c in components_of(self.settings) if c.airflow]
-        # The scoring service, and in queue mode the relay of the filer's notifications to RabbitMQ.
-        services = [
-            c for c in components_of(self.settings) if not c.airflow and c.name not in ("s3", "mlflow")
-        ]
-        for component in [*services, *airflow]:
-            self._start(component)
-        self._wait_healthy(["mlflow", *(c.name for c in [*services, *airflow])], deadline)
+        started = [*self._services(), *self._airflow()]
+        for component in started:
+            self._start(component)  # MLflow is running already: a no-op
+        self._wait_healthy([c.name for c in started], deadline)
         provision.create_pools(self.api())
         self.wait_for_dags(deadline)
 
@@ -319,40 +321,16 @@ class Stack:
         return found
 
     def wait_for_dags(self, deadline: float) -> None:
-        """Wait until the dag-processor has parsed every DAG file once.
-
-        Healthy components are not enough: until a DAG is serialized its asset watcher is not
-        registered, so a file landed right after `up` would wait unseen. A file that fails to import
-        counts as parsed; its error is printed, because the UI would only show a banner.
-        """
-        expected = dag_files()
-        api = self.api()
-        while True:
-            parsed = {dag["relative_fileloc"] for dag in api.get("dags", limit=1000)["dags"]}
-            errors = {
-                _relative_to_dags(error["filename"]): error["stack_trace"]
-                for error in api.get("importErrors", limit=1000)["import_errors"]
-            }
-            missing = expected - parsed - set(errors)
-            if not missing:
-                break
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"the dag-processor has not parsed {', '.join(sorted(missing))} yet; "
-                    "see `landfall logs dag-processor`"
-                )
-            time.sleep(0.5)
-        for filename, trace in sorted(errors.items()):
-            self.echo(f"  WARNING: dags/{filename} failed to import:\n{trace.strip()[-1500:]}")
-        self.echo(f"  {len(expected) - len(errors)} of {len(expected)} DAG files are loaded")
+        """Wait until the dag-processor has parsed every DAG file once (see `dag_loading`)."""
+        wait_for_dags(self.api(), deadline, self.echo)
 
     def _stop_all(self, quiet: bool) -> list[str]:
         stopped = []
         if not self.supervisor.running():
             return stopped
         order = [
-            *[c.name for c in components_of(self.settings) if c.airflow][::-1],
-            *SERVICES[::-1],
+            *[c.name for c in self._airflow()][::-1],
+            *[c.name for c in self._services()][::-1],
             *STORAGE,
         ]
         for name in order:
@@ -386,20 +364,3 @@ class Stack:
                 "Land more    landfall land --date D [--parts N (then _SUCCESS)] [--hour H (one hour of D)]",
             ]
         )
-
-
-def dag_files() -> set[str]:
-    """The DAG files (relative to dags/) the dag-processor must load: every module in producers/,
-    consumers/ and operations/ (assets/ only names Assets)."""
-    return {
-        path.relative_to(DAGS_FOLDER).as_posix()
-        for folder in ("producers", "consumers", "operations")
-        for path in (DAGS_FOLDER / folder).glob("*.py")
-        if not path.name.startswith("_")
-    }
-
-
-def _relative_to_dags(filename: str) -> str:
-    """Import errors name their file relative to the bundle (dags/), older releases absolutely."""
-    path = Path(filename)
-    return path.relative_to(DAGS_FOLDER).as_posix() if path.is_relative_to(DAGS_FOLDER) else path.as_posix()

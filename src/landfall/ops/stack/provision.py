@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from landfall.core import catalog
 from landfall.core.paths import AIRFLOW_CFG_TEMPLATE, DAGS_FOLDER, REPO_ROOT
-from landfall.ops.stack.components import Context, StackError, executable
+from landfall.ops.stack.components import Context, StackError, executable, queue_mode_on_rabbitmq
 from landfall.ops.stack.state import StackSecrets
 
 Echo = Callable[[str], None]
@@ -129,7 +129,7 @@ max_backoff_seconds = 30
 workers = 8
 """,
     )
-    asyncio.run(_declare_exchange_and_queue(*target))
+    asyncio.run(declare_exchange_and_queue(*target))
 
 
 def relay_token(secrets: StackSecrets) -> str:
@@ -139,10 +139,9 @@ def relay_token(secrets: StackSecrets) -> str:
 
 def rabbit_target(ctx: Context) -> tuple[str, str] | None:
     """(AMQP URL with the credentials from the environment, exchange and queue name) in queue mode."""
-    watcher = ctx.settings.watcher
-    if watcher.mode != "queue" or not watcher.queue_url.startswith(("amqp://", "amqps://")):
+    if not queue_mode_on_rabbitmq(ctx.settings):
         return None
-    address, _, name = watcher.queue_url.partition("#")
+    address, _, name = ctx.settings.watcher.queue_url.partition("#")
     user = os.environ.get("LANDFALL_AMQP_USER", "guest")
     password = os.environ.get("LANDFALL_AMQP_PASSWORD", "guest" if user == "guest" else "")
     scheme, _, rest = address.partition("://")
@@ -152,10 +151,10 @@ def rabbit_target(ctx: Context) -> tuple[str, str] | None:
 def remove_bucket_notifications(ctx: Context) -> None:
     """Delete the exchange and queue `bucket_notifications` declared (a throw-away stack's)."""
     if (target := rabbit_target(ctx)) is not None:
-        asyncio.run(_delete_exchange_and_queue(*target))
+        asyncio.run(delete_exchange_and_queue(*target))
 
 
-async def _delete_exchange_and_queue(url: str, name: str) -> None:
+async def delete_exchange_and_queue(url: str, name: str) -> None:
     import aio_pika
 
     async with await aio_pika.connect(url, timeout=10) as connection:
@@ -164,7 +163,7 @@ async def _delete_exchange_and_queue(url: str, name: str) -> None:
         await channel.exchange_delete(name)
 
 
-async def _declare_exchange_and_queue(url: str, name: str) -> None:
+async def declare_exchange_and_queue(url: str, name: str) -> None:
     import aio_pika
 
     try:
