@@ -12,18 +12,28 @@ import pytest
 
 # Must happen before anything calls landfall.core.settings.get_settings() (it is cached per process).
 _STATE = Path(os.environ.get("LANDFALL_TEST_STATE_DIR") or tempfile.mkdtemp(prefix="landfall-test-"))
+# A second checkout can run its suite beside this one: every port the suite binds moves by the offset.
+_PORT_OFFSET = int(os.environ.get("LANDFALL_TEST_PORT_OFFSET", "0"))
+ALERT_PORT = 28999 + _PORT_OFFSET
+
+
+def _port(base: int) -> str:
+    return str(base + _PORT_OFFSET)
+
+
 os.environ.update(
     {
         "LANDFALL_STACK__STATE_DIR": str(_STATE),
-        "LANDFALL_STACK__PORTS__AIRFLOW_API": "28080",
-        "LANDFALL_STACK__PORTS__MLFLOW": "25000",
+        "LANDFALL_STACK__PORTS__AIRFLOW_API": _port(28080),
+        "LANDFALL_STACK__PORTS__MLFLOW": _port(25000),
         # SeaweedFS also binds each of these + 10000 (gRPC): all below Linux's ephemeral range
         # (32768+), where an outgoing connection's TIME_WAIT can hold a port and make the bind fail.
-        "LANDFALL_STACK__PORTS__S3": "20333",
-        "LANDFALL_STACK__PORTS__SEAWEED_MASTER": "21333",
-        "LANDFALL_STACK__PORTS__SEAWEED_VOLUME": "21340",
-        "LANDFALL_STACK__PORTS__SEAWEED_FILER": "20888",
-        "LANDFALL_STACK__PORTS__SERVING": "28090",
+        "LANDFALL_STACK__PORTS__S3": _port(20333),
+        "LANDFALL_STACK__PORTS__SEAWEED_MASTER": _port(21333),
+        "LANDFALL_STACK__PORTS__SEAWEED_VOLUME": _port(21340),
+        "LANDFALL_STACK__PORTS__SEAWEED_FILER": _port(20888),
+        "LANDFALL_STACK__PORTS__SERVING": _port(28090),
+        "LANDFALL_STACK__PORTS__NOTIFY_RELAY": _port(28091),
         "LANDFALL_WATCHER__POLL_INTERVAL_S": "1",
         # Two trials per training run instead of four: the same fan-out and reduce, one wave of tasks,
         # and about 12 s less per chain on a 2-core machine.
@@ -33,7 +43,7 @@ os.environ.update(
         # that is merely slow in a 1,000-file burst may also raise a `late` alert; nothing counts those).
         "LANDFALL_DEPLOY__DEADLINE_MINUTES": "1.5",
         # Alerts of the test stack go to the receiver below, so that tests can see them arrive.
-        "LANDFALL_NOTIFY__WEBHOOK_URL": "http://127.0.0.1:28999/alerts",
+        "LANDFALL_NOTIFY__WEBHOOK_URL": f"http://127.0.0.1:{ALERT_PORT}/alerts",
     }
 )
 for _name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AIRFLOW_CONN_AWS_DEFAULT"):
@@ -106,7 +116,7 @@ def airflow_api(stack):
 
 
 class AlertReceiver:
-    """A webhook endpoint on 127.0.0.1:28999 that keeps every alert the stack POSTs (the notify config
+    """A webhook endpoint on 127.0.0.1:28999 (+ the port offset) that keeps every alert the stack POSTs (the notify config
     of the test stack points here)."""
 
     def __init__(self) -> None:
@@ -127,7 +137,7 @@ class AlertReceiver:
                 pass
 
         self.received = received
-        self.server = ThreadingHTTPServer(("127.0.0.1", 28999), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", ALERT_PORT), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def of_kind(self, kind: str) -> list[dict]:
