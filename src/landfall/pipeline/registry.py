@@ -26,6 +26,11 @@ PREVIOUS_TAG = "landfall.previous_champion"  # set on promotion: where a rollbac
 RESTORED_FROM_TAG = "landfall.restored_from"  # set on rollback: the version it replaced
 RESTORED_BY_TAG = "landfall.restored_by"  # the rollback request (a retry of it is a no-op)
 ROLLED_BACK_AT_TAG = "landfall.rolled_back_at"  # set on the version a rollback moved the alias away from
+ROLLED_BACK_BY_TAG = "landfall.rolled_back_by"  # ... the request that did (its retry finds it here)
+ROLLED_BACK_TO_TAG = "landfall.rolled_back_to"  # ... and where it moves the alias (its retry goes there)
+# Set on a restored version that an earlier rollback had left: that rollback's request. Its late retry
+# then sees that it was done (and undone on purpose), not that its alias move is still to come.
+RESTORED_OVER_TAG = "landfall.restored_over"
 
 
 def client() -> Any:
@@ -159,13 +164,6 @@ class RollbackRefused(ValueError):
     """A rollback that cannot be done as asked; the message says what to ask instead."""
 
 
-def _done_by(model_name: str, by: str, mlflow_client: Any) -> bool:
-    """Whether the rollback request `by` already moved the alias (on any version: a promotion may have
-    followed it before its retry)."""
-    versions = mlflow_client.search_model_versions(f"name = '{model_name}'")
-    return any(version.tags.get(RESTORED_BY_TAG) == by for version in versions)
-
-
 def rollback(
     model_name: str,
     to_version: str | None,
@@ -177,9 +175,15 @@ def rollback(
     """Move the champion alias back: to `to_version`, or to the version that was champion before the
     current one (recorded when the current one was promoted). Who and why are recorded as tags: on the
     version left (`landfall.rolled_back_*`, `landfall.rollback_reason`) and on the one restored
-    (`landfall.restored_from`, `landfall.restored_by`, `landfall.restored_reason`). `by` names the
-    request: its retry changes nothing (it never rolls back a second step, also when a promotion came
-    in between). Only a model of this pipeline's training (in `experiment`) is restored."""
+    (`landfall.restored_from`, `landfall.restored_by`, `landfall.restored_reason`). Only a model of this
+    pipeline's training (in `experiment`) is restored.
+
+    `by` names the request. The tags are written before the alias moves, and MLflow can fail in between
+    (a 503, a restart, a killed worker), so a request is done only once the alias has left the version
+    it recorded as left: while that version is still champion, a retry completes the request (moves the
+    alias to the version it recorded as restored). Once the alias has left it (this request moved it; a
+    promotion or another rollback may have followed), a retry changes nothing: it never rolls back a
+    second step."""
     from datetime import UTC, datetime
 
     from mlflow.exceptions import MlflowException
@@ -189,9 +193,22 @@ def rollback(
     current = champion(model_name, mlflow_client)
     if current is None:
         raise RollbackRefused(f"{model_name} has no champion to roll back from")
-    if _done_by(model_name, by, mlflow_client):
-        return Rollback(str(current.version), current.run_id, current.tags.get(RESTORED_FROM_TAG), reason, by)
-    target = str(to_version or current.tags.get(PREVIOUS_TAG) or "").strip()
+    versions = mlflow_client.search_model_versions(f"name = '{model_name}'")
+    left = next((v for v in versions if v.tags.get(ROLLED_BACK_BY_TAG) == by), None)
+    if left is not None and (
+        str(left.version) != str(current.version) or left.tags.get(RESTORED_OVER_TAG) == by
+    ):
+        return Rollback(str(current.version), current.run_id, str(left.version), reason, by)
+    restored_here = next((v for v in versions if v.tags.get(RESTORED_BY_TAG) == by), None)
+    if left is None and restored_here is not None:
+        # A later rollback from the same version rewrote its `rolled_back_*` tags: this one was done.
+        return Rollback(
+            str(current.version), current.run_id, restored_here.tags.get(RESTORED_FROM_TAG), reason, by
+        )
+    # A new request, or one whose alias move has not happened yet (the version it left is still
+    # champion): that one goes where it recorded it would.
+    recorded = left.tags.get(ROLLED_BACK_TO_TAG) if left is not None else None
+    target = str(recorded or to_version or current.tags.get(PREVIOUS_TAG) or "").strip()
     if not target:
         raise RollbackRefused(
             f"version {current.version} records no previous champion: name one with --to VERSION"
@@ -211,14 +228,21 @@ def rollback(
         check_pipeline_run(mlflow_client, restored.run_id, experiment)
     except UntrustedModel as error:
         raise RollbackRefused(f"version {target} cannot be served: {error}") from None
-    at = datetime.now(UTC).isoformat(timespec="seconds")
+    at = (left.tags.get(ROLLED_BACK_AT_TAG) if left is not None else None) or datetime.now(UTC).isoformat(
+        timespec="seconds"
+    )
+    # The request's own tag last: once a version carries it, the target is recorded beside it.
     for key, value in {
-        "landfall.rolled_back_at": at,
-        "landfall.rolled_back_by": by,
+        ROLLED_BACK_AT_TAG: at,
         "landfall.rollback_reason": reason,
-        "landfall.rolled_back_to": target,
+        ROLLED_BACK_TO_TAG: target,
+        ROLLED_BACK_BY_TAG: by,
     }.items():
         mlflow_client.set_model_version_tag(model_name, str(current.version), key, value)
+    if restored.tags.get(ROLLED_BACK_BY_TAG):
+        mlflow_client.set_model_version_tag(
+            model_name, target, RESTORED_OVER_TAG, restored.tags[ROLLED_BACK_BY_TAG]
+        )
     mlflow_client.set_model_version_tag(model_name, target, RESTORED_FROM_TAG, str(current.version))
     mlflow_client.set_model_version_tag(model_name, target, RESTORED_BY_TAG, by)
     mlflow_client.set_model_version_tag(model_name, target, "landfall.restored_reason", reason)
