@@ -16,8 +16,10 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
+from mlflow.exceptions import MlflowException
 
 from journeys import day_key, finished_run, land, task_states, unique_day, wait_for, xcom_value
 from landfall.core import catalog
@@ -118,6 +120,66 @@ def test_landfall_rollback_moves_the_alias_back_and_the_service_follows(two_cham
         check=False,
     )
     assert again.returncode == 1 and f"version {old} already holds 'champion'" in again.stderr
+
+
+def _rollback_run(api, run_id: str, conf: dict) -> dict:
+    """Trigger the rollback DAG as run `run_id` and wait for it to finish."""
+    api.trigger(catalog.ROLLBACK_DAG, conf, dag_run_id=run_id)
+    return finished_run(api, catalog.ROLLBACK_DAG, lambda r: r["dag_run_id"] == run_id, timeout_s=300)
+
+
+def test_a_rollback_interrupted_before_its_alias_move_is_completed_by_its_run(
+    two_champions, settings, alerts
+):
+    """MLflow went away after a rollback run wrote its tags on both versions and before it moved the
+    alias: that run (its retry, here a run with the same id) moves the alias where it recorded, the
+    service serves it, and the alert names the version it rolled back from."""
+    stack, api, drifted, ordinary = two_champions
+    name, client = settings.mlflow.model_name, registry.client()
+    current = registry.champion_version(name, client)
+    target = (
+        ordinary["promote"]["version"]
+        if current == drifted["promote"]["version"]
+        else drifted["promote"]["version"]
+    )
+    run_id = f"e2e_interrupted_rollback__{uuid.uuid4().hex[:8]}"
+    who, reason = "e2e", "interrupted before the alias move"
+
+    class AliasMoveFails:  # the registry's own rollback, with MLflow gone at its last write
+        def __getattr__(self, attribute):
+            if attribute == "set_registered_model_alias":
+                raise MlflowException("503 Service Unavailable", error_code="TEMPORARILY_UNAVAILABLE")
+            return getattr(client, attribute)
+
+    with pytest.raises(MlflowException, match="503"):
+        registry.rollback(
+            name, target, reason, f"{who} (run {run_id})", AliasMoveFails(), settings.mlflow.experiment
+        )
+    assert registry.champion_version(name, client) == current
+    assert client.get_model_version(name, target).tags[registry.RESTORED_BY_TAG] == f"{who} (run {run_id})"
+
+    conf = {"to_version": None, "reason": reason, "requested_by": who}
+    assert _rollback_run(api, run_id, conf)["state"] == "success"
+    assert task_states(api, catalog.ROLLBACK_DAG, run_id)["activate"] == "success"
+    rolled = xcom_value(stack, api, catalog.ROLLBACK_DAG, run_id, "rollback")
+    assert (rolled["version"], rolled["rolled_back_from"]) == (target, current)
+    assert registry.champion_version(name, client) == target
+    assert _served(stack).version()["version"] == target
+    wait_for(
+        lambda: [
+            a
+            for a in alerts.of_kind("rolled_back")
+            if f"to v{target} (from v{current}) by {who} (run {run_id})" in a["text"]
+        ],
+        60,
+        "the rollback's alert",
+    )
+    # Leave the champion as it was for the tests after this one (a deliberate rollback back to it).
+    back = _rollback_run(
+        api, f"{run_id}_back", {"to_version": current, "reason": "restore", "requested_by": who}
+    )
+    assert back["state"] == "success" and registry.champion_version(name, client) == current
+    wait_for(lambda: _served(stack).version()["version"] == current, 60, f"the service to serve v{current}")
 
 
 def _set_pool(api, slots: int) -> None:

@@ -124,9 +124,13 @@ class AirflowApi:
         bucket, _, object_key = stored.removeprefix("s3://").split("@", 1)[-1].partition("/")
         return json.loads(s3.get_object(Bucket=bucket, Key=object_key)["Body"].read())
 
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> dict[str, Any]:
-        """A manual run of `dag_id` with `conf` (no logical date: several may be triggered at once)."""
-        return self.post(f"dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})
+    def trigger(self, dag_id: str, conf: dict[str, Any], dag_run_id: str | None = None) -> dict[str, Any]:
+        """A manual run of `dag_id` with `conf` (no logical date: several may be triggered at once);
+        `dag_run_id` names the run (Airflow makes one up when it is None)."""
+        body: dict[str, Any] = {"logical_date": None, "conf": conf}
+        if dag_run_id is not None:
+            body["dag_run_id"] = dag_run_id
+        return self.post(f"dags/{dag_id}/dagRuns", body)
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.get(f"dags/{dag_id}/dagRuns/{run_id}")
