@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetWatcher
 
-from landfall.airflow.triggers.s3_landing import S3LandingTrigger
+from landfall.airflow.triggers.s3_landing import LandingWatch, S3LandingTrigger
 from landfall.core import catalog
 from landfall.core.settings import get_settings
 
@@ -30,21 +30,7 @@ LANDING = Asset(
     watchers=[
         AssetWatcher(
             name="s3_landing_watcher",
-            trigger=S3LandingTrigger(
-                bucket=_storage.datasets_bucket,
-                prefix=_storage.landing_prefix,
-                ledger_prefix=_storage.ledger_prefix,
-                aws_conn_id=_storage.aws_conn_id,
-                poll_interval=_settings.watcher.poll_interval_s,
-                max_objects_per_event=_settings.watcher.max_objects_per_event,
-                requeue_after_s=_settings.watcher.requeue_after_s,
-                part_glob=_storage.landing_part_glob,
-                marker=_storage.landing_marker,
-                open_days=_settings.watcher.open_days,
-                reconcile_interval_s=_settings.watcher.reconcile_interval_s,
-                ledger_retention_days=_settings.watcher.ledger_retention_days,
-                queue_url=_settings.watcher.queue_url if _settings.watcher.mode == "queue" else None,
-            ),
+            trigger=S3LandingTrigger(watch=LandingWatch.from_settings(_settings)),
         )
     ],
 )

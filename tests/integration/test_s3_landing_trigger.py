@@ -6,19 +6,17 @@ Airflow would report; the end-to-end tests run it inside the real triggerer.
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import time
 
-from airflow.triggers.base import BaseEventTrigger
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
+from watcher_areas import watch_of
 
 from journeys import events_of_one_poll as _events_of_one_poll
 from journeys import put_in_area
 from journeys import reported_landings as _landings
 from journeys import run_with_deadline as _run
 from landfall.airflow.triggers import landing_scan, landing_stream
-from landfall.airflow.triggers.s3_landing import TICK, LandingProducer, S3LandingTrigger
+from landfall.airflow.triggers.s3_landing import TICK, LandingProducer
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.keys import batch_claim, batches_prefix, folders_prefix, key_digest, legacy_seen_prefix
 
@@ -40,7 +38,7 @@ def _poll_and_ack(producer, outcome=ACKED):
 
 def test_each_new_landing_is_reported_once_signed_with_key_size_etag_and_partition(s3, area):
     key, etag = _put(s3, area, "2024-03-01", b"x" * 123)
-    producer = LandingProducer(**area)
+    producer = LandingProducer(watch_of(area))
     [(event, report)] = _run(_events_of_one_poll(producer))
     [landing] = _landings([(event, report)])
     assert (landing.key, landing.etag, landing.size, landing.partition_date) == (key, etag, 123, "2024-03-01")
@@ -52,65 +50,67 @@ def test_each_new_landing_is_reported_once_signed_with_key_size_etag_and_partiti
 def test_acknowledged_landings_are_not_reported_again_after_a_restart(s3, area):
     _put(s3, area, "2024-03-01")
     _put(s3, area, "2024-03-02")
-    assert len(_poll_and_ack(LandingProducer(**area))) == 2
+    assert len(_poll_and_ack(LandingProducer(watch_of(area)))) == 2
     # A new producer is what a triggerer restart creates: it knows only the ledger in S3.
-    assert _one_poll(LandingProducer(**area)) == []
+    assert _one_poll(LandingProducer(watch_of(area))) == []
 
 
 def test_landings_made_while_the_watcher_was_down_are_reported_at_start(s3, area):
-    _poll_and_ack(LandingProducer(**area))  # nothing there yet
+    _poll_and_ack(LandingProducer(watch_of(area)))  # nothing there yet
     key_a, _ = _put(s3, area, "2024-03-03")
     key_b, _ = _put(s3, area, "2024-03-04")
-    assert sorted(landing.key for landing in _poll_and_ack(LandingProducer(**area))) == sorted([key_a, key_b])
+    assert sorted(landing.key for landing in _poll_and_ack(LandingProducer(watch_of(area)))) == sorted(
+        [key_a, key_b]
+    )
 
 
 def test_an_unconfirmed_event_is_reported_again_so_nothing_is_lost(s3, area):
     key, _ = _put(s3, area, "2024-03-05")
-    producer = LandingProducer(**area)
+    producer = LandingProducer(watch_of(area))
     assert [landing.key for landing in _poll_and_ack(producer, FAILED)] == [key]
     assert [landing.key for landing in _one_poll(producer)] == [key]  # same producer, next poll
-    assert [landing.key for landing in _one_poll(LandingProducer(**area))] == [key]  # after a restart
+    assert [landing.key for landing in _one_poll(LandingProducer(watch_of(area)))] == [key]  # after a restart
 
 
 def test_new_content_and_the_same_bytes_put_again_are_both_new_landings(s3, area):
     _put(s3, area, "2024-03-06", b"first")
-    _poll_and_ack(LandingProducer(**area))
+    _poll_and_ack(LandingProducer(watch_of(area)))
     time.sleep(1.1)  # Last-Modified has one-second resolution
     _, new_etag = _put(s3, area, "2024-03-06", b"second version")
-    [changed] = _poll_and_ack(LandingProducer(**area))
+    [changed] = _poll_and_ack(LandingProducer(watch_of(area)))
     assert changed.etag == new_etag
     time.sleep(1.1)
     _put(s3, area, "2024-03-06", b"second version")  # a revert to the same bytes, or a re-land
-    [again] = _poll_and_ack(LandingProducer(**area))
+    [again] = _poll_and_ack(LandingProducer(watch_of(area)))
     assert again.etag == changed.etag and again.version != changed.version
 
 
 def test_every_object_under_the_prefix_is_reported_even_with_a_hostile_name(s3, area):
     key = f"{area['prefix']}/not a date/ünï.csv"
     s3.put_object(Bucket=area["bucket"], Key=key, Body=b"?")
-    [landing] = _poll_and_ack(LandingProducer(**area))
+    [landing] = _poll_and_ack(LandingProducer(watch_of(area)))
     assert landing.key == key and landing.partition_date is None  # ingest quarantines it
 
 
 def test_a_burst_is_reported_in_one_event_per_poll(s3, area):
     keys = sorted(_put(s3, area, f"2024-04-{day:02d}")[0] for day in range(1, 13))
-    [(event, _)] = _run(_events_of_one_poll(LandingProducer(**area), ACKED))
+    [(event, _)] = _run(_events_of_one_poll(LandingProducer(watch_of(area)), ACKED))
     assert sorted(o["key"] for o in event["objects"]) == keys
-    assert _one_poll(LandingProducer(**area)) == []  # every landing of the event was acknowledged
+    assert _one_poll(LandingProducer(watch_of(area))) == []  # every landing of the event was acknowledged
 
 
 def test_a_burst_larger_than_one_event_holds_waits_for_the_next_poll_not_a_second_event(s3, area):
     """Two events back to back would strand the second in Airflow's asset queue."""
     for day in range(1, 13):
         _put(s3, area, f"2024-05-{day:02d}")
-    producer = LandingProducer(**{**area, "max_objects_per_event": 5})
+    producer = LandingProducer(watch_of(area, max_objects_per_event=5))
     sizes = [len(_run(_events_of_one_poll(producer, ACKED))[0][0]["objects"]) for _ in range(3)]
     assert sizes == [5, 5, 2]
 
 
 def test_a_failing_manifest_write_neither_raises_nor_reports_the_batch_again(s3, area, monkeypatch):
     key, _ = _put(s3, area, "2024-06-01")
-    producer = LandingProducer(**area)
+    producer = LandingProducer(watch_of(area))
     items = _run(_events_of_one_poll(producer))
 
     async def advance_while_markers_fail():
@@ -132,15 +132,14 @@ def test_a_failing_manifest_write_neither_raises_nor_reports_the_batch_again(s3,
     assert _one_poll(producer) == []  # not reported again by this process; the poll wrote the manifest
     assert not producer.scanner._dirty
     assert s3ops.list_keys(s3, area["bucket"], folders_prefix(area["ledger_prefix"]))
-    assert _one_poll(LandingProducer(**area)) == []  # nor after a restart
+    assert _one_poll(LandingProducer(watch_of(area))) == []  # nor after a restart
     assert key
 
 
 def test_a_batch_no_ingest_run_claimed_is_reported_again_until_one_does(s3, area):
     """Airflow 3.3 can strand a persisted event in its asset queue; the missing claim shows it."""
     key, _ = _put(s3, area, "2024-07-01")
-    settings = {**area, "requeue_after_s": 0.2}
-    producer = LandingProducer(**settings)
+    producer = LandingProducer(watch_of(area, requeue_after_s=0.2))
     [(_, report)] = _run(_events_of_one_poll(producer, ACKED))
     assert s3ops.exists(s3, area["bucket"], f"{batches_prefix(area['ledger_prefix'])}{report.batch}.json")
     time.sleep(0.3)
@@ -156,8 +155,8 @@ def test_a_batch_no_ingest_run_claimed_is_reported_again_until_one_does(s3, area
 
 def test_an_unclaimed_batch_survives_a_triggerer_restart(s3, area):
     key, _ = _put(s3, area, "2024-07-02")
-    _poll_and_ack(LandingProducer(**area))
-    restarted = LandingProducer(**{**area, "requeue_after_s": 0.1})  # reads the batch records at start
+    _poll_and_ack(LandingProducer(watch_of(area)))
+    restarted = LandingProducer(watch_of(area, requeue_after_s=0.1))  # reads the batch records at start
     _run(_events_of_one_poll(restarted))  # the first poll loads them (nothing is due yet)
     time.sleep(0.2)
     [landing] = _poll_and_ack(restarted)
@@ -167,7 +166,7 @@ def test_an_unclaimed_batch_survives_a_triggerer_restart(s3, area):
 def test_a_long_poll_interval_still_yields_heartbeat_ticks(monkeypatch, s3, area):
     """The shared stream's ack timeout (300 s) fails a subscriber still on an event: ticks keep it moving."""
     monkeypatch.setattr(landing_stream, "HEARTBEAT_S", 0.05)
-    producer = LandingProducer(**{**area, "poll_interval": 3600})
+    producer = LandingProducer(watch_of(area, poll_interval_s=3600))
 
     async def first_items(count):
         items, stream = [], producer.open_stream()
@@ -184,40 +183,11 @@ def test_a_long_poll_interval_still_yields_heartbeat_ticks(monkeypatch, s3, area
     assert time.monotonic() - started < 30
 
 
-def test_the_filter_turns_landings_into_trigger_events_and_drops_ticks():
-    trigger = S3LandingTrigger(bucket="b", prefix="daily", ledger_prefix="ledger")
-
-    async def stream():
-        yield TICK
-        yield {"type": "landed", "objects": [{"key": "daily/2024-01-01/features.parquet"}]}
-        yield TICK
-
-    async def collect():
-        return [event async for event in trigger.filter_shared_stream(stream())]
-
-    [event] = asyncio.run(collect())
-    assert event.payload["objects"] == [{"key": "daily/2024-01-01/features.parquet"}]
-
-
-def test_the_trigger_serializes_to_an_importable_class_with_its_kwargs():
-    trigger = S3LandingTrigger(
-        bucket="b", prefix="/daily/", ledger_prefix="l", aws_conn_id="c", poll_interval=3
-    )
-    classpath, kwargs = trigger.serialize()
-    module, _, name = classpath.rpartition(".")
-    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
-    assert isinstance(rebuilt, BaseEventTrigger)
-    assert rebuilt.serialize() == (classpath, kwargs)
-    assert kwargs["prefix"] == "daily" and "signing" not in str(kwargs).lower()  # no secret in the DB row
-    assert rebuilt.shared_stream_key() == trigger.shared_stream_key()
-    assert isinstance(S3LandingTrigger.create_shared_stream_producer(kwargs), LandingProducer)
-
-
 def test_an_acknowledged_landing_is_not_reported_again_even_if_its_manifest_is_not_read_back(s3, area):
     """advance() can run while a poll is between its listings; the producer must remember what it
     acknowledged instead of reading the ledger back."""
     key, _ = _put(s3, area, "2024-03-07")
-    producer = LandingProducer(**area)
+    producer = LandingProducer(watch_of(area))
     assert [landing.key for landing in _poll_and_ack(producer)] == [key]
     for manifest in s3ops.list_keys(s3, area["bucket"], folders_prefix(area["ledger_prefix"])):
         s3.delete_object(Bucket=area["bucket"], Key=manifest["Key"])  # as if the write were not seen
@@ -245,26 +215,26 @@ def _idle_poll_requests(producer, polls=3):
 
 def test_an_idle_poll_costs_the_same_requests_with_an_empty_prefix_and_with_history(s3, area):
     """A poll lists the prefix's top level and the folders that can change, never every old folder."""
-    empty = _idle_poll_requests(LandingProducer(**area))
+    empty = _idle_poll_requests(LandingProducer(watch_of(area)))
     for day in range(1, 41):
         for part in range(5):
             key = f"{area['prefix']}/2023-01-{day % 28 + 1:02d}/{day:02d}-{part}/features.parquet"
             s3.put_object(Bucket=area["bucket"], Key=key, Body=b"x")
-    producer = LandingProducer(**area)
+    producer = LandingProducer(watch_of(area))
     assert len(_poll_and_ack(producer)) == 200  # the start-up sweep found every one
     assert _idle_poll_requests(producer) == empty == 1  # one delimited listing: no old folder is listed
-    assert _one_poll(LandingProducer(**area)) == []  # the manifests hold them across a restart
+    assert _one_poll(LandingProducer(watch_of(area))) == []  # the manifests hold them across a restart
 
 
 def test_a_new_backdated_folder_is_found_by_the_next_poll(s3, area):
-    producer = LandingProducer(**area)
+    producer = LandingProducer(watch_of(area))
     _poll_and_ack(producer)
     key, _ = _put(s3, area, "2019-05-05")  # years before the open days
     assert [landing.key for landing in _poll_and_ack(producer)] == [key]
 
 
 def test_a_landing_in_an_old_quiet_folder_is_found_by_the_sweep_not_by_a_poll(s3, area, monkeypatch):
-    producer = LandingProducer(**area)
+    producer = LandingProducer(watch_of(area))
     _put(s3, area, "2019-06-01")
     _poll_and_ack(producer)
     monkeypatch.setattr(landing_scan, "HOT_S", 0.0)  # the folder's last change is long ago
@@ -276,10 +246,10 @@ def test_a_landing_in_an_old_quiet_folder_is_found_by_the_sweep_not_by_a_poll(s3
 
 
 def test_a_quiet_folder_is_compacted_to_a_watermark_and_a_later_put_into_it_is_still_new(s3, area):
-    settings = {**area, "ledger_retention_days": 1 / 86400}  # one second
+    settings = watch_of(area, ledger_retention_days=1 / 86400)  # one second
     key, _ = _put(s3, area, "2019-07-01")
     _put(s3, area, "2019-07-02")
-    producer = LandingProducer(**settings)
+    producer = LandingProducer(settings)
     assert len(_poll_and_ack(producer)) == 2
     time.sleep(1.1)
     _sweep(producer)
@@ -287,7 +257,7 @@ def test_a_quiet_folder_is_compacted_to_a_watermark_and_a_later_put_into_it_is_s
         s3, area["bucket"], f"{folders_prefix(area['ledger_prefix'])}2019-07-01.json"
     )
     assert manifest["reported"] == {} and manifest["watermark"] > 0
-    restarted = LandingProducer(**settings)
+    restarted = LandingProducer(settings)
     assert _one_poll(restarted) == []  # the watermark accounts for what was there
     time.sleep(1.1)
     _put(s3, area, "2019-07-01")  # the same bytes landed again: a new landing
@@ -302,16 +272,16 @@ def test_markers_of_the_old_ledger_are_honoured_moved_into_manifests_and_deleted
     version = f"{int(listed['LastModified'].timestamp())}-{etag}"
     legacy = f"{legacy_seen_prefix(area['ledger_prefix'])}{key_digest(key)}/{version}"
     s3.put_object(Bucket=area["bucket"], Key=legacy, Body=b"{}")
-    assert _one_poll(LandingProducer(**area)) == []  # reported under the old ledger: not again
+    assert _one_poll(LandingProducer(watch_of(area))) == []  # reported under the old ledger: not again
     assert not s3ops.exists(s3, area["bucket"], legacy)
-    assert _one_poll(LandingProducer(**area)) == []  # the manifest holds it now
+    assert _one_poll(LandingProducer(watch_of(area))) == []  # the manifest holds it now
 
 
 def test_a_landing_recorded_by_advance_while_a_poll_lists_is_not_reported_again(s3, area, monkeypatch):
     """`advance()` runs beside the polls: it may record a landing after a poll judged it unknown and
     before the poll filtered what is in flight. The poll must not report it a second time."""
     _put(s3, area, "2024-03-09")
-    producer = LandingProducer(**area)
+    producer = LandingProducer(watch_of(area))
     [landing] = _one_poll(producer)  # reported, in flight, not yet confirmed
     scan = producer.scanner.poll
 

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 from airflow.triggers.shared_stream import AdvanceOutcome
+from watcher_areas import watch_of
 
 from journeys import events_of_one_poll, put_in_area, reported_landings, run_with_deadline
 from landfall.airflow.triggers import landing_stream
@@ -105,7 +106,7 @@ def queued_producer(area, sqs_emulator, queue, monkeypatch):
     monkeypatch.setattr(
         landing_stream, "queue_for", lambda url, bucket, conn: _consumer(sqs_emulator, queue, bucket)
     )
-    return LandingProducer(**area, queue_url=queue)
+    return LandingProducer(watch_of(area, mode="queue", queue_url=queue))
 
 
 def _poll(producer, outcome=None):

@@ -18,9 +18,10 @@ from typing import Any
 from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
 from landfall.airflow.triggers.landing_scan import LandingScanner, ScanStats
+from landfall.airflow.triggers.landing_watch import LandingWatch
 from landfall.airflow.triggers.notifications import Notification, NotificationQueue, queue_for
 from landfall.pipeline.keys import batch_claim, batch_record, batches_prefix
-from landfall.pipeline.landing import Landing, PartRule, landed_event, signing_key
+from landfall.pipeline.landing import Landing, landed_event, signing_key
 
 log = logging.getLogger(__name__)
 
@@ -55,34 +56,17 @@ class Report:
 class LandingProducer(SharedStreamProducer):
     """Finds unreported landings (`LandingScanner`), reports them, records them once Airflow persisted."""
 
-    def __init__(
-        self,
-        bucket: str,
-        prefix: str,
-        ledger_prefix: str,
-        aws_conn_id: str | None,
-        poll_interval: float,
-        max_objects_per_event: int = 500,
-        requeue_after_s: float = 60.0,
-        part_glob: str | None = None,
-        marker: str | None = None,
-        open_days: int = 2,
-        reconcile_interval_s: float = 300.0,
-        ledger_retention_days: float = 7.0,
-        queue_url: str | None = None,
-    ) -> None:
-        self.bucket = bucket
-        self.queue_url = queue_url  # queue mode: bucket notifications say which folder to look at
-        self.prefix = prefix.strip("/")
-        self.ledger = ledger_prefix.strip("/")
-        self.aws_conn_id = aws_conn_id
-        self.poll_interval = poll_interval
-        self.max_objects_per_event = max_objects_per_event
-        self.requeue_after_s = requeue_after_s
-        self.reconcile_interval_s = reconcile_interval_s
-        parts = PartRule(part_glob, marker) if part_glob and marker else None
+    def __init__(self, watch: LandingWatch) -> None:
+        self.watch, self.knobs = watch, watch.knobs
+        self.bucket, self.prefix, self.ledger = watch.bucket, watch.prefix, watch.ledger_prefix
+        self.queue_url = watch.queue_url  # queue mode: bucket notifications say which folder to look at
         self.scanner = LandingScanner(
-            bucket, self.prefix, self.ledger, parts, open_days, ledger_retention_days * 86400
+            self.bucket,
+            self.prefix,
+            self.ledger,
+            watch.parts(),
+            self.knobs.open_days,
+            self.knobs.ledger_retention_days * 86400,
         )
         self._in_flight: set[tuple[str, str]] = set()
         self._awaiting: dict[str, Batch] = {}
@@ -94,7 +78,7 @@ class LandingProducer(SharedStreamProducer):
     async def _connect(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        return await S3Hook(aws_conn_id=self.aws_conn_id).get_async_conn()
+        return await S3Hook(aws_conn_id=self.watch.aws_conn_id).get_async_conn()
 
     async def _list(self, client: Any, prefix: str) -> AsyncIterator[dict[str, Any]]:
         paginator = client.get_paginator("list_objects_v2")
@@ -141,7 +125,7 @@ class LandingProducer(SharedStreamProducer):
         now, due = time.monotonic(), []
         checked = 0
         for batch, entry in list(self._awaiting.items()):
-            if entry.requeued or now - entry.persisted_at < self.requeue_after_s * 2**entry.attempts:
+            if entry.requeued or now - entry.persisted_at < self.knobs.requeue_after_s * 2**entry.attempts:
                 continue
             if checked >= _CLAIM_CHECKS_PER_POLL:
                 break
@@ -176,7 +160,7 @@ class LandingProducer(SharedStreamProducer):
         await self.scanner.flush(client)
         stranded = await self._stranded(client)
         found = await self.unreported(client, None if notes is None else [n.key for n in notes if n.key])
-        fresh, later = found[: self.max_objects_per_event], found[self.max_objects_per_event :]
+        fresh, later = found[: self.knobs.max_objects_per_event], found[self.knobs.max_objects_per_event :]
         self.scanner.report_again(later)  # the next poll's event carries them
         tokens = [note.token for note in notes or []]
         if not stranded and not fresh:
@@ -190,7 +174,7 @@ class LandingProducer(SharedStreamProducer):
                 "Batch %s (%d landing(s)) was not received by an ingest run within %.0fs: reporting it again",
                 batch,
                 len(entry.landings),
-                self.requeue_after_s * 2**entry.attempts,
+                self.knobs.requeue_after_s * 2**entry.attempts,
             )
             for landing in entry.landings:
                 landings.setdefault(landing.identity, landing)
@@ -219,14 +203,14 @@ class LandingProducer(SharedStreamProducer):
                         if sweeper is None:
                             sweeper = asyncio.create_task(self._sweep_every_interval(client))
                         if self.queue_url:
-                            notes = await self._notifications(self.max_objects_per_event)
+                            notes = await self._notifications(self.knobs.max_objects_per_event)
                         reports = await self._poll(client, notes)
                         failures = 0
                     except Exception as error:  # S3 down or throttling: keep watching, back off, never crash
                         if notes:  # delivered again (here or to another triggerer), not held unacked
                             await self._release_quietly([note.token for note in notes])
                         failures += 1
-                        delay = min(self.poll_interval * 2**failures, 60.0)
+                        delay = min(self.knobs.poll_interval_s * 2**failures, 60.0)
                         log.warning(
                             "Polling s3://%s/%s failed (%s); retrying in %.0fs",
                             self.bucket,
@@ -247,7 +231,7 @@ class LandingProducer(SharedStreamProducer):
                         self.scanner.stats = ScanStats()
                         stats_due = time.monotonic() + STATS_S
                     if not self.queue_url:  # queue mode waits in receive() instead
-                        async for tick in self._ticks(self.poll_interval):
+                        async for tick in self._ticks(self.knobs.poll_interval_s):
                             yield tick
             finally:
                 if sweeper is not None:
@@ -267,11 +251,11 @@ class LandingProducer(SharedStreamProducer):
         """Queue mode: the next notifications, waiting at most a poll interval (then the loop checks for
         stranded batches and the sweep's findings, as a poll would)."""
         if self._queue is None:
-            queue = queue_for(self.queue_url or "", self.bucket, self.aws_conn_id)
+            queue = queue_for(self.queue_url or "", self.bucket, self.watch.aws_conn_id)
             await queue.open()
             self._queue = queue
             log.info("Watching bucket notifications from %s", self.queue_url)
-        return await self._queue.receive(min(self.poll_interval, HEARTBEAT_S), most)
+        return await self._queue.receive(min(self.knobs.poll_interval_s, HEARTBEAT_S), most)
 
     async def _sweep(self, client: Any) -> None:
         await self.scanner.sweep(client)
@@ -291,7 +275,7 @@ class LandingProducer(SharedStreamProducer):
 
     async def _sweep_every_interval(self, client: Any) -> None:
         while True:
-            await asyncio.sleep(self.reconcile_interval_s)
+            await asyncio.sleep(self.knobs.reconcile_interval_s)
             try:
                 await self._sweep(client)
             except Exception as error:  # the next sweep tries again; polls go on meanwhile

@@ -36,72 +36,30 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from landfall.airflow.triggers.landing_stream import TICK, LandingProducer
+from landfall.airflow.triggers.landing_watch import LandingWatch
 from landfall.pipeline.landing import EVENT_TYPE
 
-__all__ = ["TICK", "LandingProducer", "S3LandingTrigger"]
+__all__ = ["TICK", "LandingProducer", "LandingWatch", "S3LandingTrigger"]
 
 
 class S3LandingTrigger(BaseEventTrigger):
-    """Fires one `TriggerEvent` per poll that found new (or stranded) landings under `s3://<bucket>/<prefix>/`."""
+    """Fires one `TriggerEvent` per poll that found new (or stranded) landings under the watched prefix.
 
-    def __init__(
-        self,
-        *,
-        bucket: str,
-        prefix: str,
-        ledger_prefix: str,
-        aws_conn_id: str | None = "aws_default",
-        poll_interval: float = 2.0,
-        max_objects_per_event: int = 500,
-        requeue_after_s: float = 60.0,
-        part_glob: str | None = None,
-        marker: str | None = None,
-        open_days: int = 2,
-        reconcile_interval_s: float = 300.0,
-        ledger_retention_days: float = 7.0,
-        queue_url: str | None = None,
-    ) -> None:
+    Its one argument, `watch`, is a `LandingWatch` (or the JSON of one, as the triggerer passes it back)."""
+
+    def __init__(self, *, watch: LandingWatch | dict[str, Any]) -> None:
         super().__init__()
-        self.queue_url = queue_url or None
-        self.part_glob = part_glob
-        self.marker = marker
-        self.open_days = int(open_days)
-        self.reconcile_interval_s = float(reconcile_interval_s)
-        self.ledger_retention_days = float(ledger_retention_days)
-        self.bucket = bucket
-        self.prefix = prefix.strip("/")
-        self.ledger_prefix = ledger_prefix.strip("/")
-        self.aws_conn_id = aws_conn_id
-        self.poll_interval = float(poll_interval)
-        self.max_objects_per_event = int(max_objects_per_event)
-        self.requeue_after_s = float(requeue_after_s)
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {
-            "bucket": self.bucket,
-            "prefix": self.prefix,
-            "ledger_prefix": self.ledger_prefix,
-            "aws_conn_id": self.aws_conn_id,
-            "poll_interval": self.poll_interval,
-            "max_objects_per_event": self.max_objects_per_event,
-            "requeue_after_s": self.requeue_after_s,
-            "part_glob": self.part_glob,
-            "marker": self.marker,
-            "open_days": self.open_days,
-            "reconcile_interval_s": self.reconcile_interval_s,
-            "ledger_retention_days": self.ledger_retention_days,
-            "queue_url": self.queue_url,
-        }
+        self.watch = watch if isinstance(watch, LandingWatch) else LandingWatch.model_validate(watch)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", self._kwargs()
+        return f"{type(self).__module__}.{type(self).__qualname__}", {"watch": self.watch.as_kwargs()}
 
-    def shared_stream_key(self) -> tuple[str, ...]:
-        return ("landfall-s3-landing", self.bucket, self.prefix, self.ledger_prefix, str(self.aws_conn_id))
+    def shared_stream_key(self) -> tuple[str, str]:
+        return self.watch.stream_key()
 
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> LandingProducer:
-        return LandingProducer(**kwargs)
+        return LandingProducer(LandingWatch.model_validate(kwargs["watch"]))
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
         async for raw in shared_stream:

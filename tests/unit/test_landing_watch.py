@@ -1,0 +1,132 @@
+"""The watcher's settings travel as one object: from the settings into the trigger's kwargs, through
+Airflow's serialization of trigger rows, back into a trigger and a producer in the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+
+import pytest
+from airflow.triggers.base import BaseEventTrigger
+
+from landfall.airflow.triggers.s3_landing import TICK, LandingProducer, LandingWatch, S3LandingTrigger
+from landfall.core.settings import WatcherSettings, get_settings
+
+
+def _watch(**changes) -> LandingWatch:
+    base = {"bucket": "b", "prefixes": ("/daily/",), "ledger_prefix": "l/", "aws_conn_id": "c"}
+    return LandingWatch(**{**base, **changes})
+
+
+def test_the_watch_is_built_from_the_settings_with_every_watcher_knob():
+    settings = get_settings()
+    watch = LandingWatch.from_settings(settings)
+    assert watch.knobs == settings.watcher
+    assert (watch.bucket, watch.prefix, watch.ledger_prefix) == (
+        settings.storage.datasets_bucket,
+        settings.storage.landing_prefix,
+        settings.storage.ledger_prefix,
+    )
+    assert (watch.part_glob, watch.marker) == (
+        settings.storage.landing_part_glob,
+        settings.storage.landing_marker,
+    )
+
+
+def test_the_trigger_serializes_to_an_importable_class_with_its_kwargs():
+    trigger = S3LandingTrigger(watch=_watch(knobs=WatcherSettings(poll_interval_s=3)))
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
+    assert isinstance(rebuilt, BaseEventTrigger)
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert rebuilt.watch == trigger.watch and rebuilt.watch.prefix == "daily"
+    assert "signing" not in str(kwargs).lower()  # no secret in the DB row
+    assert rebuilt.shared_stream_key() == trigger.shared_stream_key()
+    producer = S3LandingTrigger.create_shared_stream_producer(kwargs)
+    assert isinstance(producer, LandingProducer) and producer.knobs.poll_interval_s == 3
+
+
+def test_the_trigger_survives_airflows_serialization_of_trigger_rows():
+    """What the dag-processor stores and the triggerer reads back: encode_trigger, the encrypted
+    kwargs column, and the hash that deduplicates watchers."""
+    from airflow.models.trigger import Trigger
+    from airflow.serialization.encoders import encode_trigger
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    trigger = S3LandingTrigger(watch=LandingWatch.from_settings(get_settings()))
+    encoded = encode_trigger(trigger)
+    kwargs = {key: BaseSerialization.deserialize(value) for key, value in encoded["kwargs"].items()}
+    stored = Trigger._decrypt_kwargs(Trigger.encrypt_kwargs(kwargs))
+    again = S3LandingTrigger(**stored)
+    assert again.watch == trigger.watch
+    assert again.shared_stream_key() == trigger.shared_stream_key()
+    classpath, plain = trigger.serialize()
+    assert BaseEventTrigger.hash(classpath, plain) == BaseEventTrigger.hash(*again.serialize())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"bucket": "other"},
+        {"prefixes": ("weekly",)},
+        {"ledger_prefix": "other-ledger"},
+        {"aws_conn_id": "other"},
+        {"part_glob": "part-*.parquet", "marker": "_SUCCESS"},
+        *(
+            {"knobs": WatcherSettings(**{name: value})}
+            for name, value in [
+                ("poll_interval_s", 5.0),
+                ("max_objects_per_event", 7),
+                ("requeue_after_s", 9.0),
+                ("mode", "queue"),
+                ("queue_url", "https://sqs.eu-west-1.amazonaws.com/1/q"),
+                ("open_days", 3),
+                ("reconcile_interval_s", 60.0),
+                ("ledger_retention_days", 2.0),
+            ]
+        ),
+    ],
+)
+def test_two_triggers_share_a_stream_only_when_every_setting_is_the_same(change):
+    """The triggerer builds a shared stream from the first subscriber's kwargs: a key that left a
+    setting out would hand the second trigger a stream built with the first's settings."""
+    assert (
+        S3LandingTrigger(watch=_watch()).shared_stream_key()
+        == S3LandingTrigger(watch=_watch()).shared_stream_key()
+    )
+    assert (
+        S3LandingTrigger(watch=_watch(**change)).shared_stream_key()
+        != S3LandingTrigger(watch=_watch()).shared_stream_key()
+    )
+
+
+def test_every_knob_of_the_watcher_settings_is_carried_by_the_watch():
+    """A knob added to WatcherSettings travels to the triggerer without being spelled anywhere else."""
+    assert set(_watch().as_kwargs()["knobs"]) == set(WatcherSettings.model_fields)
+
+
+def test_the_queue_url_is_used_only_in_queue_mode():
+    assert _watch().queue_url is None
+    queue = "https://sqs.eu-west-1.amazonaws.com/1/q"
+    assert _watch(knobs=WatcherSettings(mode="queue", queue_url=queue)).queue_url == queue
+
+
+def test_one_landing_prefix_per_watch_until_pipelines_have_ledgers_of_their_own():
+    with pytest.raises(ValueError, match="at most 1"):
+        LandingWatch.model_validate({**_watch().as_kwargs(), "prefixes": ["a", "b"]})
+
+
+def test_the_filter_turns_landings_into_trigger_events_and_drops_ticks():
+    trigger = S3LandingTrigger(watch=_watch())
+
+    async def stream():
+        yield TICK
+        yield {"type": "landed", "objects": [{"key": "daily/2024-01-01/features.parquet"}]}
+        yield TICK
+
+    async def collect():
+        return [event async for event in trigger.filter_shared_stream(stream())]
+
+    [event] = asyncio.run(collect())
+    assert event.payload["objects"] == [{"key": "daily/2024-01-01/features.parquet"}]
