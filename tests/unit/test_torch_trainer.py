@@ -1,5 +1,6 @@
 """The optional PyTorch trainer (`pip install 'landfall[torch]'`): learns the churn task, honours the grid's
-optimizer, learning rate and batch size, and round-trips through MLflow as a classifier evaluate can use.
+optimizer, learning rate and batch size, and round-trips through MLflow as a classifier evaluate can use
+(rebuilt from its weights and description by Landfall's own loader, never through the pickled pyfunc).
 
 Skipped where PyTorch is not installed (it is an extra, not a default dependency)."""
 
@@ -21,7 +22,11 @@ PARAMS = {"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "hidden_
 
 @pytest.fixture(scope="module")
 def data(settings):
-    return split(make_batch(2000, seed=3), settings.landing, settings.training.test_fraction)
+    """{"train", "validation", "test"}: features plus the label, as the trainer reads them."""
+    training = settings.training
+    return split(
+        make_batch(2000, seed=3), settings.landing, training.validation_fraction, training.test_fraction
+    )
 
 
 def _accuracy(model, frame, label):
@@ -30,7 +35,7 @@ def _accuracy(model, frame, label):
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
 def test_each_optimizer_learns_the_churn_task(data, settings, optimizer):
-    train, test = data
+    train, test = data["train"], data["validation"]
     model = torch_trainer.fit(
         train, settings.landing.label, {**PARAMS, "optimizer": optimizer}, max_epochs=15
     )
@@ -40,7 +45,7 @@ def test_each_optimizer_learns_the_churn_task(data, settings, optimizer):
 
 
 def test_batch_size_sets_the_optimizer_steps_per_epoch(data, settings, monkeypatch):
-    train, _ = data
+    train = data["train"]
     steps = []
     original = torch.optim.Adam.step
     monkeypatch.setattr(
@@ -51,8 +56,8 @@ def test_batch_size_sets_the_optimizer_steps_per_epoch(data, settings, monkeypat
 
 
 def test_learning_rate_and_optimizer_change_the_result(data, settings):
-    train, test = data
-    features = test.drop(columns=[settings.landing.label])
+    train, validation = data["train"], data["validation"]
+    features = validation.drop(columns=[settings.landing.label])
     base = torch_trainer.fit(train, settings.landing.label, PARAMS, max_epochs=3).predict_proba(features)
     slower = torch_trainer.fit(
         train, settings.landing.label, {**PARAMS, "learning_rate": 0.0001}, max_epochs=3
@@ -64,45 +69,48 @@ def test_learning_rate_and_optimizer_change_the_result(data, settings):
 
 def test_an_unknown_optimizer_is_refused(data, settings):
     with pytest.raises(ValueError, match="not one of adam, adamw, sgd"):
-        torch_trainer.fit(data[0], settings.landing.label, {**PARAMS, "optimizer": "rmsprop"}, max_epochs=1)
+        torch_trainer.fit(
+            data["train"], settings.landing.label, {**PARAMS, "optimizer": "rmsprop"}, max_epochs=1
+        )
 
 
-def test_the_trainer_cli_trains_a_torch_trial_and_reports_its_device(data, settings, tmp_path, monkeypatch):
+def test_the_trainer_cli_trains_a_torch_trial_and_reports_its_device(data, settings, local_mlflow, tmp_path):
     import json
 
     from landfall.pipeline.training.trainer import main
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    train, test = data
-    train.to_parquet(tmp_path / "train.parquet")
-    test.to_parquet(tmp_path / "test.parquet")
-    argv = ["--train", str(tmp_path / "train.parquet"), "--test", str(tmp_path / "test.parquet"),
-            "--partition", "2026-01-01", "--params", json.dumps({**PARAMS, "optimizer": "adamw"}),
-            "--model", "torch", "--max-epochs", "5", "--out", str(tmp_path / "return.json")]  # fmt: skip
-    assert main(argv) == 0
+    label = settings.landing.label
+    for name in ("train", "validation"):
+        data[name].to_parquet(tmp_path / f"{name}.parquet")
+    argv = ["--train", str(tmp_path / "train.parquet"), "--validation", str(tmp_path / "validation.parquet"),
+            "--partition", "2026-01-01", "--params", json.dumps({**PARAMS, "optimizer": "adamw", "trial": 3}),
+            "--model", "torch", "--label", label, "--max-epochs", "5", "--experiment", "torch-cli",
+            "--out", str(tmp_path / "return.json")]  # fmt: skip
+    returned = main(argv)
     result = json.loads((tmp_path / "return.json").read_text())
+    assert result == returned
     assert result["model"] == "torch" and result["device"] == (
         "cuda:0" if torch.cuda.is_available() else "cpu"
     )
-    assert result["metrics"]["accuracy"] > 0.8 and result["params"]["optimizer"] == "adamw"
+    assert result["metrics_split"] == "validation" and result["metrics"]["accuracy"] > 0.8
+    assert result["params"] == {**PARAMS, "optimizer": "adamw"}  # the trial's number is not a hyperparameter
+    assert result["model_uri"] == f"runs:/{result['run_id']}/model"
+    run = local_mlflow.get_run(result["run_id"])
+    assert (run.data.tags["landfall.model"], run.data.tags["landfall.stage"]) == ("torch", "trial")
 
 
-def test_the_logged_model_loads_back_with_the_same_predictions(data, settings, tmp_path, monkeypatch):
+def test_the_logged_model_loads_back_with_the_same_predictions(data, settings, local_mlflow):
     import mlflow
 
-    from landfall.pipeline.training.trainer import load_classifier
+    from landfall.pipeline.training.models import PIPELINE_TAGS, load_trial_model, log_model
 
-    monkeypatch.chdir(tmp_path)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    try:
-        train, test = data
-        features = test.drop(columns=[settings.landing.label])
-        model = torch_trainer.fit(train, settings.landing.label, PARAMS, max_epochs=3)
-        mlflow.set_experiment("torch-roundtrip")  # this store's own, not one an earlier test made active
-        with mlflow.start_run() as run:
-            torch_trainer.log_torch_model(model)
-        loaded = load_classifier(f"runs:/{run.info.run_id}/model")
-        assert np.allclose(loaded.predict_proba(features), model.predict_proba(features), atol=1e-6)
-    finally:
-        mlflow.set_tracking_uri(None)
+    features = data["test"].drop(columns=[settings.landing.label])
+    model = torch_trainer.fit(data["train"], settings.landing.label, PARAMS, max_epochs=3)
+    mlflow.set_experiment("torch-roundtrip")
+    with mlflow.start_run(tags={**PIPELINE_TAGS, "landfall.stage": "trial"}) as run:
+        log_model(model, "torch")  # what the trainer does with a torch trial
+    # How evaluate and the scoring service load it: weights-only state_dict and JSON, no pickle.
+    loaded = load_trial_model(local_mlflow, run.info.run_id, "torch-roundtrip")
+    assert isinstance(loaded, torch_trainer.TorchClassifier)
+    assert np.allclose(loaded.predict_proba(features), model.predict_proba(features), atol=1e-6)
+    assert (loaded.predict(features) == model.predict(features)).all()
