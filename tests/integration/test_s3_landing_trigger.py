@@ -295,3 +295,21 @@ def test_a_landing_recorded_by_advance_while_a_poll_lists_is_not_reported_again(
     monkeypatch.setattr(producer.scanner, "poll", poll_meanwhile_confirmed)
     producer.scanner.report_again([landing])  # so the scan itself still names it
     assert _one_poll(producer) == []
+
+
+def test_a_new_folder_whose_first_listing_fails_is_listed_again_by_the_next_poll(s3, area, monkeypatch):
+    """Not only at the next sweep: a folder counts as known once a listing of it succeeded."""
+    producer = LandingProducer(watch_of(area))
+    _poll_and_ack(producer)  # the start-up sweep, with nothing there yet
+    key, _ = _put(s3, area, "2019-05-06")  # a new folder, years before the open days
+    list_folder, failed = producer.scanner._list_folder, []
+
+    async def failing_once(client, folder):
+        if not failed:
+            failed.append(folder)
+            raise ConnectionError("S3 hiccup")
+        return await list_folder(client, folder)
+
+    monkeypatch.setattr(producer.scanner, "_list_folder", failing_once)
+    assert [landing.key for landing in _poll_and_ack(producer)] == [key]  # the stream polls again
+    assert failed == ["2019-05-06"]

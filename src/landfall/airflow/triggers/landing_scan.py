@@ -102,7 +102,7 @@ class LandingScanner:
         self.stats = ScanStats()
         self._ledgers: dict[str, FolderLedger] = {}
         self._dirty: set[str] = set()
-        self._known: set[str] = set()  # top-level folders seen by a listing in this process
+        self._known: set[str] = set()  # top-level folders listed whole by this process
         self._hot: dict[str, float] = {}  # folder -> when its listing last changed (monotonic)
         self._shape: dict[str, tuple[int, int]] = {}  # folder -> (objects, newest) at its last listing
         self._swept: dict[tuple[str, str], Landing] = {}  # found by the sweep, taken by the next poll
@@ -242,9 +242,9 @@ class LandingScanner:
         self.stats.polls += 1
         folders, root = await self._top_level(client)
         today = datetime.fromtimestamp(self.now(), UTC).date()
+        self._known &= folders  # a folder emptied (quarantined) and landed in again is new again
         wanted = (folders - self._known) | (set(open_days(today, self.open_days_back)) & folders)
         wanted |= set(self._hot_folders()) & folders
-        self._known = folders  # a folder emptied (quarantined) and landed in again is new again
         fresh = await self._unknown(client, ROOT_FOLDER, root)
         return await self._with_swept(client, fresh + await self._unknown_in_folders(client, wanted))
 
@@ -265,6 +265,7 @@ class LandingScanner:
         async def unknown_in(folder: str) -> list[Landing]:
             async with semaphore:
                 listed = await self._list_folder(client, folder)
+            self._known.add(folder)  # only once listed: a folder whose listing failed is still new
             self._note_shape(folder, listed)
             return await self._unknown(client, folder, listed)
 
