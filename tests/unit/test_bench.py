@@ -207,3 +207,105 @@ def test_the_watcher_phase_reads_its_figures_from_the_triggerer_log():
         "requests_per_poll": 1.0,
         "cpu_s_per_poll": 0.02,
     }
+
+
+def test_a_phase_that_raises_is_recorded_as_failed_with_its_reason_and_the_others_still_run(tmp_path):
+    import json
+
+    from landfall.ops.bench.runner import run_phases
+
+    out, printed, seen_on_disk = tmp_path / "bench" / "results.json", [], []
+
+    def serving() -> dict:
+        raise RuntimeError("the drifted day was not promoted and served: [('landfall_deploy', ...)]")
+
+    def last() -> dict:
+        seen_on_disk.append(json.loads(out.read_text()))  # what a crash right now would have left
+        return {"classic_sensor": {"poke_30s": {"file_to_work_start_s": {"n": 1, "p50": 15.0}}}}
+
+    results = {"stack_up_s": 30.0}
+    phases = [("DAG parse", lambda: {"dag_parse_s": {"max": 0.2, "mean": 0.1}}), ("serving", serving)]
+    run_phases([*phases, ("classic S3KeySensor DAGs", last)], results, out, printed.append)
+
+    written = json.loads(out.read_text())
+    assert written == results
+    assert written["dag_parse_s"] == {"max": 0.2, "mean": 0.1} and written["classic_sensor"]["poke_30s"]
+    failure = written["failed_phases"]["serving"]
+    assert failure["error"] == (
+        "RuntimeError: the drifted day was not promoted and served: [('landfall_deploy', ...)]"
+    )
+    assert failure["after_s"] >= 0
+    assert seen_on_disk[0]["failed_phases"] == {"serving": failure}  # written before the next phase ran
+    assert any(line.startswith("  FAILED after") and "not promoted and served" in line for line in printed)
+    [row] = [line for line in format_table(written).splitlines() if line.startswith("FAILED: serving")]
+    assert row.endswith(
+        "RuntimeError: the drifted day was not promoted and served: [('landfall_deploy', ...)]"
+    )
+
+
+def test_the_second_champion_lands_in_a_training_window_of_its_own(settings):
+    from datetime import date
+    from types import SimpleNamespace
+
+    from landfall.ops.bench.phases import Bench, BenchOptions
+
+    stack = SimpleNamespace(settings=settings, s3_client=lambda: None)
+    bench = Bench(stack, None, BenchOptions(), None, lambda _line: None)
+    first = date.fromisoformat(bench._new_key().split("/")[-2])  # the first champion's day
+    second = date.fromisoformat(bench._new_key(fresh_window=True).split("/")[-2])
+    # Its window (the window_days days ending at it) holds no day landed before it.
+    assert (second - first).days > settings.training.window_days
+
+
+def test_a_drifted_day_the_gate_skipped_is_promoted_for_the_benchmark_and_served(local_mlflow, settings):
+    from types import SimpleNamespace
+
+    from journeys import logged_trial
+    from landfall.core import catalog
+    from landfall.ops.bench.serving_load import promote_for_benchmark
+    from landfall.pipeline import registry
+
+    name = settings.mlflow.model_name
+    first, drifted = (logged_trial(settings, "bench-test", seed) for seed in (1, 2))
+    assert registry.promote(name, first, f"runs:/{first}/model", None, "deploy-1", local_mlflow).moved
+    skipped = "improvement -0.0025 over the champion (0.9657) is not above 0.0050"
+    chain = [
+        SimpleNamespace(dag_id=catalog.EVALUATE_DAG, state="success", run_id="eval-1", tasks={}),
+        SimpleNamespace(
+            dag_id=catalog.DEPLOY_DAG, state="success", run_id="deploy-2", tasks={"promote": "skipped"}
+        ),
+    ]
+    api = SimpleNamespace(xcom_value=lambda s3, dag_id, run_id, task: {"run_id": drifted, "reason": skipped})
+    bench = SimpleNamespace(api=api, s3=None, stack=SimpleNamespace(settings=settings))
+    asked = []
+    served = SimpleNamespace(
+        activate=lambda: asked.append("activate"), wait_for_version=lambda v, t: asked.append(v) or 0.5
+    )
+
+    figures = promote_for_benchmark(bench, chain, served)
+
+    champion = registry.champion(name, local_mlflow)
+    assert (str(champion.version), champion.run_id, champion.tags[registry.PREVIOUS_TAG]) == (
+        "2",
+        drifted,
+        "1",
+    )
+    assert asked == ["activate", "2"]
+    assert skipped in figures["second_champion"] and figures["canary_rows"] is None
+    table = format_table({"serving": {**figures, "load": _load()}})
+    assert f"not measured: {figures['second_champion']}" in table
+
+
+def _load():
+    return {
+        "requests": 5000,
+        "rows_per_request": 10,
+        "clients": 8,
+        "requests_per_s": 240.0,
+        "latency_ms": {"p50": 31.0, "p99": 69.0},
+        "switch": {"from": "2", "to": "1"},
+        "errors": 0,
+        "versions": {"2": 2500, "1": 2500},
+        "unexpected_versions": {},
+        "alias_to_serving_s": 1.2,
+    }

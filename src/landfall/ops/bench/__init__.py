@@ -13,7 +13,9 @@ Phases, in order, on the same stack (`phases.py`):
 5. A decompression bomb: the peak RSS of the task that refuses it, beside a full decode's.
 6. The classic DAGs: the sensor waits, the file lands at stratified points of the poke cycle.
 Peak RSS of every stack process (LocalExecutor workers and task processes included) is sampled
-throughout (`rss.py`); `report.py` prints the table, `runner.py` runs it all.
+throughout (`rss.py`); `report.py` prints the table, `runner.py` runs it all. A phase that fails is
+recorded under `failed_phases` in the results (and as a FAILED row of the table) with its error, and the
+phases after it still run.
 """
 
 from landfall.ops.bench.phases import RESULTS_PATH, BenchOptions

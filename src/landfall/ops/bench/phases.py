@@ -111,7 +111,13 @@ class Bench:
     def _put(self, key: str, body: bytes) -> float:
         return put_landing(self.s3, self.bucket, key, body).put_at
 
-    def _new_key(self) -> str:
+    def _new_key(self, fresh_window: bool = False) -> str:
+        """The landing key of the next unused day. `fresh_window`: skip a training window's worth of days
+        first, so that no day landed before is in the new day's training window (it trains and is
+        evaluated on its own data alone)."""
+        if fresh_window:
+            for _ in range(self.stack.settings.training.window_days):
+                next(self._days)
         return f"{self.landing_prefix}/{next(self._days).isoformat()}/{self.filename}"
 
     def dag_parse(self) -> dict[str, Any]:

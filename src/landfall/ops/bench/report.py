@@ -126,9 +126,14 @@ def format_table(results: dict[str, Any]) -> str:
         ]
     if "serving" in results:
         serving, load = results["serving"], results["serving"]["load"]
+        if serving.get("canary_rows") is None:  # the second champion was promoted for the benchmark
+            rows.append(("deploy canary and activation", f"not measured: {serving.get('second_champion')}"))
+        else:
+            rows += [
+                ("deploy canary (rows, wall)", f"{serving['canary_rows']} rows, {serving['canary_s']} s"),
+                ("deploy: alias move -> served", f"{serving['deploy_alias_to_serving_s']} s"),
+            ]
         rows += [
-            ("deploy canary (rows, wall)", f"{serving['canary_rows']} rows, {serving['canary_s']} s"),
-            ("deploy: alias move -> served", f"{serving['deploy_alias_to_serving_s']} s"),
             (
                 f"serving {load['requests']:,} req x {load['rows_per_request']} rows, "
                 f"{load['clients']} clients",
@@ -235,6 +240,9 @@ def format_table(results: dict[str, Any]) -> str:
                 f"{f.get('p50')} s (n={f['n']}, x{ratio} slower)",
             )
         )
+    for name, failure in (results.get("failed_phases") or {}).items():
+        error = " ".join(str(failure["error"]).split())
+        rows.append((f"FAILED: {name}", f"{error[:300]}{' ...' if len(error) > 300 else ''}"))
     width = max(len(name) for name, _ in rows)
     lines = ["", f"{'figure':<{width}}  value", f"{'-' * width}  {'-' * 40}"]
     lines += [f"{name:<{width}}  {value}" for name, value in rows]

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,30 @@ def bench_environment(state_dir: Path, ports: PortSettings, overrides: dict[str,
     env["LANDFALL_STACK__STATE_DIR"] = str(state_dir)
     env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(bundles)
     return {**env, **overrides}
+
+
+Phase = tuple[str, Callable[[], dict[str, Any]]]
+
+
+def run_phases(phases: list[Phase], results: dict[str, Any], out: Path, echo: Echo = print) -> None:
+    """Run the phases in order, adding each one's figures to `results` and writing them to `out` after
+    each. A phase that raises is recorded under `failed_phases` (its name: the error and how long it
+    ran), written and printed, and the phases after it still run."""
+    for name, phase in phases:
+        echo(f"[{name}]")
+        started = time.monotonic()
+        try:
+            figures = phase()
+        except Exception as error:  # any failure of one phase is reported, never fatal to the others
+            seconds = round(time.monotonic() - started, 1)
+            reason = f"{type(error).__name__}: {error}"
+            results.setdefault("failed_phases", {})[name] = {"error": reason, "after_s": seconds}
+            echo(f"  FAILED after {seconds:.0f}s: {reason}")
+            echo("".join(traceback.format_exception(error)).rstrip())
+        else:
+            results.update(figures)
+            echo(f"  done in {time.monotonic() - started:.0f}s")
+        write(out, results)  # what was measured so far, whatever comes next
 
 
 def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
@@ -117,12 +142,7 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
             ("classic S3KeySensor DAGs", bench.classic),
             ("training window vs one day", lambda: window_vs_one_day(settings)),
         ]
-        for name, phase in phases:
-            echo(f"[{name}]")
-            started = time.monotonic()
-            results.update(phase())
-            write(options.out, results)  # a later phase that fails keeps what was measured
-            echo(f"  done in {time.monotonic() - started:.0f}s")
+        run_phases(phases, results, options.out, echo)
         results["peak_rss_mb"] = round(sampler.peak_bytes / 2**20)
     finally:
         sampler.stop()
@@ -132,8 +152,12 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
             stack.down(quiet=True)
             shutil.rmtree(state_dir, ignore_errors=True)
     if options.event_path_landings:
-        echo("[event paths: queue mode beside list mode at 2 s and 1 s polls, a fresh stack each]")
-        results.update(compare_event_paths(options, lambda d, o: bench_environment(d, ports, o), echo))
+
+        def event_paths() -> dict[str, Any]:
+            return compare_event_paths(options, lambda d, o: bench_environment(d, ports, o), echo)
+
+        name = "event paths: queue mode beside list mode at 2 s and 1 s polls, a fresh stack each"
+        run_phases([(name, event_paths)], results, options.out, echo)
     add_comparison(results)
     write(options.out, results)
     echo(format_table(results))
