@@ -116,8 +116,8 @@ def airflow_api(stack):
 
 
 class AlertReceiver:
-    """A webhook endpoint on 127.0.0.1:28999 (+ the port offset) that keeps every alert the stack POSTs (the notify config
-    of the test stack points here)."""
+    """A webhook endpoint on 127.0.0.1:28999 (+ the port offset) that keeps every alert the stack POSTs
+    (the notify config of the test stack points here)."""
 
     def __init__(self) -> None:
         import json
