@@ -6,7 +6,9 @@ two days.
 
 A day landed hour by hour is trained once its 24th hour is processed. If hours are still missing at
 `landing.expected_by`, this run rolls up the hours that are there (`training_dataset` for the day, the
-missing hours named in it) and alerts naming the missing hours: a partial day never blocks training.
+missing hours named in it) and alerts naming the missing hours: a partial day never blocks training. A
+rolled-up day that fails the whole-day checks (min_rows, both label classes) is refused instead:
+`report_refused_day` raises its `quarantine` event and the alert, and nothing trains on it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from assets import RAW, TRAINING_DATASET
+from assets import QUARANTINE, RAW, TRAINING_DATASET
 from landfall.airflow.deadlines import freshness_deadline
 from landfall.core.catalog import LATE_ROLLUP_TASK
 from landfall.core.settings import get_settings
@@ -72,7 +74,15 @@ def landfall_freshness():
         outlet_events[TRAINING_DATASET].extra = rollup
         return rollup
 
-    ingested >> landed_hourly(day) >> deadline >> roll_up_late_day(day)
+    @task(multiple_outputs=False, outlets=[QUARANTINE], trigger_rule="all_skipped")
+    def report_refused_day(outlet_events=None, run_id=None, ti=None) -> dict:
+        """The quarantine event and alert of a day the deadline rollup refused (no training for it)."""
+        from landfall.airflow.tasks.rollup import REFUSED_DAY_KEY, report_refused_day
+
+        refused = ti.xcom_pull(task_ids=LATE_ROLLUP_TASK, key=REFUSED_DAY_KEY)
+        return report_refused_day(refused, outlet_events[QUARANTINE], run_id)
+
+    ingested >> landed_hourly(day) >> deadline >> roll_up_late_day(day) >> report_refused_day()
 
 
 landfall_freshness()

@@ -5,6 +5,10 @@ Partition-aware: one run per `raw_daily` partition key. A day (YYYY-MM-DD) is pa
 `training_dataset` Asset as it is; an hour (YYYY-MM-DDTHH) is prepared as it lands, and the run that
 completes its day's 24 hours publishes the day rolled up (training stays daily). Only `raw_daily`
 events raised by landfall_ingest's publish task are read.
+
+A rolled-up day that fails the whole-day checks a daily file gets (min_rows, both label classes) is not
+published: `report_refused_day` raises its `quarantine` event and the alert (it runs only when the
+task before it skipped, and skips unless that task refused a day).
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from datetime import timedelta
 
 from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
 
-from assets import RAW, TRAINING_DATASET
+from assets import QUARANTINE, RAW, TRAINING_DATASET
 from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
+from landfall.core.catalog import PUBLISH_DATASET_TASK
 from landfall.core.settings import get_settings
 
 default_args = {
@@ -58,7 +63,17 @@ def landfall_preprocess():
             outlet_events[TRAINING_DATASET].extra = published
             return published
 
-        build_training_dataset()
+        built = build_training_dataset()
+
+    @task(multiple_outputs=False, outlets=[QUARANTINE], trigger_rule="all_skipped")
+    def report_refused_day(outlet_events=None, dag_run=None, ti=None) -> dict:
+        """The quarantine event and alert of a day the task before refused (no training for it)."""
+        from landfall.airflow.tasks.rollup import REFUSED_DAY_KEY, report_refused_day
+
+        refused = ti.xcom_pull(task_ids=PUBLISH_DATASET_TASK, key=REFUSED_DAY_KEY)
+        return report_refused_day(refused, outlet_events[QUARANTINE], dag_run.run_id)
+
+    built >> report_refused_day()
 
 
 landfall_preprocess()

@@ -1,6 +1,7 @@
 """Hourly landings through the real stack: a day landed hour by hour (`daily/<day>/<HH>/...`) is ingested
 and prepared per hour and trains once, as one day; a day whose hours are not all there by its deadline
-trains on the hours there, with the missing ones named in the training run and in an alert."""
+trains on the hours there, with the missing ones named in the training run and in an alert; a day whose
+hours together fail the whole-day checks is quarantined, not trained."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from journeys import finished_run, unique_day, wait_for
+from journeys import finished_run, partition_events, unique_day, wait_for
 from landfall.core import catalog
 from landfall.ops.follow import follow_partition
 from landfall.ops.landings import land_day, land_parts
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.datagen import make_batch, to_parquet
 from landfall.pipeline.keys import hours_of, processed_head_key
+from landfall.pipeline.publish import quarantine_records
 
 pytestmark = pytest.mark.stack
 TIMEOUT_S = 600
@@ -101,3 +103,51 @@ def test_an_hourly_day_trains_once_and_a_partial_day_trains_at_its_deadline(stac
     assert alert["details"]["missing_hours"] == [f"{hour:02d}" for hour in range(3, 24)]
     head = s3ops.get_json(s3, storage.datasets_bucket, processed_head_key(storage, partial.isoformat()))[0]
     assert head["hours"] == hours_of(partial.isoformat())[:3] and len(head["missing_hours"]) == 21
+
+
+def test_a_day_of_one_class_hours_is_quarantined_naming_its_hours_and_never_trains(
+    stack, airflow_api, alerts
+):
+    """24 hours of 3 rows of one class (72 rows): each hour is fine, the day is not (too few rows, one
+    class), exactly as if it had landed as one daily file."""
+    os.environ.update(stack.environment())
+    s3, storage = stack.s3_client(), stack.settings.storage
+    day = date.fromisoformat(unique_day(1700))
+    label = stack.settings.landing.label
+    for hour in range(24):
+        frame = make_batch(3, seed=8300 + hour)
+        frame[label] = 0
+        land_day(s3, storage, day, to_parquet(frame), hour=hour)
+
+    [alert] = wait_for(
+        lambda: [a for a in alerts.of_kind("quarantine") if a["details"].get("day") == day.isoformat()],
+        TIMEOUT_S,
+        "the refused day's quarantine alert",
+    )
+    assert alert["details"]["hours"] == [f"{hour:02d}" for hour in range(24)]
+    assert {p["code"] for p in alert["details"]["problems"]} == {"too_few_rows", "single_class_label"}
+    folder = alert["details"]["quarantine_uri"].removeprefix(f"s3://{storage.datasets_bucket}/")
+    reason = s3ops.get_json(s3, storage.datasets_bucket, f"{folder}reason.json")[0]
+    assert reason["partition"] == day.isoformat() and reason["hours"] == hours_of(day.isoformat())
+    [event] = [
+        e
+        for e in airflow_api.events_of(catalog.QUARANTINE)
+        if any(r.get("partition_date") == day.isoformat() for r in quarantine_records(e.get("extra")))
+    ]
+    assert event["source_task_id"] == "report_refused_day"
+
+    # Every hour was prepared; the day never became a training dataset, so nothing trained on it.
+    wait_for(
+        lambda: (
+            all(
+                r["state"] in ("success", "failed")
+                for r in _runs(airflow_api, catalog.PREPROCESS_DAG, day.isoformat())
+            )
+            and len(_runs(airflow_api, catalog.PREPROCESS_DAG, day.isoformat())) == 24
+        ),
+        TIMEOUT_S,
+        "the day's 24 preprocess runs finished",
+    )
+    assert partition_events(airflow_api, catalog.TRAINING_DATASET, day.isoformat()) == []
+    assert _runs(airflow_api, catalog.TRAIN_DAG, day.isoformat()) == []
+    assert s3ops.get_json(s3, storage.datasets_bucket, processed_head_key(storage, day.isoformat())) is None

@@ -27,11 +27,13 @@ BATCH_ROWS = 65_536
 
 @dataclass
 class Prepared:
-    """What was written: a local file per split (and the canary), and rows per split."""
+    """What was written: a local file per split (and the canary), rows per split, and rows per label
+    class (a day rolled up from its hours is judged on its hours' counts, without reading them again)."""
 
     files: dict[str, Path]
     rows: dict[str, int] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
+    label_counts: dict[str, int] = field(default_factory=dict)
 
 
 def prepare(
@@ -57,6 +59,9 @@ def prepare(
                 which = split_of(raw[ID_COLUMN], validation_fraction, test_fraction)
                 features = build_features(raw, landing)
                 features[landing.label] = raw[landing.label].astype("int64")
+                for value, count in features[landing.label].value_counts().items():
+                    key = str(value)  # a JSON key: the counts travel in heads and asset events
+                    prepared.label_counts[key] = prepared.label_counts.get(key, 0) + int(count)
                 prepared.features = prepared.features or [c for c in features.columns if c != landing.label]
                 for name in SPLITS:
                     part = features[which == name]

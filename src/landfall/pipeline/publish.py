@@ -68,6 +68,44 @@ def _order(head: dict[str, Any]) -> tuple[int, str]:
     return int(head.get("last_modified", 0)), str(head.get("etag", ""))
 
 
+def supersedes(mine: dict[str, Any], head: dict[str, Any]) -> bool:
+    """Whether `mine` may replace `head` as a partition's head (ties go to `mine`, as before).
+
+    Landings (a day's or an hour's raw or processed version) are ordered by what S3 says: the newer
+    Last-Modified, then the ETag. Two days rolled up from their hours are ordered by what they hold, since
+    a rollup missing an hour that is not the newest has the newest hour's Last-Modified all the same: one
+    that holds every hour of the other, each at the same or a newer version, wins; when neither holds
+    the other, the one with more hours wins, then the newer. So the rollup of every hour's current version
+    beats any other, and a late hour always reaches training.
+    """
+    mine_hours, head_hours = _hour_versions(mine), _hour_versions(head)
+    if mine_hours is None or head_hours is None:
+        return _order(mine) >= _order(head)
+    mine_holds, head_holds = _holds(mine_hours, head_hours), _holds(head_hours, mine_hours)
+    if mine_holds != head_holds:
+        return mine_holds
+    return (len(mine_hours), _order(mine)) >= (len(head_hours), _order(head))
+
+
+def _hour_versions(head: dict[str, Any]) -> dict[str, str] | None:
+    versions = head.get("hour_versions")
+    return versions if isinstance(versions, dict) else None
+
+
+def _holds(bigger: dict[str, str], smaller: dict[str, str]) -> bool:
+    """Every hour of `smaller` is in `bigger`, at the same or a newer version."""
+    return all(
+        hour in bigger and _version_order(bigger[hour]) >= _version_order(version)
+        for hour, version in smaller.items()
+    )
+
+
+def _version_order(version: str) -> tuple[int, str]:
+    """A landing version `<last-modified epoch>-<etag>` in the order of `_order`."""
+    modified, _, etag = str(version).partition("-")
+    return (int(modified), etag) if modified.isdigit() else (0, str(version))
+
+
 def advance_head(s3: Any, storage: StorageSettings, outcome: Outcome, run_id: str) -> dict[str, Any] | None:
     """Make this landing the partition's current version unless a newer landing already is; the head
     record when this landing is current, None when it was superseded."""
@@ -94,14 +132,15 @@ def advance_head(s3: Any, storage: StorageSettings, outcome: Outcome, run_id: st
 
 
 def advance_ordered_head(s3: Any, bucket: str, key: str, mine: dict[str, Any]) -> dict[str, Any] | None:
-    """Compare-and-set a head record (`version`, `last_modified`, `etag`): `mine` replaces the head unless
-    the head is already that version (returned as it is) or a newer one (None)."""
+    """Compare-and-set a head record (`version`, `last_modified`, `etag`; a rollup's `hour_versions`):
+    `mine` replaces the head unless the head is already that version (returned as it is) or supersedes
+    it (None; see `supersedes`)."""
     for _ in range(_CAS_ATTEMPTS):
         found = s3ops.get_json(s3, bucket, key)
         head, etag = found if found is not None else (None, None)
         if head is not None and head.get("version") == mine["version"]:
             return head
-        if head is not None and _order(head) > _order(mine):
+        if head is not None and not supersedes(mine, head):
             return None
         if s3ops.put_json_if_match(s3, bucket, key, mine, etag):
             return mine

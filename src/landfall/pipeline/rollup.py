@@ -4,16 +4,24 @@ A day landed hour by hour (`daily/<day>/<HH>/...`) is ingested and preprocessed 
 land; training stays daily. When the 24th hour is processed the day is complete and rolls up. An hour
 that never arrives must not hold training forever: at the day's deadline (`landing.expected_by`, UTC,
 the next day) the hours that are there roll up, and the missing ones are named in the dataset (and so
-in the training run) and in an alert. Pure: processed heads in, a dataset dict out.
+in the training run) and in an alert.
+
+An hour is not held to the whole-day checks (enough rows, both label classes); the rolled-up day is, as
+a daily file is, from the rows and label counts each hour's preprocessing recorded: a refused day is
+quarantined (`day_quarantine`), never trained. Pure: processed heads in, dicts out.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
+from landfall.core.settings import LandingSettings, StorageSettings
 from landfall.pipeline.features import SPLITS
 from landfall.pipeline.keys import hours_of
+from landfall.pipeline.validation import Problem, day_problems
 
 
 def day_rollup(day: str, hour_heads: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -32,6 +40,9 @@ def day_rollup(day: str, hour_heads: dict[str, dict[str, Any] | None]) -> dict[s
         "version": version,
         "hours": present,
         "missing_hours": [hour for hour in hours_of(day) if hour not in present],
+        # What it holds, hour by hour: a rollup that holds every hour of another, each at the same or a
+        # newer version, supersedes it as the day's processed head (`landfall.pipeline.publish`).
+        "hour_versions": {hour: str(head["version"]) for hour, head in zip(present, heads, strict=True)},
         "features": newest["features"],
         # The canary's rows and its offline expectation come from one hour's own test split.
         "test_uri": newest["test_uri"],
@@ -46,4 +57,75 @@ def day_rollup(day: str, hour_heads: dict[str, dict[str, Any] | None]) -> dict[s
     for split in SPLITS:
         dataset[f"{split}_uris"] = [str(head[f"{split}_uri"]) for head in heads]
         dataset[f"rows_{split}"] = sum(int(head.get(f"rows_{split}", 0)) for head in heads)
+    dataset["rows"] = sum(int(dataset[f"rows_{split}"]) for split in SPLITS)
+    dataset["label_counts"] = _label_counts(heads)
     return dataset
+
+
+def _label_counts(heads: list[dict[str, Any]]) -> dict[str, int] | None:
+    """Rows per label class over the hours; None when an hour was prepared before preprocessing counted
+    them (the class check is then left to the trainer, which refuses a one-class fit)."""
+    counts: dict[str, int] = {}
+    for head in heads:
+        if not isinstance(head.get("label_counts"), dict):
+            return None
+        for value, count in head["label_counts"].items():
+            counts[str(value)] = counts.get(str(value), 0) + int(count)
+    return counts
+
+
+def rollup_problems(rollup: dict[str, Any], landing: LandingSettings) -> list[Problem]:
+    """The whole-day verdict on a rolled-up day, the same as a daily file gets (`day_problems`)."""
+    counts = rollup.get("label_counts")
+    classes = None if counts is None else [_label(value) for value, count in counts.items() if int(count) > 0]
+    return day_problems(int(rollup.get("rows", 0)), classes, landing)
+
+
+def _label(value: str) -> int | str:
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def day_quarantine_folder(storage: StorageSettings, rollup: dict[str, Any]) -> str:
+    """Where a refused day's record goes: beside the quarantined landings of that day."""
+    return f"{storage.quarantine_prefix}/{rollup['partition']}/rollup-{rollup['version']}"
+
+
+def day_quarantine(rollup: dict[str, Any], problems: list[Problem], run_id: str) -> dict[str, Any]:
+    """The `reason.json` of a refused day: the day, its hours (and versions), the missing hours and the
+    problems. The hours' data stays where it is (published per hour); only the day is refused."""
+    return {
+        "partition": rollup["partition"],
+        "kind": "day_rollup",
+        "version": rollup["version"],
+        "hours": list(rollup["hours"]),
+        "hour_versions": dict(rollup.get("hour_versions") or {}),
+        "missing_hours": list(rollup.get("missing_hours") or []),
+        "problems": [asdict(problem) for problem in problems],
+        "rows": rollup.get("rows"),
+        "label_counts": rollup.get("label_counts"),
+        "run_id": run_id,
+        "quarantined_at": datetime.now(UTC).isoformat(),
+        "what_to_do": (
+            "land the day's hours again with enough rows of both label classes (or the day as one daily "
+            "file); the hours stay prepared, but the day is not trained"
+        ),
+    }
+
+
+def quarantine_entry(storage: StorageSettings, record: dict[str, Any]) -> dict[str, Any]:
+    """The refused day in a `quarantine` asset event's extra (like a landing's entry: its partition, its
+    quarantine folder and problems; `hours` instead of a source key)."""
+    day, hours = str(record["partition"]), [hour[-2:] for hour in record["hours"]]
+    return {
+        "kind": "day_rollup",
+        "source_key": f"{storage.landing_prefix}/{day}/",
+        "source_version": record["version"],
+        "partition_date": day,
+        "hours": hours,
+        "missing_hours": [hour[-2:] for hour in record["missing_hours"]],
+        "quarantine_uri": f"s3://{storage.datasets_bucket}/{day_quarantine_folder(storage, record)}/",
+        "problems": record["problems"],
+    }

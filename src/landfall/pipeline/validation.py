@@ -10,7 +10,7 @@ grow with the file. Pure functions over a local file: no S3, no Airflow. Each pr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -133,8 +133,8 @@ def validate_partition(
     if report.rows == 0:
         report.problems.append(Problem("empty_data", "the data has the right schema but zero rows"))
         return report
-    if whole_day and report.rows < landing.min_rows:
-        report.problems.append(Problem("too_few_rows", f"{report.rows} rows < min_rows {landing.min_rows}"))
+    if whole_day and (few := _too_few_rows(report.rows, landing)):
+        report.problems.append(few)
 
     stats = {
         spec.name: _ColumnStats(spec, spec.allowed is not None or spec.name == landing.label)
@@ -158,9 +158,30 @@ def validate_partition(
             return report
     for column in stats.values():
         _check_values(column, report.problems)
-    if whole_day:
-        _check_label(stats[landing.label], report.problems)
+    labelled = not any(problem.column == landing.label for problem in report.problems)
+    if whole_day and labelled and (one := _single_class(stats[landing.label].distinct, landing)):
+        report.problems.append(one)
     return report
+
+
+def day_problems(rows: int, classes: Iterable[object] | None, landing: LandingSettings) -> list[Problem]:
+    """The whole-day verdict, the same for a daily file and for a day rolled up from its hours: at least
+    `min_rows` rows, and both label classes among `classes` (the label values present; None: not known)."""
+    found = [_too_few_rows(rows, landing), _single_class(classes, landing) if classes is not None else None]
+    return [problem for problem in found if problem is not None]
+
+
+def _too_few_rows(rows: int, landing: LandingSettings) -> Problem | None:
+    if rows >= landing.min_rows:
+        return None
+    return Problem("too_few_rows", f"{rows} rows < min_rows {landing.min_rows}")
+
+
+def _single_class(classes: Iterable[object], landing: LandingSettings) -> Problem | None:
+    present = sorted(set(classes))
+    if len(present) >= 2:
+        return None
+    return Problem("single_class_label", f"the label has only {present}: nothing to learn", landing.label)
 
 
 def _environmental(error: Exception) -> bool:
@@ -264,13 +285,3 @@ def _check_values(column: _ColumnStats, problems: list[Problem]) -> None:
             problems.append(
                 Problem("unexpected_value", f"values {unexpected[:5]} not in {spec.allowed}", spec.name)
             )
-
-
-def _check_label(label: _ColumnStats, problems: list[Problem]) -> None:
-    if any(problem.column == label.spec.name for problem in problems):
-        return
-    if len(label.distinct) < 2:
-        classes = sorted(label.distinct)
-        problems.append(
-            Problem("single_class_label", f"the label has only {classes}: nothing to learn", label.spec.name)
-        )

@@ -80,6 +80,10 @@ def preprocess(raw: dict[str, Any], partition: str) -> dict[str, Any]:
         "partition": partition,
         "version": raw["version"],
         **rows,
+        # Rows and rows per label class of the whole partition: a day rolled up from its hours gets the
+        # whole-day verdict (min_rows, both classes) from these, without reading its hours again.
+        "rows": sum(prepared.rows.values()),
+        "label_counts": prepared.label_counts,
         "features": prepared.features,
         "source_sha256": raw.get("sha256"),
         "backfill": bool(raw.get("backfill")),

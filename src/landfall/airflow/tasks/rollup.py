@@ -1,5 +1,11 @@
 """The Airflow side of hourly days: when a day landed hour by hour is published for training (the hour that
-completes it, or the freshness run at the day's deadline), and only once per set of hours."""
+completes it, or the freshness run at the day's deadline), and only once per set of hours.
+
+A rolled-up day gets the whole-day verdict a daily file gets (min_rows, both label classes). A refused
+day is recorded under the quarantine prefix (`reason.json`), the task that rolled it up skips (no
+`training_dataset` event, so no training), and leaves the refusal in an XCom for the task after it,
+which raises the `quarantine` event and the alert (a task's success raises an event for each of its
+outlets, so the two events cannot come from one task)."""
 
 from __future__ import annotations
 
@@ -17,10 +23,19 @@ from landfall.pipeline.keys import (
     raw_head_key,
     rollup_record,
 )
-from landfall.pipeline.publish import advance_ordered_head, processed_heads
-from landfall.pipeline.rollup import day_rollup
+from landfall.pipeline.publish import advance_ordered_head, processed_heads, supersedes
+from landfall.pipeline.rollup import (
+    day_quarantine,
+    day_quarantine_folder,
+    day_rollup,
+    quarantine_entry,
+    rollup_problems,
+)
 
 log = logging.getLogger(__name__)
+
+REFUSED_DAY_KEY = "refused_day"
+"""The XCom a task that refused a rolled-up day leaves for its `report_refused_day` task."""
 
 
 def late_marker(storage: Any, day: str) -> str:
@@ -50,10 +65,91 @@ def publishable(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
             f"lands, or with the hours there by its deadline ({settings.landing.expected_by} UTC the "
             "day after)"
         )
-    refusal = publish_rollup(s3, storage, rollup, run_id, bool(dataset.get("backfill")))
+    publish_day(s3, settings, rollup, run_id, bool(dataset.get("backfill")))
+    return rollup
+
+
+def publish_day(s3: Any, settings: Any, rollup: dict[str, Any], run_id: str, backfill: bool = False) -> None:
+    """Publish a rolled-up day for training, or skip saying why not: a newer version of the day is its
+    head, it was published already, or it fails the whole-day checks (quarantined, and left in an XCom
+    for the report task)."""
+    from airflow.exceptions import AirflowSkipException
+
+    storage, day = settings.storage, str(rollup["partition"])
+    problems = rollup_problems(rollup, settings.landing)
+    if problems:
+        entry = refuse_day(s3, storage, rollup, problems, run_id, backfill)
+        codes = "; ".join(f"{problem.code}: {problem.detail}" for problem in problems)
+        if entry is None:
+            raise AirflowSkipException(f"{day}: refused ({codes}); a newer day or another run reported it")
+        _leave_for_report(entry)
+        raise AirflowSkipException(
+            f"{day}: refused, not trained ({codes}); recorded at {entry['quarantine_uri']}reason.json"
+        )
+    refusal = publish_rollup(s3, storage, rollup, run_id, backfill)
     if refusal:
         raise AirflowSkipException(f"{day}: {refusal}")
-    return rollup
+
+
+def refuse_day(
+    s3: Any, storage: Any, rollup: dict[str, Any], problems: list[Any], run_id: str, backfill: bool = False
+) -> dict[str, Any] | None:
+    """Record a refused day under the quarantine prefix, once per set of hours (again by the same run, a
+    retry, and by a backfill); its quarantine event entry, or None when this run reports nothing: the
+    day's head already holds a newer version, or another run recorded the refusal."""
+    bucket, day = storage.datasets_bucket, str(rollup["partition"])
+    found = s3ops.get_json(s3, bucket, processed_head_key(storage, day))
+    head = found[0] if found is not None else None
+    if head is not None and head.get("version") != rollup["version"] and not supersedes(rollup, head):
+        log.info("%s: refused rollup %s is older than the day's head %s", day, rollup["version"], head)
+        return None
+    record = day_quarantine(rollup, problems, run_id)
+    key = f"{day_quarantine_folder(storage, rollup)}/reason.json"
+    if not s3ops.put_json_if_absent(s3, bucket, key, record):
+        existing = s3ops.get_json(s3, bucket, key)
+        owner = existing[0].get("run_id") if existing else None
+        if owner != run_id and not backfill:
+            log.info("%s: the refusal of %s was reported by run %s", day, rollup["version"], owner)
+            return None
+    log.error("Refused day %s (hours %s): %s", day, rollup["hours"], record["problems"])
+    return quarantine_entry(storage, record)
+
+
+def _leave_for_report(entry: dict[str, Any]) -> None:
+    from airflow.sdk import get_current_context
+
+    get_current_context()["ti"].xcom_push(key=REFUSED_DAY_KEY, value=entry)
+
+
+def report_refused_day(refused: dict[str, Any] | None, outlet: Any, run_id: str) -> dict[str, Any]:
+    """The `quarantine` event and the alert for a day the task before refused (its XCom); skips when
+    that task refused nothing (it published the day, or the day is not complete yet)."""
+    from airflow.exceptions import AirflowSkipException
+
+    from landfall.pipeline.alerts import Alerts
+
+    if not refused:
+        raise AirflowSkipException("no day was refused by this run")
+    outlet.extra = {"quarantined": [refused], "rejected": []}
+    day, hours = refused["partition_date"], refused["hours"]
+    codes = ", ".join(sorted({problem["code"] for problem in refused["problems"]}))
+    Alerts(get_settings().notify.webhook_url).send(
+        "quarantine",
+        f"Refused the day {day} rolled up from {len(hours)} hour(s) ({codes}): "
+        f"{'; '.join(problem['detail'] for problem in refused['problems'])}. Nothing is trained on it; "
+        f"see {refused['quarantine_uri']}reason.json",
+        {
+            "day": day,
+            "hours": hours,
+            "missing_hours": refused["missing_hours"],
+            "problems": refused["problems"],
+            "quarantine_uri": refused["quarantine_uri"],
+            "quarantined": 1,
+            "rejected": 0,
+            "run_id": run_id,
+        },
+    )
+    return {"refused": day, "problems": codes}
 
 
 def hour_heads(s3: Any, storage: Any, day: str) -> dict[str, dict[str, Any] | None]:
@@ -92,8 +188,8 @@ def raw_heads(day: str) -> tuple[bool, bool]:
 
 def late_rollup(day: str, run_id: str) -> dict[str, Any]:
     """At a day's deadline: a day landed hour by hour with hours missing is trained on the hours that are
-    there, and an alert names the missing ones. Anything else (a daily landing, a complete day, no hour
-    at all) publishes nothing here."""
+    there (if they pass the whole-day checks), and an alert names the missing ones. Anything else (a
+    daily landing, a complete day, no hour at all) publishes nothing here."""
     from airflow.exceptions import AirflowSkipException
 
     from landfall.pipeline.alerts import Alerts
@@ -106,9 +202,7 @@ def late_rollup(day: str, run_id: str) -> dict[str, Any]:
     s3ops.put_json(s3, storage.datasets_bucket, late_marker(storage, day), {"run_id": run_id})
     if not rollup["missing_hours"]:
         raise AirflowSkipException(f"{day}: all 24 hours are there; preprocess rolled the day up")
-    refusal = publish_rollup(s3, storage, rollup, run_id)
-    if refusal:
-        raise AirflowSkipException(f"{day}: {refusal}")
+    publish_day(s3, settings, rollup, run_id)
     missing = [hour[-2:] for hour in rollup["missing_hours"]]
     Alerts(settings.notify.webhook_url).send(
         "missing_hours",

@@ -1,0 +1,28 @@
+"""A rolled-up day the whole-day checks refuse raises a `quarantine` event and never a `training_dataset`
+event: a task's success raises an event for each of its outlets, so the two come from different tasks,
+and the report runs only when the task that rolls days up skipped."""
+
+from __future__ import annotations
+
+import sys
+
+from landfall.core import catalog
+from landfall.core.paths import DAGS_FOLDER as DAGS
+
+
+def test_the_refused_day_report_is_its_own_task_after_each_task_that_rolls_days_up():
+    sys.path.insert(0, str(DAGS))
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS), safe_mode=False)
+    for dag_id, rolls_up in (
+        (catalog.PREPROCESS_DAG, catalog.PUBLISH_DATASET_TASK),
+        (catalog.FRESHNESS_DAG, catalog.LATE_ROLLUP_TASK),
+    ):
+        dag = bag.dags[dag_id]
+        for task in dag.tasks:  # no task raises both (its success would raise both)
+            names = {outlet.name for outlet in task.outlets}
+            assert not {catalog.TRAINING_DATASET, catalog.QUARANTINE} <= names, (dag_id, task.task_id)
+        report = dag.get_task("report_refused_day")
+        assert [outlet.name for outlet in report.outlets] == [catalog.QUARANTINE]
+        assert report.trigger_rule == "all_skipped" and report.upstream_task_ids == {rolls_up}
