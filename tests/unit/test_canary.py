@@ -99,3 +99,17 @@ def test_loading_on_another_replica_is_not_answering_time_but_another_run_answer
 def test_an_empty_sample_never_passes():
     report = run_canary([], EXPECTED, lambda rows: {}, batches=4, max_latency_ms=1000)
     assert not report.passed and "empty" in report.reason
+
+
+def test_a_candidate_the_service_cannot_score_fails_the_canary_at_once():
+    from landfall.serving.client import ModelFailed
+
+    asked = []
+
+    def ask(rows):
+        asked.append(rows)
+        raise ModelFailed("landfall-churn candidate run c could not score the rows: classes [0]")
+
+    report = run_canary([{"i": i} for i in range(4)], EXPECTED, ask, batches=2, max_latency_ms=1000)
+    assert not report.passed and len(asked) == 1
+    assert "could not score the rows: classes [0]" in report.reason

@@ -46,3 +46,47 @@ def test_ties_go_to_the_same_trial_every_time():
 def test_all_trials_failed_is_a_clear_error():
     with pytest.raises(NoSuccessfulTrial, match="no trial finished"):
         select_best([None, None], "accuracy")
+
+
+def test_a_trial_fitted_on_one_class_is_never_a_candidate_and_the_refusal_names_the_class_count():
+    one_class = {"run_id": "z", "metrics": {"accuracy": 1.0}, "classes": 1, "refused": "1 label class [0]"}
+    assert select_best([one_class, _result("a", 0.7)], "accuracy")["run_id"] == "a"
+    with pytest.raises(NoSuccessfulTrial, match=r"1 label class.*never a candidate"):
+        select_best([one_class, None, {**one_class, "run_id": "y", "metrics": {}}], "accuracy")
+
+
+def test_the_trainer_does_not_fit_a_split_of_one_class_and_says_how_many_classes_it_had(
+    local_mlflow, settings, tmp_path
+):
+    import mlflow
+
+    from landfall.pipeline.datagen import make_batch
+    from landfall.pipeline.features import split
+    from landfall.pipeline.training.trainer import REFUSED_TAG, train_trial
+
+    label = settings.landing.label
+    frame = make_batch(300, seed=3)
+    frame[label] = 1
+    parts = split(frame, settings.landing, 0.2, 0.2)
+    uris = {}
+    for name in ("train", "validation"):
+        uris[name] = str(tmp_path / f"{name}.parquet")
+        parts[name].to_parquet(uris[name], index=False)
+    params = {"learning_rate": 0.01, "batch_size": 32, "optimizer": "adam", "hidden_units": 4, "trial": "t"}
+    result = train_trial(
+        [uris["train"]],
+        [uris["validation"]],
+        params,
+        "2026-01-02",
+        model_kind="mlp",
+        label=label,
+        max_epochs=3,
+        experiment="landfall-one-class-test",
+    )
+    assert result["classes"] == 1 and "1 label class(es) [1]" in result["refused"]
+    assert "model_uri" not in result and result["metrics"] == {}
+    run = mlflow.get_run(result["run_id"])
+    assert run.data.tags[REFUSED_TAG] == result["refused"] and run.data.params["train_classes"] == "1"
+    assert not mlflow.artifacts.list_artifacts(run_id=result["run_id"], artifact_path="model")
+    with pytest.raises(NoSuccessfulTrial, match="1 label class"):
+        select_best([result], "accuracy")

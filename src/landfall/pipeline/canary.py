@@ -101,16 +101,31 @@ def run_canary(
     max_latency_ms: float,
 ) -> CanaryReport:
     """Ask the staged candidate for the rows in `batches` requests (timing each) and compare. A replica
-    that had to load the candidate first says how long that took (`load_s`); that is not answering time."""
+    that had to load the candidate first says how long that took (`load_s`); that is not answering time.
+    The service answers them through the function that answers /predict: a candidate it cannot score
+    with (a 503 `model_failure`, `ModelFailed`) fails the canary at once."""
     if not rows:
         return CanaryReport(
             0, 0, 0.0, 0.0, False, "the canary sample is empty: nothing to check the candidate on"
         )
+    from landfall.serving.client import ModelFailed
+
     answered: dict[str, list] = {"predictions": [], "probabilities": []}
     latencies = []
     for chunk in np.array_split(np.arange(len(rows)), min(batches, len(rows))):
         started = time.perf_counter()
-        answer = ask([rows[i] for i in chunk])
+        try:
+            answer = ask([rows[i] for i in chunk])
+        except ModelFailed as error:
+            # The same scoring function answers /predict: what fails here would fail in service.
+            return CanaryReport(
+                len(rows),
+                len(rows),
+                float("inf"),
+                0.0,
+                False,
+                f"the service could not score the rows: {error}",
+            )
         latencies.append((time.perf_counter() - started - float(answer.get("load_s") or 0.0)) * 1000)
         if expected.get("run_id") and answer.get("run_id", expected["run_id"]) != expected["run_id"]:
             return CanaryReport(

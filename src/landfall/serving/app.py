@@ -10,24 +10,31 @@
     POST /activate           serve the current champion now (deploy calls it right after moving the alias)
 
 Every call but /health and /ready needs `Authorization: Bearer <LANDFALL_SERVING_TOKEN>`, checked before
-the body is read. A malformed row is a 422 that names the row and the column, never a 500.
+the body is read. A malformed row is a 422 that names the row and the column, never a 500. A model that
+cannot score valid rows is a 503 naming the version (`model_failure`), never a 500, and an alert (one per
+version and kind of failure). /predict and /staging/predict (the canary) answer through the same function.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from landfall.core.settings import Settings
+from landfall.pipeline.alerts import Alerts
 from landfall.pipeline.training.models import UntrustedModel
 from landfall.serving.follower import ChampionFollower
-from landfall.serving.slots import RowError, score
+from landfall.serving.slots import ModelFailure, RowError, score
+
+log = logging.getLogger(__name__)
 
 MAX_ROWS = 10_000
 
@@ -67,16 +74,45 @@ class BearerToken:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings, follower: ChampionFollower, token: str) -> FastAPI:
+def create_app(
+    settings: Settings, follower: ChampionFollower, token: str, alerts: Alerts | None = None
+) -> FastAPI:
     slots, landing, name = follower.slots, settings.landing, settings.mlflow.model_name
+    alerts = alerts or Alerts(settings.notify.webhook_url)
+    # (version, run, kind of failure): one alert each, not one per request
+    alerted: set[tuple[str | None, str, str]] = set()
     app = FastAPI(title="Landfall scoring service", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BearerToken, token=token)
 
     def scored(served: Any, rows: list[Any]) -> dict[str, Any]:
+        """The one scoring path of /predict and of the canary's /staging/predict."""
         try:
             return score(served, rows, landing)
         except RowError as error:
             raise HTTPException(422, error.problems) from None
+        except ModelFailure:
+            raise
+        except Exception as error:  # the service's own failure on valid rows: still not a 500
+            raise ModelFailure.raised(served, error) from error
+
+    @app.exception_handler(ModelFailure)
+    async def model_failed(request: Request, error: ModelFailure) -> JSONResponse:
+        served = error.served
+        detail = f"{name} {error}"
+        log.error("%s %s: %s", request.method, request.url.path, detail)
+        key = (served.version, served.run_id, error.kind)
+        alert = None
+        if key not in alerted:
+            alerted.add(key)
+            # After the answer is sent (in a thread): a slow webhook never holds the event loop.
+            alert = BackgroundTask(
+                alerts.send,
+                "serving_failed",
+                f"The scoring service answers 503: {detail}",
+                {"model": name, "version": served.version, "run_id": served.run_id, "path": request.url.path},
+            )
+        body = {"detail": detail, "model_failure": True, "version": served.version, "run_id": served.run_id}
+        return JSONResponse(body, status_code=503, background=alert)
 
     def active() -> Any:
         served = slots.active

@@ -13,6 +13,11 @@ class ServingError(RuntimeError):
     pass
 
 
+class ModelFailed(ServingError):
+    """The service is up but the model could not score the rows (its 503 with `model_failure`): not a
+    service that is away, so not worth retrying."""
+
+
 @dataclass(frozen=True)
 class ServingClient:
     url: str
@@ -34,6 +39,8 @@ class ServingClient:
             ) from None
 
     def _ok(self, response: requests.Response) -> dict[str, Any]:
+        if response.status_code == 503 and _model_failure(response):
+            raise ModelFailed(str(response.json().get("detail")))
         if not response.ok:
             raise ServingError(
                 f"{response.request.method} {response.url} -> {response.status_code}: {response.text[:500]}"
@@ -68,3 +75,11 @@ class ServingClient:
             if time.monotonic() - started > timeout_s:
                 raise ServingError(f"the service still serves {served and served['version']}, not {version}")
             time.sleep(0.2)
+
+
+def _model_failure(response: requests.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("model_failure") is True

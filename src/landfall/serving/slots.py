@@ -63,6 +63,20 @@ def _problem(value: Any, spec: ColumnSpec) -> str | None:
     return None
 
 
+class ModelFailure(RuntimeError):
+    """The model could not answer rows that fit the schema: it raised, or its answer is not two-class
+    probabilities for every row. The service answers 503 naming the version (never a 500), and alerts."""
+
+    def __init__(self, served: Served, kind: str, detail: str) -> None:
+        who = f"version {served.version}" if served.version else f"candidate run {served.run_id}"
+        super().__init__(f"{who} could not score the rows: {detail}")
+        self.served, self.kind, self.detail = served, kind, detail
+
+    @classmethod
+    def raised(cls, served: Served, error: Exception) -> ModelFailure:
+        return cls(served, type(error).__name__, f"{type(error).__name__}: {error}")
+
+
 def frame_of(rows: list[dict[str, Any]], landing: LandingSettings) -> pd.DataFrame:
     """The rows as a frame of the landing columns (the label is not needed), or RowError naming each
     missing column and each value the landing schema would refuse (type, category, range)."""
@@ -88,18 +102,31 @@ def score(served: Served, rows: list[dict[str, Any]], landing: LandingSettings) 
     """Predictions of one model for the rows (features built by the same function preprocess uses)."""
     import sklearn
 
-    features = build_features(frame_of(rows, landing), landing)
-    # frame_of has refused non-finite and out-of-range values (so the derived ratios are finite too):
-    # scikit-learn's own finiteness scan is skipped; a non-finite answer is still refused below.
-    with sklearn.config_context(assume_finite=True):
-        probabilities = served.model.predict_proba(features)
+    frame = frame_of(rows, landing)  # RowError: the caller's rows; anything after this is the model's
+    try:
+        features = build_features(frame, landing)
+        # frame_of has refused non-finite and out-of-range values (so the derived ratios are finite too):
+        # scikit-learn's own finiteness scan is skipped; a non-finite answer is still refused below.
+        with sklearn.config_context(assume_finite=True):
+            probabilities = np.asarray(served.model.predict_proba(features), dtype="float64")
+    except Exception as error:
+        raise ModelFailure.raised(served, error) from error
+    # The class with the larger probability: what the models' predict() returns, without a second pass.
+    classes = np.asarray(getattr(served.model, "classes_", [0, 1]))
+    if probabilities.shape != (len(frame), 2) or len(classes) != 2:
+        # Checked on every answer, whatever the rows: a model that answers the canary answers any row
+        # (a one-class model would otherwise fail only on the rows whose larger column has no class).
+        raise ModelFailure(
+            served,
+            "not_two_classes",
+            f"it answers probabilities of shape {probabilities.shape} for the classes {classes.tolist()}; "
+            f"a two-class model answers {len(frame)} row(s) with shape ({len(frame)}, 2) for two classes",
+        )
     if not np.isfinite(probabilities).all():
         bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
         raise RowError(
             [{"row": int(i), "column": None, "problem": "the model's answer is not finite"} for i in bad]
         )
-    # The class with the larger probability: what the models' predict() returns, without a second pass.
-    classes = np.asarray(getattr(served.model, "classes_", [0, 1]))
     return {
         "predictions": [int(c) for c in classes[probabilities.argmax(axis=1)]],
         "probabilities": [float(p) for p in probabilities[:, 1]],

@@ -30,6 +30,7 @@ from landfall.pipeline.training.models import PIPELINE_TAGS, log_model
 from landfall.pipeline.window import read_sampled
 
 TRIAL_STAGE = "trial"
+REFUSED_TAG = "landfall.refused"  # on a trial run that was not fitted, and why
 
 
 def build_model(params: dict[str, Any], max_epochs: int, seed: int = 0) -> Any:
@@ -69,6 +70,11 @@ def experiment_id(name: str) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
+def label_classes(frame: pd.DataFrame, label: str) -> list[int]:
+    """The label classes present in a split."""
+    return sorted(int(value) for value in frame[label].dropna().unique())
+
+
 def predict(model: Any, frame: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(truth, predicted class, probability of the positive class) on `frame`."""
     features = frame.drop(columns=[label])
@@ -91,10 +97,12 @@ def train_trial(
     window: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fit one trial on the window's train split, log params, validation metrics, pictures and the model
-    to MLflow; return the result contract."""
+    to MLflow; return the result contract. A train split with one label class is not fitted: the run
+    says why (`refused`, with the class count) and `select_best` never makes it a candidate."""
     import mlflow
 
     train = read_sampled(train_uris, train_every)
+    classes = label_classes(train, label)
     validation = read_sampled(validation_uris, validation_every)
     window = window or [partition]
     run_tags = {
@@ -116,9 +124,25 @@ def train_trial(
                 "validation_rows": len(validation),
                 "train_partitions": len(window),
                 "train_sample_every": train_every,
+                "train_classes": len(classes),
                 "model": model_kind,
             }
         )
+        if len(classes) < 2:
+            refused = (
+                f"the train split holds {len(classes)} label class(es) {classes}: a model fitted on one "
+                "class answers one class whatever it is asked, so it is not fitted"
+            )
+            mlflow.set_tag(REFUSED_TAG, refused)
+            return {
+                "run_id": run.info.run_id,
+                "metrics": {},
+                "params": hyper,
+                "partition": partition,
+                "model": model_kind,
+                "classes": len(classes),
+                "refused": refused,
+            }
         started = time.perf_counter()
         if model_kind == "torch":
             from landfall.pipeline.training.torch_trainer import fit
@@ -144,6 +168,7 @@ def train_trial(
             "partition": partition,
             "train_seconds": round(train_seconds, 3),
             "model": model_kind,
+            "classes": len(classes),
         }
         if model_kind == "torch":
             result["device"] = model.device_name

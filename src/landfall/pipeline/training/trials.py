@@ -25,8 +25,20 @@ class NoSuccessfulTrial(RuntimeError):
 
 
 def select_best(results: Iterable[dict[str, Any] | None], metric: str) -> dict[str, Any]:
-    """The trial with the highest `metric`; failed trials (None or without the metric) are skipped."""
-    finished = [r for r in results if r and isinstance(r.get("metrics", {}).get(metric), int | float)]
+    """The trial with the highest `metric`; failed trials (None or without the metric) are skipped, and a
+    trial fitted on fewer than two label classes is never a candidate, whatever its metric."""
+    results = [r for r in results if r]
+    one_class = [r for r in results if int(r.get("classes", 2)) < 2]
+    finished = [
+        r for r in results if r not in one_class and isinstance(r.get("metrics", {}).get(metric), int | float)
+    ]
+    if not finished and one_class:
+        classes = sorted({int(r["classes"]) for r in one_class})
+        raise NoSuccessfulTrial(
+            f"no candidate: {len(one_class)} trial(s) had {' or '.join(map(str, classes))} label class(es) "
+            f"to learn from ({one_class[0].get('refused') or 'fitted on one class'}); a model of one class "
+            "is never a candidate. Land data with both classes."
+        )
     if not finished:
         raise NoSuccessfulTrial(f"no trial finished with a {metric!r} metric; see the train_trial task logs")
     # Ties go to the earliest-registered run id, so a re-run picks the same winner.
