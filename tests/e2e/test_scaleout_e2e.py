@@ -24,7 +24,7 @@ from journeys import POSTGRES, RABBITMQ, REDIS, day_key, ensure_service, land, u
 from landfall.core.settings import get_settings
 from landfall.core.stack_settings import PortSettings, ScaleoutSettings
 from landfall.ops.follow import CHAIN, follow_chain, follow_landing, follow_partition
-from landfall.ops.stack import provision
+from landfall.ops.stack import accounts, postgres_role, provision
 from landfall.pipeline.datagen import make_batch, to_parquet
 
 TIMEOUT_S = 600
@@ -44,20 +44,25 @@ def _drop_databases(scaleout: ScaleoutSettings) -> None:
     connection.close()
 
 
-async def _publish_filer_event(exchange: str, path: str) -> None:
+def _broker(stack) -> str:
+    """The watcher's RabbitMQ URL with the stack's own account, on the stack's own vhost."""
+    return provision.rabbit_target(stack.ctx)[0]
+
+
+async def _publish_filer_event(url: str, exchange: str, path: str) -> None:
     """What SeaweedFS's filer publishes for a change: the path in the `key` header (body unread)."""
     import aio_pika
 
-    async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as connection:
+    async with await aio_pika.connect(url) as connection:
         channel = await connection.channel()
         target = await channel.get_exchange(exchange)
         await target.publish(aio_pika.Message(body=b"forged", headers={"key": path}), routing_key="")
 
 
-async def _messages_waiting(name: str) -> int:
+async def _messages_waiting(url: str, name: str) -> int:
     import aio_pika
 
-    async with await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/") as connection:
+    async with await aio_pika.connect(url) as connection:
         channel = await connection.channel()
         queue = await channel.declare_queue(name, passive=True)
         return queue.declaration_result.message_count
@@ -128,7 +133,9 @@ def scaleout_stack():
         os.environ.update(saved)
         stack.down(quiet=True)
         _drop_databases(scaleout)
-        provision.remove_bucket_notifications(stack.ctx)
+        provision.remove_bucket_notifications(stack.ctx)  # its queue, and its RabbitMQ vhost and user
+        postgres_role.remove_role(stack.ctx)
+        accounts.remove_redis_user(stack.ctx)
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
@@ -234,12 +241,12 @@ def test_queue_mode_reports_through_rabbitmq_and_absorbs_duplicated_and_early_no
     bucket = stack.settings.storage.datasets_bucket
     assert (stack.state.seaweed / "notification.toml").exists()
     first, early = day_key(unique_day(2460)), day_key(unique_day(2470))
-    asyncio.run(_publish_filer_event(name, f"/buckets/{bucket}/{early}"))  # before its object exists
+    asyncio.run(_publish_filer_event(_broker(stack), name, f"/buckets/{bucket}/{early}"))  # before its object
     landed = land(stack, first, make_corrupt("schema"))
     run = follow_landing(api, landed.key, landed.etag, timeout_s=120)
     started_after = run.queued_at.timestamp() - landed.put_at
     assert started_after < 30, f"found after {started_after:.1f}s: not through the queue"
-    asyncio.run(_publish_filer_event(name, f"/buckets/{bucket}/{first}"))  # a duplicate notification
+    asyncio.run(_publish_filer_event(_broker(stack), name, f"/buckets/{bucket}/{first}"))  # a duplicate
     land(stack, early, make_corrupt("schema", seed=5))
     deadline = time.monotonic() + 120
     while not all((counts := outcome_counts(api, {first, early})).values()):
@@ -248,10 +255,75 @@ def test_queue_mode_reports_through_rabbitmq_and_absorbs_duplicated_and_early_no
     time.sleep(10)  # time for a duplicate to show
     assert outcome_counts(api, {first, early}) == {first: 1, early: 1}
     deadline = time.monotonic() + 60
-    while (waiting := asyncio.run(_messages_waiting(name))) != 0:
+    while (waiting := asyncio.run(_messages_waiting(_broker(stack), name))) != 0:
         assert time.monotonic() < deadline, f"{waiting} message(s) never acknowledged"
         time.sleep(2)
     print(f"queue mode: PUT -> ingest run queued {started_after:.2f}s")
+
+
+def _logs_in(url: str) -> bool:
+    try:
+        asyncio.run(accounts._log_in(url))
+        return True
+    except Exception as error:
+        assert "Connect call failed" not in str(error), f"RabbitMQ is down: {error}"
+        return False
+
+
+def test_the_stack_uses_its_own_broker_and_database_accounts_and_its_vhost_refuses_guest(scaleout_stack):
+    """Nothing of the running stack logs in as RabbitMQ's guest, PostgreSQL's postgres or Redis's default
+    user: the watcher's vhost refuses guest, Airflow and MLflow hold their connections as the stack's role,
+    the Celery worker as the stack's ACL user. The broker's AMQP port and the relay's listen on loopback only,
+    and the relay publishes nothing for a caller without the filer's token."""
+    import psutil
+    import redis
+    import requests
+
+    stack, scaleout = scaleout_stack, scaleout_stack.ctx.scaleout
+    name = accounts.project_name(stack.ctx)
+    address, queue = accounts.watcher_queue(stack.ctx)
+    assert address == f"amqp://127.0.0.1:5672/{name}"
+    assert not _logs_in(f"amqp://guest:guest@127.0.0.1:5672/{name}")
+    assert _logs_in(_broker(stack))
+    assert _logs_in("amqp://guest:guest@127.0.0.1:5672/"), "guest itself is left as it was"
+
+    users = _query(
+        scaleout,
+        "postgres",
+        "SELECT datname, usename FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND datname IN "
+        f"('{scaleout.airflow_database}', '{scaleout.mlflow_database}')",
+    )
+    assert scaleout.airflow_database in {database for database, _ in users}
+    assert {user for _, user in users} == {name}, users
+    owners = _query(
+        scaleout,
+        "postgres",
+        "SELECT DISTINCT pg_get_userbyid(datdba) FROM pg_database WHERE datname IN "
+        f"('{scaleout.airflow_database}', '{scaleout.mlflow_database}')",
+    )
+    assert owners == [(name,)]
+
+    clients = redis.Redis.from_url(scaleout.broker_url).client_list()
+    assert [c for c in clients if c.get("user") == name], "the Celery worker does not use the stack's user"
+
+    relay = stack.ctx.ports.notify_relay
+    listening = {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port in (5672, relay)
+    }
+    assert {port for _, port in listening} == {5672, relay}, listening
+    assert {ip for ip, _ in listening} <= {"127.0.0.1", "::1"}, listening
+    refused = requests.post(f"http://127.0.0.1:{relay}/events", json={"key": "/buckets/x/y"}, timeout=5)
+    assert refused.status_code == 401
+    asyncio.run(_messages_waiting(_broker(stack), queue))  # the watcher's queue is in the stack's vhost
+
+    # The accounts' passwords reach the processes in their environment only: no log, no supervisord config.
+    secrets = stack.state.secrets()
+    for path in [*stack.state.logs.glob("*.log"), stack.state.supervisor / "supervisord.conf"]:
+        text = path.read_text(errors="ignore")
+        for secret in (secrets.rabbitmq_password, secrets.postgres_password, secrets.redis_password):
+            assert secret not in text, path
 
 
 HA_BURST = int(os.environ.get("LANDFALL_HA_BURST", "40"))

@@ -75,6 +75,10 @@ def _secret_values(stack) -> dict[str, str]:
         "s3_secret_key": secrets.s3_secret_key,
         "admin_password": secrets.admin_password,
         "serving_token": secrets.serving_token,
+        # The stack's own accounts on RabbitMQ, PostgreSQL and Redis (used in queue mode and scale-out).
+        "rabbitmq_password": secrets.rabbitmq_password,
+        "postgres_password": secrets.postgres_password,
+        "redis_password": secrets.redis_password,
     }
 
 
@@ -186,6 +190,15 @@ def test_every_listening_port_refuses_anonymous_use(stack, s3):
             ).status_code
             == 401
             and requests.post(f"http://{host}:{ports.serving}/activate", timeout=5).status_code == 401
+        ),
+        # Queue mode's notify relay: publishes nothing to RabbitMQ without the filer's bearer token (and
+        # RabbitMQ's own port 5672 is no process of this stack: its vhost and user are checked on the
+        # queue-mode stack of tests/e2e/test_scaleout_e2e.py).
+        ports.notify_relay: lambda: (
+            requests.post(
+                f"http://{host}:{ports.notify_relay}/events", json={"key": "/buckets/x/y"}, timeout=5
+            ).status_code
+            == 401
         ),
         # The master's HTTP port serves cluster status; it hands out no token to write with.
         ports.seaweed_master: lambda: (

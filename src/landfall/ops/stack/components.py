@@ -142,8 +142,10 @@ def _seaweedfs(ctx: Context) -> list[str]:
 
 
 def _mlflow(ctx: Context) -> list[str]:
+    from landfall.ops.stack.postgres_role import database_url  # the project's role, no password in the URL
+
     backend = (
-        ctx.scaleout.sqlalchemy_url(ctx.scaleout.mlflow_database)
+        database_url(ctx, ctx.scaleout.mlflow_database, driver=True)
         if ctx.scaleout
         else f"sqlite:///{ctx.state.mlflow_home}/mlflow.db"
     )
@@ -258,9 +260,12 @@ def _celery_health(ctx: Context, _: AirflowHealth) -> tuple[bool, str]:
 
 
 def _relay_env(ctx: Context) -> dict[str, str]:
-    from landfall.ops.stack.provision import rabbit_target, relay_token
+    # supervisord's config holds these: the broker's credentials reach the relay as LANDFALL_AMQP_USER and
+    # LANDFALL_AMQP_PASSWORD in the stack's environment, as they reach the triggerer.
+    from landfall.ops.stack.accounts import watcher_queue
+    from landfall.ops.stack.provision import relay_token
 
-    url, exchange = rabbit_target(ctx) or ("", "")
+    url, exchange = watcher_queue(ctx) or ("", "")
     return {
         "LANDFALL_RELAY_AMQP_URL": url,
         "LANDFALL_RELAY_EXCHANGE": exchange,

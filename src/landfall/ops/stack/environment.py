@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from landfall.core.settings import config_file
+from landfall.ops.stack import accounts, postgres_role
 from landfall.ops.stack.components import Context
 from landfall.ops.stack.state import StackSecrets
 from landfall.pipeline.landing import SIGNING_KEY_ENV
@@ -60,20 +61,23 @@ def environment(ctx: Context, secrets: StackSecrets) -> dict[str, str]:
             for name, port in ctx.ports.model_dump().items()
         },
         **_scaleout(ctx),
+        # The stack's own RabbitMQ and Redis accounts (the watcher's queue URL, Celery's broker).
+        **accounts.environment(ctx, secrets),
     }
 
 
 def _scaleout(ctx: Context) -> dict[str, str]:
     """PostgreSQL and Celery settings reach Airflow as AIRFLOW__* variables, so airflow.cfg stays free of
-    database credentials."""
+    database credentials (the broker's URL comes with the stack's account, in `accounts.environment`)."""
     if ctx.scaleout is None:
         return {}
-    airflow_db = ctx.scaleout.sqlalchemy_url(ctx.scaleout.airflow_database)
+    airflow_db = postgres_role.database_url(ctx, ctx.scaleout.airflow_database, driver=True)
+    pgpass = {"PGPASSFILE": str(postgres_role.pgpass_file(ctx))} if postgres_role.managed(ctx) else {}
     return {
+        **pgpass,
         "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_db,
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "landfall.airflow.db.POSTGRES_CONNECT_ARGS",
-        "AIRFLOW__CELERY__BROKER_URL": ctx.scaleout.broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + airflow_db,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(ctx.scaleout.worker_concurrency),
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": ctx.scaleout.queue,

@@ -7,8 +7,9 @@ queue is bound to, and answers 2xx only once RabbitMQ confirmed it (publisher co
 retries anything else (`max_retries`, with back-off), so a change is on the broker at least once or
 logged as a dead letter by the filer - and the watcher's reconciliation sweep still finds it.
 
-It reads nothing but its environment (set by the launcher): LANDFALL_RELAY_AMQP_URL, LANDFALL_RELAY_EXCHANGE,
-LANDFALL_RELAY_TOKEN (the filer's bearer token) and LANDFALL_RELAY_PORT. `python -m
+It reads nothing but its environment (set by the launcher): LANDFALL_RELAY_AMQP_URL (no credentials),
+LANDFALL_RELAY_EXCHANGE, LANDFALL_RELAY_TOKEN (the filer's bearer token), LANDFALL_RELAY_PORT and the
+broker account LANDFALL_AMQP_USER / LANDFALL_AMQP_PASSWORD (the stack's own: see `accounts`). `python -m
 landfall.ops.stack.notify_relay` runs it on 127.0.0.1.
 """
 
@@ -17,8 +18,10 @@ from __future__ import annotations
 import hmac
 import json
 import os
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Header, HTTPException, Request, Response
 
@@ -80,11 +83,22 @@ def create_app(amqp_url: str, exchange_name: str, token: str) -> FastAPI:
     return app
 
 
+def broker_url(environ: Mapping[str, str]) -> str:
+    """The relay's AMQP URL with the account from LANDFALL_AMQP_USER / LANDFALL_AMQP_PASSWORD (the same
+    variables the triggerer reads), which the URL in supervisord's config never carries."""
+    url, user = environ["LANDFALL_RELAY_AMQP_URL"], environ.get("LANDFALL_AMQP_USER")
+    if not user:
+        return url
+    scheme, _, rest = url.partition("://")
+    password = environ.get("LANDFALL_AMQP_PASSWORD", "")
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest.rpartition('@')[2]}"
+
+
 def main() -> None:
     import uvicorn
 
     app = create_app(
-        os.environ["LANDFALL_RELAY_AMQP_URL"],
+        broker_url(os.environ),
         os.environ["LANDFALL_RELAY_EXCHANGE"],
         os.environ["LANDFALL_RELAY_TOKEN"],
     )

@@ -6,11 +6,11 @@ Every function is safe to repeat; `landfall up` calls them on each start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import hmac
 import ipaddress
 import json
-import os
 import string
 import subprocess
 from collections.abc import Callable
@@ -18,7 +18,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from landfall.core import catalog
 from landfall.core.paths import AIRFLOW_CFG_TEMPLATE, DAGS_FOLDER, REPO_ROOT
-from landfall.ops.stack.components import Context, StackError, executable, queue_mode_on_rabbitmq
+from landfall.ops.stack import accounts, postgres_role
+from landfall.ops.stack.components import Context, StackError, executable
 from landfall.ops.stack.state import StackSecrets
 
 Echo = Callable[[str], None]
@@ -113,6 +114,9 @@ def bucket_notifications(ctx: Context) -> None:
     if target is None:
         config.unlink(missing_ok=True)
         return
+    queue = accounts.watcher_queue(ctx)
+    if queue and accounts.watcher_rabbitmq_administered(ctx):  # the project's vhost and user first
+        accounts.ensure_rabbitmq_account(ctx, queue[0])
     storage = ctx.settings.storage
     ctx.state.write_private(
         config,
@@ -138,20 +142,22 @@ def relay_token(secrets: StackSecrets) -> str:
 
 
 def rabbit_target(ctx: Context) -> tuple[str, str] | None:
-    """(AMQP URL with the credentials from the environment, exchange and queue name) in queue mode."""
-    if not queue_mode_on_rabbitmq(ctx.settings):
+    """(AMQP URL with the watcher's credentials, exchange and queue name) in queue mode: the project's
+    vhost and user where the launcher administers the broker (see `accounts`)."""
+    if (queue := accounts.watcher_queue(ctx)) is None:
         return None
-    address, _, name = ctx.settings.watcher.queue_url.partition("#")
-    user = os.environ.get("LANDFALL_AMQP_USER", "guest")
-    password = os.environ.get("LANDFALL_AMQP_PASSWORD", "guest" if user == "guest" else "")
-    scheme, _, rest = address.partition("://")
-    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}", name or "landfall-landings"
+    user, password = accounts.amqp_credentials(ctx, ctx.state.secrets())
+    scheme, _, rest = queue[0].partition("://")
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}", queue[1]
 
 
 def remove_bucket_notifications(ctx: Context) -> None:
-    """Delete the exchange and queue `bucket_notifications` declared (a throw-away stack's)."""
+    """Delete the exchange and queue `bucket_notifications` declared, and the project's RabbitMQ vhost and
+    user (a throw-away stack's)."""
     if (target := rabbit_target(ctx)) is not None:
-        asyncio.run(delete_exchange_and_queue(*target))
+        with contextlib.suppress(Exception):  # the vhost may be gone already
+            asyncio.run(delete_exchange_and_queue(*target))
+        accounts.remove_rabbitmq_account(ctx)
 
 
 async def delete_exchange_and_queue(url: str, name: str) -> None:
@@ -266,17 +272,22 @@ def create_databases(ctx: Context, echo: Echo) -> None:
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
+            # The stack's processes log in as the project's role, which owns the databases.
+            role = postgres_role.ensure_role(ctx, cursor) if postgres_role.managed(ctx) else None
             for database in (scaleout.airflow_database, scaleout.mlflow_database):
                 cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
                 if cursor.fetchone() is None:
-                    cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+                    owner = sql.SQL(" OWNER {}").format(sql.Identifier(role)) if role else sql.SQL("")
+                    cursor.execute(sql.SQL("CREATE DATABASE {}{}").format(sql.Identifier(database), owner))
                     echo(f"  created PostgreSQL database {database}")
+                if role:
+                    postgres_role.hand_over_database(ctx, cursor, database, role)
     finally:
         connection.close()
 
 
 def check_broker(ctx: Context) -> None:
-    """Fail early, and say so, when the Celery broker does not answer."""
+    """Fail early, and say so, when the Celery broker does not answer; then the stack's own account on it."""
     import kombu
 
     try:
@@ -288,6 +299,7 @@ def check_broker(ctx: Context) -> None:
             f"the Celery broker does not answer at {where}: {error}\n"
             "Start it (or set LANDFALL_STACK__SCALEOUT__BROKER_URL)."
         ) from None
+    accounts.ensure_broker_account(ctx)
 
 
 def migrate(ctx: Context, env: dict[str, str], log_tail: Callable[[str, int], str]) -> None:

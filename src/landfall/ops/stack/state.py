@@ -36,6 +36,11 @@ class StackSecrets:
     seaweed_filer_write_key: str
     seaweed_filer_read_key: str
     serving_token: str  # the scoring service's bearer token
+    # The stack's own accounts on the services it shares (landfall.ops.stack.accounts): RabbitMQ's user,
+    # the PostgreSQL role owning the scale-out databases, the Redis ACL user of Celery.
+    rabbitmq_password: str
+    postgres_password: str
+    redis_password: str
 
     @classmethod
     def generate(cls) -> dict[str, str]:
@@ -52,6 +57,9 @@ class StackSecrets:
             "seaweed_filer_write_key": _token(40),
             "seaweed_filer_read_key": _token(40),
             "serving_token": _token(40),
+            "rabbitmq_password": _token(32),
+            "postgres_password": _token(32),
+            "redis_password": _token(32),
         }
 
 
