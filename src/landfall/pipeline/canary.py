@@ -24,6 +24,11 @@ CANARY_SPLIT = (
 TOLERANCE = 1e-6
 
 
+class ModelCannotScore(RuntimeError):
+    """The scorer is up but the model could not score the rows (the service's 503 `model_failure`).
+    Defined here, below the serving layer, so that the canary can tell it from a service that is away."""
+
+
 def sample(
     raw: pd.DataFrame, landing: LandingSettings, validation_fraction: float, test_fraction: float, size: int
 ) -> pd.DataFrame:
@@ -103,20 +108,18 @@ def run_canary(
     """Ask the staged candidate for the rows in `batches` requests (timing each) and compare. A replica
     that had to load the candidate first says how long that took (`load_s`); that is not answering time.
     The service answers them through the function that answers /predict: a candidate it cannot score
-    with (a 503 `model_failure`, `ModelFailed`) fails the canary at once."""
+    with (a 503 `model_failure`, raised by the client as a `ModelCannotScore`) fails the canary at once."""
     if not rows:
         return CanaryReport(
             0, 0, 0.0, 0.0, False, "the canary sample is empty: nothing to check the candidate on"
         )
-    from landfall.serving.client import ModelFailed
-
     answered: dict[str, list] = {"predictions": [], "probabilities": []}
     latencies = []
     for chunk in np.array_split(np.arange(len(rows)), min(batches, len(rows))):
         started = time.perf_counter()
         try:
             answer = ask([rows[i] for i in chunk])
-        except ModelFailed as error:
+        except ModelCannotScore as error:
             # The same scoring function answers /predict: what fails here would fail in service.
             return CanaryReport(
                 len(rows),

@@ -8,12 +8,14 @@ from typing import Any
 
 import requests
 
+from landfall.pipeline.canary import ModelCannotScore
+
 
 class ServingError(RuntimeError):
     pass
 
 
-class ModelFailed(ServingError):
+class ModelFailed(ServingError, ModelCannotScore):
     """The service is up but the model could not score the rows (its 503 with `model_failure`): not a
     service that is away, so not worth retrying."""
 
