@@ -79,3 +79,21 @@ def test_a_manifest_round_trips_and_refuses_another_folders_manifest():
     assert again == ledger and again.entries == 1
     with pytest.raises(ValueError, match="expected"):
         FolderLedger.from_json("2026-11-21", ledger.to_json())
+
+
+def test_two_copies_of_a_manifest_merge_into_one_that_knows_what_either_knew():
+    """Two watchers (a zombie triggerer and a live one) each recorded landings in their own copy."""
+    old, mine, theirs = (
+        _landing(modified=1_700_000_000),
+        _landing(modified=1_800_000_000),
+        _landing(key="daily/2026-11-20/_SUCCESS", modified=1_800_000_100),
+    )
+    compacted = FolderLedger("2026-11-20", watermark=old.last_modified)
+    compacted.record(mine)
+    other = FolderLedger("2026-11-20")
+    other.record(old)
+    other.record(theirs)
+    compacted.merge(other)
+    assert all(compacted.knows(landing) for landing in (old, mine, theirs))
+    assert compacted.watermark == old.last_modified  # the later watermark wins
+    assert not compacted.knows(_landing(modified=1_800_000_200))

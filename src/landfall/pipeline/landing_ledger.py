@@ -56,6 +56,14 @@ class FolderLedger:
     def record(self, landing: Landing) -> None:
         self.reported.setdefault(landing.key, set()).add(landing.version)
 
+    def merge(self, other: FolderLedger) -> None:
+        """Take in what another copy of this manifest knows (another watcher wrote it): the union of the
+        reported versions and the later watermark. Each copy only ever accounts for landings, so the
+        merged one knows exactly what either knew."""
+        self.watermark = max(self.watermark, other.watermark)
+        for key, versions in other.reported.items():
+            self.reported.setdefault(key, set()).update(versions)
+
     @property
     def entries(self) -> int:
         return sum(len(versions) for versions in self.reported.values())

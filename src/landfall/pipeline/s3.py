@@ -51,10 +51,20 @@ def exists(s3: Any, bucket: str, key: str) -> bool:
     return head(s3, bucket, key) is not None
 
 
+def _md5(body: bytes) -> str:
+    return base64.b64encode(hashlib.md5(body).digest()).decode()
+
+
+def cas_condition(etag: str | None) -> dict[str, str]:
+    """The precondition of a compare-and-set write: only over the version `etag`, or only where
+    nothing is yet (`etag=None`)."""
+    return {"IfMatch": f'"{etag}"'} if etag else {"IfNoneMatch": "*"}
+
+
 def put_bytes(s3: Any, bucket: str, key: str, body: bytes, **extra: Any) -> str:
     """PUT with a Content-MD5, so S3 refuses a body damaged in transit (an S3 PUT is all-or-nothing);
     returns the new ETag."""
-    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    md5 = _md5(body)
     return str(s3.put_object(Bucket=bucket, Key=key, Body=body, ContentMD5=md5, **extra)["ETag"]).strip('"')
 
 
@@ -77,9 +87,8 @@ def put_json_if_absent(s3: Any, bucket: str, key: str, value: Any) -> bool:
 def put_json_if_match(s3: Any, bucket: str, key: str, value: Any, etag: str | None) -> bool:
     """Compare-and-set: replace the object only if it still has `etag` (or create it only if absent,
     for `etag=None`); False when someone else changed it first."""
-    condition = {"IfMatch": f'"{etag}"'} if etag else {"IfNoneMatch": "*"}
     try:
-        put_json(s3, bucket, key, value, **condition)
+        put_json(s3, bucket, key, value, **cas_condition(etag))
         return True
     except ClientError as error:
         if precondition_failed(error):
@@ -96,6 +105,33 @@ def get_json(s3: Any, bucket: str, key: str) -> tuple[Any, str] | None:
             return None
         raise
     return json.loads(response["Body"].read()), str(response["ETag"]).strip('"')
+
+
+async def aget_bytes(client: Any, bucket: str, key: str) -> tuple[bytes, str] | None:
+    """(body, ETag) through an async (aiobotocore) client, or None when the object does not exist."""
+    try:
+        answer = await client.get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if not_found(error):
+            return None
+        raise
+    return await answer["Body"].read(), str(answer["ETag"]).strip('"')
+
+
+async def aput_bytes_if_match(
+    client: Any, bucket: str, key: str, body: bytes, etag: str | None, **extra: Any
+) -> str | None:
+    """Compare-and-set PUT through an async client (`put_json_if_match`'s condition): the new ETag, or
+    None when someone else changed the object first."""
+    try:
+        answer = await client.put_object(
+            Bucket=bucket, Key=key, Body=body, ContentMD5=_md5(body), **cas_condition(etag), **extra
+        )
+    except ClientError as error:
+        if precondition_failed(error):
+            return None
+        raise
+    return str(answer["ETag"]).strip('"')
 
 
 def copy_if_match(s3: Any, bucket: str, source: str, target: str, etag: str, **extra: Any) -> bool:
