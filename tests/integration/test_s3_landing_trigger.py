@@ -128,9 +128,9 @@ def test_a_failing_manifest_write_neither_raises_nor_reports_the_batch_again(s3,
             client.put_object = real_put
 
     _run(advance_while_markers_fail())
-    assert producer.scanner._dirty, "the failed manifest waits for the next poll"
+    assert producer.scanner.manifests.dirty, "the failed manifest waits for the next poll"
     assert _one_poll(producer) == []  # not reported again by this process; the poll wrote the manifest
-    assert not producer.scanner._dirty
+    assert not producer.scanner.manifests.dirty
     assert s3ops.list_keys(s3, area["bucket"], folders_prefix(area["ledger_prefix"]))
     assert _one_poll(LandingProducer(watch_of(area))) == []  # nor after a restart
     assert key

@@ -13,8 +13,12 @@ landing anywhere else (a backdated file in an old folder, a notification missed 
 beside the polls, page by page, so it never holds the event loop for long, and it compacts quiet folders
 (`landfall.pipeline.landing_ledger`).
 
-Membership is one dict and one set lookup per object. Manifests are read the first time a folder is
-needed and kept: a compacted folder costs a few bytes of memory.
+When many folders are new at once (a burst across many days) one listing of the range of the prefix
+that holds them replaces a listing per folder, if that range holds little else. A folder whose listing
+is empty (its landings were quarantined) is not kept hot.
+
+Membership is one dict and one set lookup per object. The ledger's manifests are read and written by
+`landing_manifests.ManifestStore`.
 """
 
 from __future__ import annotations
@@ -29,21 +33,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from landfall.pipeline.keys import (
-    ROOT_FOLDER,
-    folder_manifest,
-    key_digest,
-    legacy_seen_prefix,
-)
+from landfall.airflow.triggers.landing_manifests import CONCURRENCY, OBJECTS_PER_REQUEST, ManifestStore
+from landfall.pipeline.keys import ROOT_FOLDER, key_digest, legacy_seen_prefix
 from landfall.pipeline.landing import Landing, PartRule
-from landfall.pipeline.landing_ledger import FolderLedger, folder_of, open_days
+from landfall.pipeline.landing_ledger import folder_of, open_days
 
 log = logging.getLogger(__name__)
 
 HOT_S = 3600.0
 """A folder whose listing changed this recently is listed every poll (at most MAX_HOT of them)."""
 MAX_HOT = 32
-_CONCURRENCY = 16  # S3 requests in flight at once when many folders are listed or written
+BULK_FOLDERS = 48
+"""More new folders than this in one poll are listed by one listing of the range of the prefix that
+holds them, when that range parses fewer than OBJECTS_PER_REQUEST objects per folder (1,000 new day
+folders: one or two LIST pages instead of 1,000 LISTs). A poll's usual few dozen folders at most (open
+days, hot folders, a new day) are listed one by one: the range between them can hold whole days."""
 _requests_of = contextvars.ContextVar("landfall_watcher_requests", default="poll")
 
 
@@ -100,21 +104,20 @@ class LandingScanner:
         self.retention_s = retention_s
         self.now = now
         self.stats = ScanStats()
-        self._ledgers: dict[str, FolderLedger] = {}
-        self._dirty: set[str] = set()
+        self.manifests = ManifestStore(bucket, ledger)
         self._known: set[str] = set()  # top-level folders listed whole by this process
         self._hot: dict[str, float] = {}  # folder -> when its listing last changed (monotonic)
         self._shape: dict[str, tuple[int, int]] = {}  # folder -> (objects, newest) at its last listing
+        self._sizes: dict[str, int] = {}  # folder -> objects at its last listing (poll or sweep)
         self._swept: dict[tuple[str, str], Landing] = {}  # found by the sweep, taken by the next poll
         self._legacy: set[tuple[str, str]] = set()  # (key digest, version) from the old `seen/` markers
         self._legacy_keys: list[str] = []
-        self._flushing = asyncio.Lock()
 
     # ---- S3 -------------------------------------------------------------------------------------------
 
     def attach(self, client: Any) -> None:
         """Once per stream (each runs on its own event loop): count the client's requests."""
-        self._flushing = asyncio.Lock()
+        self.manifests.attach()
 
         def count(**_: Any) -> None:
             if _requests_of.get() == "sweep":
@@ -124,9 +127,8 @@ class LandingScanner:
 
         client.meta.events.register("before-send.s3", count)
 
-    async def _pages(self, client: Any, prefix: str, delimiter: str | None = None) -> AsyncIterator[dict]:
+    async def _pages(self, client: Any, prefix: str, **extra: str) -> AsyncIterator[dict]:
         paginator = client.get_paginator("list_objects_v2")
-        extra = {"Delimiter": delimiter} if delimiter else {}
         async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix, **extra):
             yield page
 
@@ -140,69 +142,76 @@ class LandingScanner:
     async def _top_level(self, client: Any) -> tuple[set[str], list[Landing]]:
         """The folder names directly under the prefix, and the objects that sit there without one."""
         folders, root = set(), []
-        async for page in self._pages(client, f"{self.prefix}/", delimiter="/"):
+        async for page in self._pages(client, f"{self.prefix}/", Delimiter="/"):
             for common in page.get("CommonPrefixes", []):
                 folders.add(common["Prefix"][len(self.prefix) + 1 :].rstrip("/"))
             root.extend(Landing.from_listing(self.bucket, self.prefix, o) for o in page.get("Contents", []))
         return folders, root
 
-    async def ledger_of(self, client: Any, folder: str) -> FolderLedger:
-        """The folder's manifest, read from S3 the first time it is needed."""
-        from botocore.exceptions import ClientError
+    async def _list_range(self, client: Any, folders: set[str]) -> dict[str, list[Landing]]:
+        """The objects of `folders` from one listing of the prefix, from the first of them to the last.
 
-        if folder not in self._ledgers:
-            key = folder_manifest(self.ledger, folder)
-            try:
-                answer = await client.get_object(Bucket=self.bucket, Key=key)
-                ledger = FolderLedger.from_json(folder, await answer["Body"].read())
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") not in ("NoSuchKey", "404"):
-                    raise
-                ledger = FolderLedger(folder)
-            self._ledgers[folder] = ledger
-        return self._ledgers[folder]
+        A folder's keys sit together, from `<prefix>/<folder>/` on. Stores order folders by key (AWS:
+        `a-b/` before `a/`) or by name (SeaweedFS lists directories: `a` before `a-b`): the listing starts
+        at the first folder in both orders (from the top when they disagree) and stops past the last in
+        both. SeaweedFS skips a whole directory named by StartAfter, so it names `<folder>/`."""
+        by_name, by_key = sorted(folders), sorted(f"{folder}/" for folder in folders)
+        start = {"StartAfter": f"{self.prefix}/{by_key[0]}"} if by_key[0] == f"{by_name[0]}/" else {}
+        last_key, last_name = f"{self.prefix}/{by_key[-1]}", by_name[-1]
+        listed: dict[str, list[Landing]] = {folder: [] for folder in folders}
+        async for page in self._pages(client, f"{self.prefix}/", **start):
+            for obj in page.get("Contents", []):
+                key, folder = obj["Key"], folder_of(obj["Key"], self.prefix)
+                if folder in listed:
+                    listed[folder].append(Landing.from_listing(self.bucket, self.prefix, obj))
+                elif key > last_key and not key.startswith(last_key) and folder > last_name:
+                    return listed
+        return listed
 
-    async def flush(self, client: Any) -> None:
-        """Write the manifests that changed; one that fails stays dirty for the next poll."""
-        semaphore = asyncio.Semaphore(_CONCURRENCY)
+    def _range_is_cheaper(self, folders: set[str]) -> bool:
+        if len(folders) <= BULK_FOLDERS:
+            return False
+        starts = sorted(f"{self.prefix}/{folder}/" for folder in folders)
+        first, last = starts[0], starts[-1]
+        others = sum(
+            size
+            for folder, size in self._sizes.items()
+            if folder not in folders and first <= f"{self.prefix}/{folder}/" <= last
+        )
+        ours = sum(self._sizes.get(folder, 1) for folder in folders)
+        return others + ours < OBJECTS_PER_REQUEST * len(folders)
 
-        async def write(folder: str) -> None:
+    async def _list_folders(self, client: Any, folders: set[str], many: set[str]) -> dict[str, list[Landing]]:
+        """The objects of each folder: `many` (new folders) by one range listing when that is cheaper,
+        the rest one listing each."""
+        in_range = many if self._range_is_cheaper(many) else set()
+        semaphore = asyncio.Semaphore(CONCURRENCY)
+
+        async def each(folder: str) -> tuple[str, list[Landing]]:
             async with semaphore:
-                self._dirty.discard(folder)  # before the body: an entry recorded during the PUT stays dirty
-                try:
-                    await client.put_object(
-                        Bucket=self.bucket,
-                        Key=folder_manifest(self.ledger, folder),
-                        Body=self._ledgers[folder].to_json(),
-                        ContentType="application/json",
-                    )
-                except BaseException:
-                    self._dirty.add(folder)
-                    raise
+                return folder, await self._list_folder(client, folder)
 
-        async with self._flushing:  # one flush at a time: an older body never lands after a newer one
-            dirty = sorted(self._dirty)
-            results = await asyncio.gather(*(write(f) for f in dirty), return_exceptions=True)
-        failed = [result for result in results if isinstance(result, BaseException)]
-        if failed:
-            log.warning(
-                "%d ledger manifest(s) not written (%s); retrying on the next poll", len(failed), failed[0]
-            )
+        listed = dict(await asyncio.gather(*(each(f) for f in sorted(folders - in_range))))
+        if in_range:
+            listed.update(await self._list_range(client, in_range))
+        for folder, objects in listed.items():
+            self._note_shape(folder, objects)
+        return listed
 
     # ---- what is new ------------------------------------------------------------------------------------
 
     def record(self, landings: list[Landing]) -> None:
         """Landings whose event Airflow persisted: known from now on, written at the next flush."""
         for landing in landings:
-            folder = folder_of(landing.key, self.prefix)
-            self._ledgers.setdefault(folder, FolderLedger(folder)).record(landing)
-            self._dirty.add(folder)
+            self.manifests.record(folder_of(landing.key, self.prefix), landing)
+
+    async def flush(self, client: Any) -> None:
+        await self.manifests.flush(client)
 
     def recorded(self, landing: Landing) -> bool:
         """Whether this process's ledger knows the landing now (no I/O): `advance()` may have recorded
         it while a poll was listing, after the poll had judged it unknown."""
-        ledger = self._ledgers.get(folder_of(landing.key, self.prefix))
-        return ledger is not None and ledger.knows(landing)
+        return self.manifests.knows(folder_of(landing.key, self.prefix), landing)
 
     def report_again(self, landings: list[Landing]) -> None:
         """Landings whose event was not persisted: the next poll reports them, wherever they are."""
@@ -212,22 +221,30 @@ class LandingScanner:
     def _reportable(self, listed: list[Landing]) -> list[Landing]:
         return self.parts.reportable(listed) if self.parts else listed
 
-    async def _unknown(self, client: Any, folder: str, listed: list[Landing]) -> list[Landing]:
-        ledger = await self.ledger_of(client, folder)
+    async def _judge(self, client: Any, listed: dict[str, list[Landing]]) -> list[Landing]:
+        """The unknown landings of listed folders (their manifests read first, as one batch)."""
+        await self.manifests.load(client, [folder for folder, objects in listed.items() if objects])
+        return [landing for folder, objects in listed.items() for landing in self._unknown(folder, objects)]
+
+    def _unknown(self, folder: str, listed: list[Landing]) -> list[Landing]:
+        """Reportable landings the folder's ledger does not know; the ledger must be loaded."""
         fresh = []
         for landing in self._reportable(listed):
-            if ledger.knows(landing):
+            if self.manifests.knows(folder, landing):
                 continue
             if self._legacy and (key_digest(landing.key), landing.version) in self._legacy:
-                ledger.record(landing)  # reported before the manifests existed
-                self._dirty.add(folder)
+                self.manifests.record(folder, landing)  # reported before the manifests existed
                 continue
             fresh.append(landing)
         return fresh
 
     def _note_shape(self, folder: str, listed: list[Landing]) -> None:
+        self._sizes[folder] = len(listed)
         shape = (len(listed), max((landing.last_modified for landing in listed), default=0))
-        if self._shape.get(folder) != shape:
+        if not listed:  # emptied (quarantined): nothing in it to change, whatever the store still lists
+            self._shape[folder] = shape
+            self._hot.pop(folder, None)
+        elif self._shape.get(folder) != shape:
             self._shape[folder] = shape
             self._hot[folder] = time.monotonic()
 
@@ -243,43 +260,38 @@ class LandingScanner:
         folders, root = await self._top_level(client)
         today = datetime.fromtimestamp(self.now(), UTC).date()
         self._known &= folders  # a folder emptied (quarantined) and landed in again is new again
-        wanted = (folders - self._known) | (set(open_days(today, self.open_days_back)) & folders)
+        new = folders - self._known
+        wanted = new | (set(open_days(today, self.open_days_back)) & folders)
         wanted |= set(self._hot_folders()) & folders
-        fresh = await self._unknown(client, ROOT_FOLDER, root)
-        return await self._with_swept(client, fresh + await self._unknown_in_folders(client, wanted))
+        listed = await self._list_folders(client, wanted, new)
+        fresh = await self._judge(client, {ROOT_FOLDER: root, **listed})
+        found = await self._with_swept(client, fresh)
+        self._known |= listed.keys()  # only now: a folder in a poll that failed is still new
+        return found
 
     async def look_at(self, client: Any, keys: list[str]) -> list[Landing]:
         """Queue mode: unknown landings in the folders of the keys notifications named (duplicated,
         stale or reordered notifications find nothing new), and those the sweep found."""
         self.stats.polls += 1
         folders = {folder_of(key, self.prefix) for key in keys if key.startswith(self.prefix + "/")}
-        fresh = []
+        listed = {}
         if ROOT_FOLDER in folders:
             folders.discard(ROOT_FOLDER)
-            fresh = await self._unknown(client, ROOT_FOLDER, (await self._top_level(client))[1])
-        return await self._with_swept(client, fresh + await self._unknown_in_folders(client, folders))
-
-    async def _unknown_in_folders(self, client: Any, folders: set[str]) -> list[Landing]:
-        semaphore = asyncio.Semaphore(_CONCURRENCY)
-
-        async def unknown_in(folder: str) -> list[Landing]:
-            async with semaphore:
-                listed = await self._list_folder(client, folder)
-            self._known.add(folder)  # only once listed: a folder whose listing failed is still new
-            self._note_shape(folder, listed)
-            return await self._unknown(client, folder, listed)
-
-        return [
-            landing
-            for found_in_folder in await asyncio.gather(*(unknown_in(f) for f in sorted(folders)))
-            for landing in found_in_folder
-        ]
+            listed[ROOT_FOLDER] = (await self._top_level(client))[1]
+        listed.update(await self._list_folders(client, folders, folders))
+        return await self._with_swept(client, await self._judge(client, listed))
 
     async def _with_swept(self, client: Any, fresh: list[Landing]) -> list[Landing]:
         found = {landing.identity: landing for landing in fresh}
+        await self.manifests.load(
+            client, {folder_of(landing.key, self.prefix) for landing in self._swept.values()}
+        )
         for identity, landing in list(self._swept.items()):
+            folder = folder_of(landing.key, self.prefix)
+            if not self.manifests.has_read(folder):
+                continue  # queued while the manifests were read: the next poll judges it
             del self._swept[identity]
-            if not (await self.ledger_of(client, folder_of(landing.key, self.prefix))).knows(landing):
+            if not self.manifests.knows(folder, landing):
                 found.setdefault(identity, landing)
         return list(found.values())
 
@@ -289,22 +301,22 @@ class LandingScanner:
         started, cpu = time.monotonic(), time.process_time()
         objects = folders = 0
         try:
-            folder, listed = None, []
+            folder, listed, whole = ROOT_FOLDER, [], []  # whole: the folders this page completed
             async for page in self._pages(client, f"{self.prefix}/"):
                 for obj in page.get("Contents", []):
                     landing = Landing.from_listing(self.bucket, self.prefix, obj)
                     this = folder_of(landing.key, self.prefix)
                     if this != folder and listed:
-                        await self._reconcile(client, folder, listed)
-                        folders += 1
+                        whole.append((folder, listed))
                         listed = []
                     folder = this
                     listed.append(landing)
                     objects += 1
-            if listed:
-                await self._reconcile(client, folder, listed)
-                folders += 1
-            await self.flush(client)
+                await self._reconcile(client, whole)
+                folders, whole = folders + len(whole), []
+            await self._reconcile(client, [(folder, listed)] if listed else [])
+            folders += 1 if listed else 0
+            await self.manifests.flush(client)
             self._legacy.clear()  # every landing they named is in a manifest now
             await self._delete_legacy(client)
         finally:
@@ -314,17 +326,22 @@ class LandingScanner:
         self.stats.sweep_s = time.monotonic() - started
         self.stats.sweep_cpu_s = time.process_time() - cpu
 
-    async def _reconcile(self, client: Any, folder: str | None, listed: list[Landing]) -> None:
-        folder = folder or ROOT_FOLDER
-        if folder != ROOT_FOLDER:
-            self._known.add(folder)
-        unknown = await self._unknown(client, folder, listed)
-        for landing in unknown:
-            self._swept.setdefault(landing.identity, landing)
-        newest = max(landing.last_modified for landing in listed)
-        if not unknown and self._ledgers[folder].compact(newest, int(self.now()), int(self.retention_s)):
-            self._dirty.add(folder)
-            self.stats.compacted += 1
+    async def _reconcile(self, client: Any, whole: list[tuple[str, list[Landing]]]) -> None:
+        """Folders the sweep listed whole: their manifests read (as one batch), what is unknown queued
+        for the next poll, quiet ones compacted."""
+        await self.manifests.load(client, [folder for folder, _ in whole])
+        for folder, listed in whole:
+            if folder != ROOT_FOLDER:
+                self._known.add(folder)
+                self._sizes[folder] = len(listed)
+            unknown = self._unknown(folder, listed)
+            for landing in unknown:
+                self._swept.setdefault(landing.identity, landing)
+            newest = max(landing.last_modified for landing in listed)
+            ledger = self.manifests.ledger_for(folder)
+            if not unknown and ledger.compact(newest, int(self.now()), int(self.retention_s)):
+                self.manifests.dirty.add(folder)
+                self.stats.compacted += 1
 
     # ---- the ledger format before per-folder manifests --------------------------------------------------
 
@@ -341,7 +358,7 @@ class LandingScanner:
             log.info("Moving %d ledger marker(s) of the old format into folder manifests", len(self._legacy))
 
     async def _delete_legacy(self, client: Any) -> None:
-        if self._dirty or not self._legacy_keys:
+        if self.manifests.dirty or not self._legacy_keys:
             return  # a manifest is not written yet: keep the old markers until the next sweep
         keys, self._legacy_keys = self._legacy_keys, []
         for start in range(0, len(keys), 1000):
