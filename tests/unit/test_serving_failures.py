@@ -119,3 +119,42 @@ def test_a_service_without_a_champion_is_not_a_model_failure(service, settings):
     with pytest.raises(ServingError) as raised:
         via.predict(_rows(settings, 1, 1))
     assert not isinstance(raised.value, ModelFailed) and "no champion" in str(raised.value)
+
+
+class NaNModel:
+    """A model whose answer is not finite for rows that fit the schema (a diverged MLP, say)."""
+
+    classes_ = np.array([0, 1])
+
+    def predict_proba(self, features):
+        answer = np.full((len(features), 2), 0.5)
+        answer[0] = [np.nan, np.inf]
+        return answer
+
+
+def test_a_model_answering_non_finite_probabilities_is_a_model_failure_not_bad_rows(service, settings):
+    client, slots, alerts = service
+    slots.activate(Slots.served(NaNModel(), "5", "b" * 32))
+    for _ in range(2):
+        answer = client.post("/predict", json={"rows": _rows(settings, 3, 1)}, headers=AUTH)
+        assert answer.status_code == 503  # not 422: the caller's rows are fine
+        body = answer.json()
+        assert body["model_failure"] is True and body["version"] == "5"
+        assert "version 5 could not score the rows" in body["detail"] and "non-finite" in body["detail"]
+    [(kind, _, details)] = alerts.sent  # one alert, however many requests
+    assert kind == "serving_failed" and details["version"] == "5"
+
+    # The canary fails at once (the first batch), not after retrying a ServingError.
+    slots.stage(Slots.served(NaNModel(), None, CANDIDATE))
+    via = _Through("http://testserver", TOKEN)
+    object.__setattr__(via, "app", client)
+    asked = []
+
+    def ask(rows):
+        asked.append(len(rows))
+        return via.predict_staged(CANDIDATE, rows)
+
+    expected = {"run_id": CANDIDATE, "predictions": [0] * 4, "probabilities": [0.5] * 4}
+    report = run_canary(_rows(settings, 4, 1), expected, ask, 2, 60_000)
+    assert not report.passed and "non-finite" in report.reason
+    assert asked == [2]

@@ -64,8 +64,9 @@ def _problem(value: Any, spec: ColumnSpec) -> str | None:
 
 
 class ModelFailure(RuntimeError):
-    """The model could not answer rows that fit the schema: it raised, or its answer is not two-class
-    probabilities for every row. The service answers 503 naming the version (never a 500), and alerts."""
+    """The model could not answer rows that fit the schema: it raised, or its answer is not finite
+    two-class probabilities for every row. The service answers 503 naming the version (never a 500),
+    and alerts."""
 
     def __init__(self, served: Served, kind: str, detail: str) -> None:
         who = f"version {served.version}" if served.version else f"candidate run {served.run_id}"
@@ -123,9 +124,14 @@ def score(served: Served, rows: list[dict[str, Any]], landing: LandingSettings) 
             f"a two-class model answers {len(frame)} row(s) with shape ({len(frame)}, 2) for two classes",
         )
     if not np.isfinite(probabilities).all():
+        # The rows fit the schema (frame_of checked them), so a NaN or infinite probability is the
+        # model's failure, not the caller's: 503 naming the version, an alert, a failed canary.
         bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
-        raise RowError(
-            [{"row": int(i), "column": None, "problem": "the model's answer is not finite"} for i in bad]
+        raise ModelFailure(
+            served,
+            "not_finite",
+            f"it answers non-finite probabilities for {len(bad)} of {len(frame)} row(s) "
+            f"(rows {bad[:10].tolist()}{' ...' if len(bad) > 10 else ''})",
         )
     return {
         "predictions": [int(c) for c in classes[probabilities.argmax(axis=1)]],
