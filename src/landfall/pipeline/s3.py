@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -205,3 +206,47 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         found.extend(page.get("Contents", []))
     return found
+
+
+# ---- bounded calls ------------------------------------------------------------------------------------
+
+_BACKOFF_CAP_S = 20.0  # botocore's standard retry mode waits rand(0, 1) * min(2 ** n, 20) s before retry n
+_RETRY_AFTER_S = 5.0  # ... and up to 5 s more when the server sends x-amz-retry-after
+
+
+@dataclass(frozen=True)
+class CallBounds:
+    """Timeouts and attempts of a client whose every call must end in bounded time, even one to a
+    server that accepts the connection and never answers."""
+
+    connect_timeout_s: float
+    read_timeout_s: float  # the longest wait for the next bytes of an answer
+    attempts: int  # in all, the first one included
+
+    @property
+    def worst_case_s(self) -> float:
+        """How long one call can take when every attempt hangs: each attempt's connect and read
+        timeouts, and the longest back-off botocore sleeps between attempts."""
+        backoff = sum(min(2.0**n, _BACKOFF_CAP_S) + _RETRY_AFTER_S for n in range(self.attempts - 1))
+        return self.attempts * (self.connect_timeout_s + self.read_timeout_s) + backoff
+
+    def botocore_config(self, wait_s: float = 0.0) -> Any:
+        """The client config; `wait_s` is what a call itself may wait by design (an SQS long poll)."""
+        from botocore.config import Config
+
+        return Config(
+            connect_timeout=self.connect_timeout_s,
+            read_timeout=self.read_timeout_s + wait_s,
+            retries={"mode": "standard", "total_max_attempts": self.attempts},
+        )
+
+
+def call_bounds(budget_s: float, attempts: int = 3) -> CallBounds:
+    """Bounds whose worst case fits in `budget_s` (from 0.2 s up): up to `attempts` (fewer when the
+    back-off between them would leave an attempt less than 2 s), connect at most 5 s, read at most 60 s."""
+    tries = max(1, attempts)
+    while tries > 1 and (budget_s - CallBounds(0, 0, tries).worst_case_s) / tries < 2.0:
+        tries -= 1
+    per_attempt = max((budget_s - CallBounds(0, 0, tries).worst_case_s) / tries, 0.2)
+    connect = min(5.0, per_attempt / 4)
+    return CallBounds(connect, min(60.0, per_attempt - connect), tries)

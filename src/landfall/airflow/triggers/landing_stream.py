@@ -17,6 +17,7 @@ from typing import Any
 
 from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
 
+from landfall.airflow.triggers.aws_clients import bounded_client
 from landfall.airflow.triggers.landing_scan import LandingScanner, ScanStats
 from landfall.airflow.triggers.landing_watch import LandingWatch
 from landfall.airflow.triggers.notifications import Notification, NotificationQueue, queue_for
@@ -78,7 +79,7 @@ class LandingProducer(SharedStreamProducer):
     async def _connect(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-        return await S3Hook(aws_conn_id=self.watch.aws_conn_id).get_async_conn()
+        return await bounded_client(S3Hook, self.watch.aws_conn_id)  # no call outlasts the ack timeout
 
     async def _list(self, client: Any, prefix: str) -> AsyncIterator[dict[str, Any]]:
         paginator = client.get_paginator("list_objects_v2")

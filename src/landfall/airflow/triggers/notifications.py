@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 BATCH_S = 0.05
 """After the first message, how long to gather the rest of a burst into the same event."""
+LONG_POLL_S = 20
+"""The longest SQS long poll (SQS's own limit): part of a receive call's read timeout."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class SqsQueue:
         answer = await self._client.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=max(1, min(10, max_messages)),
-            WaitTimeSeconds=max(1, min(20, round(wait_s))),  # long polling: never a tight loop
+            WaitTimeSeconds=max(1, min(LONG_POLL_S, round(wait_s))),  # long polling: never a tight loop
             VisibilityTimeout=self.visibility_s,
         )
         notifications = []
@@ -189,7 +191,9 @@ def queue_for(url: str, bucket: str, aws_conn_id: str | None) -> NotificationQue
     async def sqs_client() -> Any:
         from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-        return await SqsHook(aws_conn_id=aws_conn_id).get_async_conn()
+        from landfall.airflow.triggers.aws_clients import bounded_client
+
+        return await bounded_client(SqsHook, aws_conn_id, wait_s=LONG_POLL_S)
 
     return SqsQueue(url, bucket, sqs_client)
 
