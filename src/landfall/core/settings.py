@@ -158,6 +158,8 @@ class LandingSettings(Section):
 
 
 class WatcherSettings(Section):
+    # The landing watcher's knobs. The whole section travels to the triggerer inside the trigger's
+    # kwargs (`LandingWatch.knobs`): a field added here reaches the watcher without being spelled again.
     poll_interval_s: float = Field(2.0, gt=0, le=3600)
     # One event per poll carries at most this many landings; the rest wait for the next poll.
     max_objects_per_event: int = Field(500, ge=1, le=5000)

@@ -29,7 +29,7 @@ CONCURRENCY = 16
 """S3 requests in flight at once when many manifests are read or written."""
 OBJECTS_PER_REQUEST = 16
 """What a listing entry costs beside a request of its own: parsing a LIST page of 1,000 objects took
-about 0.18 s of CPU here, a small request about 3 ms, so one request weighs about 16 listed objects. A
+0.07-0.18 s of CPU here, a small request 1-3 ms, so one request weighs about 16 listed objects. A
 listing replaces a request per folder when it parses fewer than this many entries per folder."""
 _LIST_ABOVE = 8
 _WRITE_ATTEMPTS = 5

@@ -3,8 +3,9 @@
 How "exactly once" is kept, across bursts and triggerer restarts:
 
 * The trigger is a shared-stream `BaseEventTrigger` in **ack mode** (`airflow.triggers.shared_stream`). A
-  `LandingProducer` (`landing_stream`) polls every `poll_interval` seconds and fires **one event per
+  `LandingProducer` (`landing_stream`) polls every `poll_interval_s` seconds and fires **one event per
   poll** carrying the new landings (at most `max_objects_per_event`; the rest wait for the next poll).
+  Its settings travel as one `LandingWatch` (`landing_watch`), which is also the shared-stream key.
   Several events back to back would strand work: Airflow 3.3 queues an asset-triggered run with one row
   per (asset, DAG) stamped with the first event's time, and events persisted before the scheduler
   consumes that row wait for some later event.
@@ -14,7 +15,9 @@ How "exactly once" is kept, across bursts and triggerer restarts:
   landing recorded in its folder's manifest (`<ledger>/folders/<day>.json`) and a batch record
   (`<ledger>/batches/<batch>.json`) written. A landing whose event was not confirmed is not recorded, so
   the next poll - in this process or after a restart - reports it again. A manifest PUT that fails is
-  retried on the next poll; the landing is not reported again by this process meanwhile.
+  retried on the next poll; the landing is not reported again by this process meanwhile. Manifests are
+  written compare-and-set and merged on conflict (`landing_manifests`): a second watcher (a zombie
+  triggerer) cannot overwrite the records of another.
 * The ingest run that receives a batch writes a claim (`<ledger>/claims/<batch>`). A batch with no claim
   `requeue_after_s` after it was persisted was stranded (the queueing race above): its landings are
   reported again in a new batch, with exponential back-off. Ingest is idempotent per landing, so the
@@ -25,7 +28,8 @@ How "exactly once" is kept, across bursts and triggerer restarts:
 * Part files of a multi-part partition are not landings until their marker lands (`PartRule`): the
   marker is reported, and covers them; only a part newer than its folder's marker is reported itself.
 * A heartbeat tick at least every `HEARTBEAT_S` keeps the shared stream's ack timeout (300 s) from
-  failing the trigger during a long poll interval or an S3 outage.
+  failing the trigger during a long poll interval or an S3 outage, and every S3 call is bounded to a
+  quarter of that timeout (`aws_clients`): a hung call fails the poll, which is retried.
 """
 
 from __future__ import annotations
