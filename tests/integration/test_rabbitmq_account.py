@@ -137,3 +137,29 @@ def test_the_relay_and_the_watchers_consumer_pass_a_landing_through_the_projects
             await queue.close()
 
     assert asyncio.run(drain()) == [key]
+
+
+def test_celerys_broker_check_needs_no_guest_login_on_the_brokers_vhost(monkeypatch, tmp_path):
+    """Celery on the machine's RabbitMQ, on the project's vhost, where `guest` has no permission (as on a
+    broker whose guest is deleted): the launcher's broker check makes the account and logs in as it, on the
+    first start and on the next, never as guest."""
+    ensure_service(RABBITMQ)
+    monkeypatch.setenv("LANDFALL_STACK__STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("LANDFALL_STACK__PROFILE", "scaleout")
+    for name in ("LANDFALL_AMQP_USER", "LANDFALL_AMQP_PASSWORD", "LANDFALL_RABBITMQCTL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    name = accounts.project_name(Context(settings, StackState(settings)))
+    monkeypatch.setenv("LANDFALL_STACK__SCALEOUT__BROKER_URL", f"amqp://127.0.0.1:5672/{name}")
+    settings = load_settings()
+    context = Context(settings, StackState(settings))
+    try:
+        provision.check_broker(context)  # before the fix: guest on a vhost that does not exist yet
+        assert not _logs_in(_url("guest", "guest", name))
+        provision.check_broker(context)  # the next start: the vhost exists, guest still may not open it
+        password = context.state.secrets().rabbitmq_password
+        worker = accounts.celery_environment(context, context.state.secrets())["AIRFLOW__CELERY__BROKER_URL"]
+        assert worker == _url(name, password, name) and _logs_in(worker)
+    finally:
+        accounts.remove_accounts(context)
+    assert name not in _names("list_vhosts")

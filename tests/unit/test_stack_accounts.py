@@ -148,3 +148,77 @@ def test_older_secrets_files_gain_the_service_passwords_and_keep_their_keys(stac
     assert again.fernet_key == first.fernet_key and again.admin_password == first.admin_password
     assert len({again.rabbitmq_password, again.postgres_password, again.redis_password}) == 3
     assert Context(stack.settings, state).state.secrets() == again
+
+
+class _GuestlessRabbitMQ:
+    """kombu.Connection to a RabbitMQ whose `guest` is deleted (as the README advises): only the
+    project's user, on its own vhost, logs in."""
+
+    allowed: tuple[str, str] = ("", "")
+    opened: list[str] = []
+
+    def __init__(self, url: str, **_options) -> None:
+        self.url = url
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        return None
+
+    def ensure_connection(self, **_options) -> None:
+        parts = urlsplit(self.url)
+        type(self).opened.append(self.url)
+        if (parts.username, parts.password) != self.allowed or parts.path != f"/{self.allowed[0]}":
+            raise ConnectionRefusedError(f"ACCESS_REFUSED for {parts.username or 'guest'}")
+
+
+@pytest.fixture
+def guestless_broker(stack_env, monkeypatch):
+    """A scale-out stack with Celery on a local RabbitMQ (something listens on the port) without guest."""
+    import socket
+
+    import kombu
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stack = stack_env(**SCALEOUT, LANDFALL_STACK__SCALEOUT__BROKER_URL=f"amqp://127.0.0.1:{port}/")
+    made: list[str] = []
+    monkeypatch.setattr(accounts, "ensure_rabbitmq_account", lambda _ctx, address: made.append(address))
+    monkeypatch.setattr(_GuestlessRabbitMQ, "opened", [])
+    monkeypatch.setattr(kombu, "Connection", _GuestlessRabbitMQ)
+    yield stack, listener, made
+    listener.close()
+
+
+def test_the_broker_check_works_on_a_rabbitmq_without_guest_logging_in_only_as_the_stacks_account(
+    guestless_broker, monkeypatch
+):
+    from landfall.ops.stack import provision
+
+    stack, listener, made = guestless_broker
+    name, password = accounts.project_name(stack.ctx), stack.state.secrets().rabbitmq_password
+    monkeypatch.setattr(_GuestlessRabbitMQ, "allowed", (name, password))
+    port = listener.getsockname()[1]
+    provision.check_broker(stack.ctx)  # before the fix: "the Celery broker does not answer" (guest on /)
+    assert made == [f"amqp://127.0.0.1:{port}/{name}"]
+    # The one login is the worker's own, after its account exists: never guest's.
+    assert _GuestlessRabbitMQ.opened == [stack.environment()["AIRFLOW__CELERY__BROKER_URL"]]
+
+
+def test_the_broker_check_says_which_fails_a_broker_that_does_not_answer_or_refuses_the_worker(
+    guestless_broker,
+):
+    from landfall.ops.stack import provision
+    from landfall.ops.stack.components import StackError
+
+    stack, listener, made = guestless_broker
+    refused = r"refuses the worker's login as amqp://landfall_[0-9a-f]+:\*\*\*@"
+    with pytest.raises(StackError, match=refused) as raised:
+        provision.check_broker(stack.ctx)  # the account's password is not the one the broker knows
+    assert stack.state.secrets().rabbitmq_password not in str(raised.value)
+    made.clear()
+    listener.close()  # nothing answers on the port any more
+    with pytest.raises(StackError, match=r"the Celery broker does not answer at amqp://127\.0\.0\.1"):
+        provision.check_broker(stack.ctx)
+    assert made == []  # no account is attempted on a broker that is not there

@@ -11,6 +11,7 @@ import datetime
 import hmac
 import ipaddress
 import json
+import socket
 import string
 import subprocess
 from collections.abc import Callable
@@ -286,20 +287,40 @@ def create_databases(ctx: Context, echo: Echo) -> None:
         connection.close()
 
 
+BROKER_PORTS = {"amqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379}
+
+
 def check_broker(ctx: Context) -> None:
-    """Fail early, and say so, when the Celery broker does not answer; then the stack's own account on it."""
+    """Fail early, and say so, when the Celery broker does not answer; then the stack's own account on it,
+    and a login as the worker will log in (the URL `celery_environment` gives it).
+
+    Reachability is a plain TCP connect, not a login with the configured URL: that URL names no account,
+    so on RabbitMQ it would log in as `guest` on `/`, which an operator may have deleted (as the README
+    advises) before the stack's own account exists."""
     import kombu
 
+    configured = ctx.scaleout.broker_url
+    where = without_password(configured)
+    parts = urlsplit(configured)
     try:
-        with kombu.Connection(ctx.scaleout.broker_url, connect_timeout=5) as connection:
-            connection.ensure_connection(max_retries=1)
-    except Exception as error:
-        where = without_password(ctx.scaleout.broker_url)
+        port = parts.port or BROKER_PORTS[parts.scheme]
+        socket.create_connection((parts.hostname or "localhost", port), timeout=5).close()
+    except (OSError, ValueError) as error:
         raise StackError(
             f"the Celery broker does not answer at {where}: {error}\n"
             "Start it (or set LANDFALL_STACK__SCALEOUT__BROKER_URL)."
         ) from None
     accounts.ensure_broker_account(ctx)
+    worker_url = accounts.celery_environment(ctx, ctx.state.secrets())["AIRFLOW__CELERY__BROKER_URL"]
+    try:
+        with kombu.Connection(worker_url, connect_timeout=5) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as error:
+        raise StackError(
+            f"the Celery broker at {where} answers but refuses the worker's login as "
+            f"{without_password(worker_url)}: {error}\n"
+            "Check the account (or the credentials in LANDFALL_STACK__SCALEOUT__BROKER_URL)."
+        ) from None
 
 
 def migrate(ctx: Context, env: dict[str, str], log_tail: Callable[[str, int], str]) -> None:
