@@ -90,3 +90,85 @@ def test_the_trainer_does_not_fit_a_split_of_one_class_and_says_how_many_classes
     assert not mlflow.artifacts.list_artifacts(run_id=result["run_id"], artifact_path="model")
     with pytest.raises(NoSuccessfulTrial, match="1 label class"):
         select_best([result], "accuracy")
+
+
+def _write_splits(settings, tmp_path, train_frame):
+    from landfall.pipeline.datagen import make_batch
+    from landfall.pipeline.features import split
+
+    validation = split(make_batch(300, seed=5), settings.landing, 0.2, 0.2)["validation"]
+    uris = {"train": str(tmp_path / "train.parquet"), "validation": str(tmp_path / "validation.parquet")}
+    train_frame.to_parquet(uris["train"], index=False)
+    validation.to_parquet(uris["validation"], index=False)
+    return uris
+
+
+def test_the_trainer_counts_classes_on_the_whole_train_split_not_its_strided_sample(
+    local_mlflow, settings, tmp_path
+):
+    """Rare positives that all fall between the strides: the day holds two classes, so the trial is not
+    refused as one-class, and it is fitted on two (the sample gets the missed class's strided rows)."""
+    import mlflow
+
+    from landfall.pipeline.datagen import make_batch
+    from landfall.pipeline.features import split
+    from landfall.pipeline.training.trainer import REFUSED_TAG, train_trial
+
+    label = settings.landing.label
+    train = split(make_batch(400, seed=3), settings.landing, 0.2, 0.2)["train"].reset_index(drop=True)
+    train[label] = 0
+    train.loc[[1, 3, 5, 7, 9, 11], label] = 1  # only odd rows: every 2nd row from 0 holds none
+    uris = _write_splits(settings, tmp_path, train)
+    params = {"learning_rate": 0.01, "batch_size": 32, "optimizer": "adam", "hidden_units": 4, "trial": "t"}
+    result = train_trial(
+        [uris["train"]],
+        [uris["validation"]],
+        params,
+        "2026-01-02",
+        model_kind="mlp",
+        label=label,
+        max_epochs=3,
+        experiment="landfall-rare-class-test",
+        train_every=2,
+    )
+    assert "refused" not in result and result["classes"] == 2 and result["metrics"]
+    run = mlflow.get_run(result["run_id"])
+    assert REFUSED_TAG not in run.data.tags and run.data.params["train_classes"] == "2"
+    # The missed class's own every-2nd rows (3 of 6), after the strided rows.
+    assert run.data.params["train_rows_added_for_missed_classes"] == "3"
+    assert run.data.params["train_rows"] == str(len(range(0, len(train), 2)) + 3)
+    assert select_best([result], "accuracy")["run_id"] == result["run_id"]
+
+
+def test_read_train_counts_the_whole_splits_classes_reading_each_s3_file_once(
+    settings, tmp_path, monkeypatch
+):
+    import shutil
+
+    from landfall.pipeline import window as window_io
+    from landfall.pipeline.datagen import make_batch
+    from landfall.pipeline.training.trainer import read_train
+
+    label = settings.landing.label
+    stored = {}
+    for index, positives in enumerate(([], [3]), start=1):  # the second file's one positive: row 3
+        frame = make_batch(10, seed=index)
+        frame[label] = 0
+        frame.loc[positives, label] = 1
+        stored[f"s3://datasets/train-{index}.parquet"] = path = tmp_path / f"stored-{index}.parquet"
+        frame.to_parquet(path, index=False)
+    fetched = []
+
+    def fetch(uri, path):
+        fetched.append(uri)
+        shutil.copy(stored[uri], path)
+
+    monkeypatch.setattr(window_io, "_fetch_s3", fetch)
+    uris = list(stored)
+    sample, classes, added = read_train(uris, 4, label)  # rows 0, 4, 8, 12, 16 of 20: no positive
+    assert classes == [0, 1] and added == 1 and sorted(sample[label].tolist()) == [0] * 5 + [1]
+    assert fetched == uris + uris  # the counting pass rides on the sample's; the missed class reads again
+    fetched.clear()
+    sample, classes, added = read_train(uris, 13, label)  # rows 0 and 13: the sample holds the positive
+    assert classes == [0, 1] and added == 0 and sample[label].tolist() == [0, 1]
+    assert fetched == uris  # each file fetched once: the classes were counted as the sample read it

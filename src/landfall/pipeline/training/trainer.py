@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -23,11 +24,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from landfall.pipeline import window as window_io
 from landfall.pipeline.evaluation import metrics_of
+from landfall.pipeline.parquet_io import open_streaming
 from landfall.pipeline.plots import classifier_figures, log_figures
 from landfall.pipeline.training.models import PIPELINE_TAGS, log_model
-from landfall.pipeline.window import read_sampled
+from landfall.pipeline.window import READ_BATCH_ROWS, read_sampled
 
 TRIAL_STAGE = "trial"
 REFUSED_TAG = "landfall.refused"  # on a trial run that was not fitted, and why
@@ -71,8 +76,74 @@ def experiment_id(name: str) -> str:
 
 
 def label_classes(frame: pd.DataFrame, label: str) -> list[int]:
-    """The label classes present in a split."""
+    """The label classes present in a frame."""
     return sorted(int(value) for value in frame[label].dropna().unique())
+
+
+def _classes_in(path: Path, label: str) -> set[int]:
+    """The label classes of one local parquet file: its label column only, a batch at a time."""
+    found: set[int] = set()
+    parquet = open_streaming(path)
+    for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=[label], use_threads=False):
+        found.update(int(value) for value in pc.unique(pc.drop_null(batch.column(0))).to_pylist())
+    return found
+
+
+def _strided_rows_of(uris: list[str], label: str, classes: set[int], every: int) -> pd.DataFrame:
+    """Rows `0, k, 2k, ...` of each class in `classes`, counted within the class across the files in
+    order (so at least its first row): the class's share of the split, rounded up to one row."""
+    kept: list[pa.RecordBatch] = []
+    schema = None
+    seen = dict.fromkeys(classes, 0)
+    with tempfile.TemporaryDirectory(prefix="landfall-classes-") as scratch:
+        for index, uri in enumerate(uris):
+            path = Path(uri)
+            if uri.startswith("s3://"):
+                path = Path(scratch) / f"{index:05d}.parquet"
+                window_io._fetch_s3(uri, path)
+            parquet = open_streaming(path)
+            schema = schema or parquet.schema_arrow
+            for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
+                labels = batch.column(label).to_numpy(zero_copy_only=False)
+                take = np.zeros(batch.num_rows, dtype=bool)
+                for value in classes:
+                    positions = np.flatnonzero(labels == value)
+                    take[positions[(np.arange(len(positions)) + seen[value]) % every == 0]] = True
+                    seen[value] += len(positions)
+                if take.any():
+                    chosen = batch.filter(pa.array(take))
+                    kept.append(chosen.cast(schema) if chosen.schema != schema else chosen)
+            if path.parent == Path(scratch):
+                path.unlink()
+    return pa.Table.from_batches(kept, schema=schema).to_pandas()
+
+
+def read_train(uris: list[str], every: int, label: str) -> tuple[pd.DataFrame, list[int], int]:
+    """The train split's rows `0, k, 2k, ...`, the label classes of the WHOLE split, and how many rows
+    were added to the sample for a class it missed.
+
+    The classes are counted on every row (the label column only, of each file as the sample reads it: an
+    S3 file is fetched once), not on the sample: a rare class can fall between the strides of a day that
+    holds both. A class the sample missed gets its own strided rows (its share, at least one row), so a
+    split of two classes is fitted as two classes, never refused nor fitted as one."""
+    if every <= 1:
+        frame = read_sampled(uris)
+        return frame, label_classes(frame, label), 0
+    classes: set[int] = set()
+
+    def fetch_and_count(uri: str, path: Path) -> None:
+        window_io._fetch_s3(uri, path)
+        classes.update(_classes_in(path, label))
+
+    for uri in uris:
+        if not uri.startswith("s3://"):
+            classes.update(_classes_in(Path(uri), label))
+    frame = read_sampled(uris, every, fetch=fetch_and_count)
+    missed = classes - set(label_classes(frame, label))
+    if not missed:
+        return frame, sorted(classes), 0
+    added = _strided_rows_of(uris, label, missed, every)
+    return pd.concat([frame, added], ignore_index=True), sorted(classes), len(added)
 
 
 def predict(model: Any, frame: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -101,8 +172,8 @@ def train_trial(
     says why (`refused`, with the class count) and `select_best` never makes it a candidate."""
     import mlflow
 
-    train = read_sampled(train_uris, train_every)
-    classes = label_classes(train, label)
+    # The classes of the whole split (not of its sample); a class the sample missed is added to it.
+    train, classes, added_rows = read_train(train_uris, train_every, label)
     validation = read_sampled(validation_uris, validation_every)
     window = window or [partition]
     run_tags = {
@@ -128,6 +199,8 @@ def train_trial(
                 "model": model_kind,
             }
         )
+        if added_rows:
+            mlflow.log_param("train_rows_added_for_missed_classes", added_rows)
         if len(classes) < 2:
             refused = (
                 f"the train split holds {len(classes)} label class(es) {classes}: a model fitted on one "
