@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from landfall.pipeline.keys import hours_of
@@ -139,3 +141,57 @@ def test_a_refused_days_quarantine_record_names_the_day_its_hours_and_the_proble
         entry["quarantine_uri"]
         == f"s3://{settings.storage.datasets_bucket}/{settings.storage.quarantine_prefix}/{DAY}/rollup-{rollup['version']}/"
     )
+
+
+def test_a_rolled_up_day_names_the_hours_prepared_before_label_counts_were_recorded(settings):
+    from landfall.pipeline.rollup import day_quarantine, rollup_problems
+
+    heads = {hour: {**_hour(hour), "label_counts": {"0": 8, "1": 2}} for hour in hours_of(DAY)}
+    assert day_rollup(DAY, heads)["label_counts_unknown_hours"] == []
+    for hour in (f"{DAY}T03", f"{DAY}T07"):
+        heads[hour] = _hour(hour)  # prepared before preprocessing counted the label classes
+    rollup = day_rollup(DAY, heads)
+    assert rollup["label_counts"] is None and rollup_problems(rollup, settings.landing) == []
+    assert rollup["label_counts_unknown_hours"] == [f"{DAY}T03", f"{DAY}T07"]  # why it was not checked
+    few = day_rollup(DAY, {hour: heads[hour] for hour in hours_of(DAY)[:4]})  # refused on its rows
+    record = day_quarantine(few, rollup_problems(few, settings.landing), "run-1")
+    assert record["label_counts_unknown_hours"] == [f"{DAY}T03"]
+
+
+class _Kept(logging.Handler):
+    """The records of one logger (caplog's handler on the root logger is replaced when Airflow configures
+    its logging on first import, inside the task function)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_publishing_a_day_of_unknown_label_counts_logs_that_its_class_check_was_skipped(
+    settings, monkeypatch
+):
+    from landfall.airflow.tasks import rollup as rollup_task
+
+    published = []
+    monkeypatch.setattr(rollup_task, "publish_rollup", lambda *args, **kwargs: published.append(args) or None)
+    kept = _Kept()
+    rollup_task.log.addHandler(kept)
+    try:
+        heads = {hour: {**_hour(hour), "label_counts": {"0": 8, "1": 2}} for hour in hours_of(DAY)}
+        heads[f"{DAY}T05"] = _hour(f"{DAY}T05")
+        rollup_task.publish_day(object(), settings, day_rollup(DAY, heads), "run-1")
+        assert len(published) == 1  # the day is still published: its rows pass
+        [record] = [r for r in kept.records if "label counts" in r.getMessage()]
+        assert record.levelno == logging.WARNING
+        assert f"{DAY}: 1 hour(s) were prepared before label counts were recorded (05)" in record.getMessage()
+        assert "both-classes check is skipped" in record.getMessage()
+
+        kept.records.clear()
+        heads[f"{DAY}T05"] = {**_hour(f"{DAY}T05"), "label_counts": {"0": 10}}
+        rollup_task.publish_day(object(), settings, day_rollup(DAY, heads), "run-2")
+        assert len(published) == 2 and not [r for r in kept.records if "label counts" in r.getMessage()]
+    finally:
+        rollup_task.log.removeHandler(kept)

@@ -8,7 +8,9 @@ in the training run) and in an alert.
 
 An hour is not held to the whole-day checks (enough rows, both label classes); the rolled-up day is, as
 a daily file is, from the rows and label counts each hour's preprocessing recorded: a refused day is
-quarantined (`day_quarantine`), never trained. Pure: processed heads in, dicts out.
+quarantined (`day_quarantine`), never trained. An hour prepared before label counts were recorded leaves
+the day's classes unknown: the dataset names it (`label_counts_unknown_hours`) and the class check is
+skipped. Pure: processed heads in, dicts out.
 """
 
 from __future__ import annotations
@@ -58,20 +60,23 @@ def day_rollup(day: str, hour_heads: dict[str, dict[str, Any] | None]) -> dict[s
         dataset[f"{split}_uris"] = [str(head[f"{split}_uri"]) for head in heads]
         dataset[f"rows_{split}"] = sum(int(head.get(f"rows_{split}", 0)) for head in heads)
     dataset["rows"] = sum(int(dataset[f"rows_{split}"]) for split in SPLITS)
-    dataset["label_counts"] = _label_counts(heads)
+    dataset["label_counts"], dataset["label_counts_unknown_hours"] = _label_counts(present, heads)
     return dataset
 
 
-def _label_counts(heads: list[dict[str, Any]]) -> dict[str, int] | None:
-    """Rows per label class over the hours; None when an hour was prepared before preprocessing counted
-    them (the class check is then left to the trainer, which refuses a one-class fit)."""
+def _label_counts(hours: list[str], heads: list[dict[str, Any]]) -> tuple[dict[str, int] | None, list[str]]:
+    """(rows per label class over the hours, the hours prepared before preprocessing counted them). The
+    counts are None when any hour is unknown: the day's both-classes check is then skipped (the trainer
+    still refuses a one-class train split), and the unknown hours say why."""
     counts: dict[str, int] = {}
-    for head in heads:
+    unknown = []
+    for hour, head in zip(hours, heads, strict=True):
         if not isinstance(head.get("label_counts"), dict):
-            return None
+            unknown.append(hour)
+            continue
         for value, count in head["label_counts"].items():
             counts[str(value)] = counts.get(str(value), 0) + int(count)
-    return counts
+    return (None if unknown else counts), unknown
 
 
 def rollup_problems(rollup: dict[str, Any], landing: LandingSettings) -> list[Problem]:
@@ -106,6 +111,7 @@ def day_quarantine(rollup: dict[str, Any], problems: list[Problem], run_id: str)
         "problems": [asdict(problem) for problem in problems],
         "rows": rollup.get("rows"),
         "label_counts": rollup.get("label_counts"),
+        "label_counts_unknown_hours": list(rollup.get("label_counts_unknown_hours") or []),
         "run_id": run_id,
         "quarantined_at": datetime.now(UTC).isoformat(),
         "what_to_do": (
