@@ -169,6 +169,9 @@ def test_a_retried_rollback_does_not_roll_back_a_second_step(local_mlflow, setti
     first = registry.rollback(NAME, None, "bad", "ana (run r1)", local_mlflow)
     again = registry.rollback(NAME, None, "bad", "ana (run r1)", local_mlflow)  # the task's retry
     assert first.version == again.version == "2"
+    assert (first.moved, again.moved) == (True, False)
+    assert (again.result, again.rolled_back_from) == ("already_done", "3")
+    assert again.as_dict()["moved"] is False
     assert registry.champion_version(NAME, local_mlflow) == "2"
     further = registry.rollback(NAME, None, "v2 too", "ben (run r2)", local_mlflow)  # a new request
     assert (further.version, further.rolled_back_from) == ("1", "2")

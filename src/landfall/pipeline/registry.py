@@ -16,6 +16,8 @@ deprecated stages.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -24,13 +26,14 @@ RUN_TAG = "landfall.candidate_run_id"
 PROMOTED_BY_TAG = "landfall.promoted_by"
 PREVIOUS_TAG = "landfall.previous_champion"  # set on promotion: where a rollback goes back to
 RESTORED_FROM_TAG = "landfall.restored_from"  # set on rollback: the version it replaced
-RESTORED_BY_TAG = "landfall.restored_by"  # the rollback request (a retry of it is a no-op)
+RESTORED_BY_TAG = "landfall.restored_by"  # ... the request that did
 ROLLED_BACK_AT_TAG = "landfall.rolled_back_at"  # set on the version a rollback moved the alias away from
-ROLLED_BACK_BY_TAG = "landfall.rolled_back_by"  # ... the request that did (its retry finds it here)
-ROLLED_BACK_TO_TAG = "landfall.rolled_back_to"  # ... and where it moves the alias (its retry goes there)
-# Set on a restored version that an earlier rollback had left: that rollback's request. Its late retry
-# then sees that it was done (and undone on purpose), not that its alias move is still to come.
-RESTORED_OVER_TAG = "landfall.restored_over"
+ROLLED_BACK_BY_TAG = "landfall.rolled_back_by"  # ... the request that did
+ROLLED_BACK_TO_TAG = "landfall.rolled_back_to"  # ... and where it moved the alias
+# One registered-model tag per rollback request (`by`): ROLLBACK_RECORD_PREFIX + sha256(by)[:16], a JSON
+# record of what it moves (from, to) and whether it is done. A retry decides from it alone; the
+# per-version tags above are for people (and for promote(), which never crowns a rolled-back version).
+ROLLBACK_RECORD_PREFIX = "landfall.rollback."
 
 
 def client() -> Any:
@@ -148,20 +151,85 @@ def promote(
     )
 
 
+RollbackResult = Literal["rolled_back", "already_done", "overtaken"]
+RECORDED, MOVED = "recorded", "moved"  # a rollback record's states: before its alias move, and done
+
+
 @dataclass(frozen=True)
 class Rollback:
     version: str  # the version that holds the alias now
-    run_id: str
-    rolled_back_from: str | None
+    run_id: str  # ... and its training run
+    rolled_back_from: str  # the version the request left (when "overtaken": the one it meant to leave)
     reason: str
     by: str
+    # "rolled_back": this call moved the alias (or recorded as done the move that an earlier try of the
+    # same request made before it failed); "already_done": the request was done before, nothing moved;
+    # "overtaken": the champion changed, or another request came, before this request's alias move,
+    # which now never happens: nothing moved.
+    result: RollbackResult
+
+    @property
+    def moved(self) -> bool:
+        return self.result == "rolled_back"
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "moved": self.moved}
 
 
 class RollbackRefused(ValueError):
     """A rollback that cannot be done as asked; the message says what to ask instead."""
+
+
+def rollback_record_key(by: str) -> str:
+    """The registered-model tag that records the rollback request `by`."""
+    return ROLLBACK_RECORD_PREFIX + hashlib.sha256(by.encode()).hexdigest()[:16]
+
+
+def rollback_records(tags: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The rollback requests recorded in a registered model's tags, by request (`by`)."""
+    records: dict[str, dict[str, Any]] = {}
+    for key, value in tags.items():
+        if not key.startswith(ROLLBACK_RECORD_PREFIX):
+            continue
+        try:
+            record = json.loads(value)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and key == rollback_record_key(str(record.get("by"))):
+            records[record["by"]] = record
+    return records
+
+
+def _write_record(model_name: str, record: dict[str, Any], mlflow_client: Any) -> None:
+    key = rollback_record_key(record["by"])
+    mlflow_client.set_registered_model_tag(model_name, key, json.dumps(record, sort_keys=True))
+
+
+def _record_done(model_name: str, record: dict[str, Any], mlflow_client: Any) -> None:
+    """After a request's alias move: the tags for people on both versions, then its record says done."""
+    left, restored = record["from"], record["to"]
+    for key, value in {
+        ROLLED_BACK_AT_TAG: record["at"],
+        "landfall.rollback_reason": record["reason"],
+        ROLLED_BACK_TO_TAG: restored,
+        ROLLED_BACK_BY_TAG: record["by"],
+    }.items():
+        mlflow_client.set_model_version_tag(model_name, left, key, value)
+    for key, value in {
+        RESTORED_FROM_TAG: left,
+        RESTORED_BY_TAG: record["by"],
+        "landfall.restored_reason": record["reason"],
+    }.items():
+        mlflow_client.set_model_version_tag(model_name, restored, key, value)
+    record["state"] = MOVED
+    _write_record(model_name, record, mlflow_client)
+
+
+def _answer(
+    model_name: str, record: dict[str, Any], champion_now: str, result: RollbackResult, mlflow_client: Any
+) -> Rollback:
+    run_id = mlflow_client.get_model_version(model_name, champion_now).run_id
+    return Rollback(champion_now, run_id, record["from"], record["reason"], record["by"], result)
 
 
 def rollback(
@@ -173,50 +241,67 @@ def rollback(
     experiment: str | None = None,
 ) -> Rollback:
     """Move the champion alias back: to `to_version`, or to the version that was champion before the
-    current one (recorded when the current one was promoted). Who and why are recorded as tags: on the
-    version left (`landfall.rolled_back_*`, `landfall.rollback_reason`) and on the one restored
-    (`landfall.restored_from`, `landfall.restored_by`, `landfall.restored_reason`). Only a model of this
-    pipeline's training (in `experiment`) is restored.
+    current one (recorded when the current one was promoted). Only a model of this pipeline's training
+    (in `experiment`) is restored. Who and why are recorded as tags on the version left
+    (`landfall.rolled_back_*`, `landfall.rollback_reason`) and on the one restored
+    (`landfall.restored_*`), once the alias has moved: a request abandoned before its move marks no
+    version as rolled back (promote() never crowns a version that carries `landfall.rolled_back_at`).
 
-    `by` names the request. The tags are written before the alias moves, and MLflow can fail in between
-    (a 503, a restart, a killed worker), so a request is done only once the alias has left the version
-    it recorded as left: while that version is still champion, a retry completes the request (moves the
-    alias to the version it recorded as restored). Once the alias has left it (this request moved it; a
-    promotion or another rollback may have followed), a retry changes nothing: it never rolls back a
-    second step."""
+    `by` names the request; its retry (or a later clear of its DAG run) calls again with the same `by`.
+    MLflow can fail between any two writes (a 503, a restart, a killed worker), and a late retry can come
+    after other rollbacks and promotions, so what a call does is decided from the request's own record,
+    a tag on the registered model (`rollback_record_key(by)`: from, to, state, a sequence number),
+    written before the alias moves and marked "moved" after the tags for people:
+
+    * no record: a new request, one step back from the current champion (or to `to_version`);
+    * recorded, not moved, the newest request, and the champion still its `from`: its move is finished
+      (to the version it recorded, whatever this call's `to_version`);
+    * anything else changes nothing: it was done ("already_done"), or the champion moved or another
+      request came before its alias move ("overtaken": a request never moves the alias after that, so
+      its late retry cannot undo what came since, nor roll back a second step).
+
+    The newest request found not moved while the champion is its `to` moved the alias before failing
+    (the answer was lost, or a later write failed): whichever call sees it first records it as done.
+    """
     from datetime import UTC, datetime
 
     from mlflow.exceptions import MlflowException
 
     from landfall.pipeline.training.models import UntrustedModel, check_pipeline_run
 
-    current = champion(model_name, mlflow_client)
+    try:
+        model = mlflow_client.get_registered_model(model_name)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        model = None
+    current = None if model is None else (model.aliases or {}).get(CHAMPION)
     if current is None:
         raise RollbackRefused(f"{model_name} has no champion to roll back from")
-    versions = mlflow_client.search_model_versions(f"name = '{model_name}'")
-    left = next((v for v in versions if v.tags.get(ROLLED_BACK_BY_TAG) == by), None)
-    if left is not None and (
-        str(left.version) != str(current.version) or left.tags.get(RESTORED_OVER_TAG) == by
-    ):
-        return Rollback(str(current.version), current.run_id, str(left.version), reason, by)
-    restored_here = next((v for v in versions if v.tags.get(RESTORED_BY_TAG) == by), None)
-    if left is None and restored_here is not None:
-        # A later rollback from the same version rewrote its `rolled_back_*` tags: this one was done.
-        return Rollback(
-            str(current.version), current.run_id, restored_here.tags.get(RESTORED_FROM_TAG), reason, by
-        )
-    # A new request, or one whose alias move has not happened yet (the version it left is still
-    # champion): that one goes where it recorded it would.
-    recorded = left.tags.get(ROLLED_BACK_TO_TAG) if left is not None else None
-    target = str(recorded or to_version or current.tags.get(PREVIOUS_TAG) or "").strip()
+    current = str(current)
+    records = rollback_records(model.tags or {})
+    newest = max(records.values(), key=lambda record: int(record.get("seq", 0)), default=None)
+    if newest is not None and newest["state"] != MOVED and current == newest["to"]:
+        _record_done(model_name, newest, mlflow_client)
+        if newest["by"] == by:  # this request's earlier try moved the alias, then failed
+            return _answer(model_name, newest, current, "rolled_back", mlflow_client)
+    mine = records.get(by)
+    if mine is not None:
+        if mine["state"] != MOVED and mine is newest and current == mine["from"]:
+            mlflow_client.set_registered_model_alias(model_name, CHAMPION, mine["to"])
+            _record_done(model_name, mine, mlflow_client)
+            return _answer(model_name, mine, mine["to"], "rolled_back", mlflow_client)
+        result: RollbackResult = "already_done" if mine["state"] == MOVED else "overtaken"
+        return _answer(model_name, mine, current, result, mlflow_client)
+
+    champion_now = mlflow_client.get_model_version(model_name, current)
+    target = str(to_version or champion_now.tags.get(PREVIOUS_TAG) or "").strip()
     if not target:
-        raise RollbackRefused(
-            f"version {current.version} records no previous champion: name one with --to VERSION"
-        )
+        raise RollbackRefused(f"version {current} records no previous champion: name one with --to VERSION")
     if not target.isdigit():
         raise RollbackRefused(f"{target!r} is not a version number")
     target = str(int(target))  # "007" is version 7
-    if target == str(current.version):
+    if target == current:
         raise RollbackRefused(f"version {target} already holds '{CHAMPION}'")
     try:
         restored = mlflow_client.get_model_version(model_name, target)
@@ -228,23 +313,16 @@ def rollback(
         check_pipeline_run(mlflow_client, restored.run_id, experiment)
     except UntrustedModel as error:
         raise RollbackRefused(f"version {target} cannot be served: {error}") from None
-    at = (left.tags.get(ROLLED_BACK_AT_TAG) if left is not None else None) or datetime.now(UTC).isoformat(
-        timespec="seconds"
-    )
-    # The request's own tag last: once a version carries it, the target is recorded beside it.
-    for key, value in {
-        ROLLED_BACK_AT_TAG: at,
-        "landfall.rollback_reason": reason,
-        ROLLED_BACK_TO_TAG: target,
-        ROLLED_BACK_BY_TAG: by,
-    }.items():
-        mlflow_client.set_model_version_tag(model_name, str(current.version), key, value)
-    if restored.tags.get(ROLLED_BACK_BY_TAG):
-        mlflow_client.set_model_version_tag(
-            model_name, target, RESTORED_OVER_TAG, restored.tags[ROLLED_BACK_BY_TAG]
-        )
-    mlflow_client.set_model_version_tag(model_name, target, RESTORED_FROM_TAG, str(current.version))
-    mlflow_client.set_model_version_tag(model_name, target, RESTORED_BY_TAG, by)
-    mlflow_client.set_model_version_tag(model_name, target, "landfall.restored_reason", reason)
+    record = {
+        "by": by,
+        "from": current,
+        "to": target,
+        "reason": reason,
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "state": RECORDED,
+        "seq": 1 + max((int(r.get("seq", 0)) for r in records.values()), default=0),
+    }
+    _write_record(model_name, record, mlflow_client)
     mlflow_client.set_registered_model_alias(model_name, CHAMPION, target)
-    return Rollback(target, restored.run_id, str(current.version), reason, by)
+    _record_done(model_name, record, mlflow_client)
+    return Rollback(target, restored.run_id, current, reason, by, "rolled_back")

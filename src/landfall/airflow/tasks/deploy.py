@@ -182,7 +182,8 @@ def report(
 
 
 def rollback(params: dict[str, Any], dag_run: Any) -> dict[str, Any]:
-    """The rollback DAG's move of the alias; the request is named by its run (a retry is a no-op)."""
+    """The rollback DAG's move of the alias; the request is named by its run: a retry finishes a move
+    that failed, or moves nothing (`moved` false) once the request is done or overtaken."""
     from airflow.exceptions import AirflowFailException
 
     from landfall.pipeline import registry
@@ -200,19 +201,40 @@ def rollback(params: dict[str, Any], dag_run: Any) -> dict[str, Any]:
         )
     except registry.RollbackRefused as error:
         raise AirflowFailException(f"rollback refused: {error}") from None
-    log.info(
-        "Rolled back %s to version %s (from %s): %s",
-        settings.mlflow.model_name,
-        done.version,
-        done.rolled_back_from,
-        done.reason,
-    )
+    if done.moved:
+        log.info(
+            "Rolled back %s to version %s (from %s): %s",
+            settings.mlflow.model_name,
+            done.version,
+            done.rolled_back_from,
+            done.reason,
+        )
+    else:
+        log.info("%s", _nothing_moved(done.as_dict()))
     return {**done.as_dict(), "model_name": settings.mlflow.model_name, "moved_at": time.time()}
 
 
+def _nothing_moved(rolled: dict[str, Any]) -> str:
+    """What a rollback call that moved nothing did (its request done before, or overtaken)."""
+    if rolled.get("result") == "overtaken":
+        return (
+            f"nothing moved: request {rolled['by']} was overtaken before its alias move (the champion or a "
+            f"later request changed first), so it does not roll back v{rolled['rolled_back_from']} "
+            f"(champion v{rolled['version']})"
+        )
+    return f"nothing moved: request {rolled['by']} was already done (champion v{rolled['version']})"
+
+
 def report_rollback(rolled: dict[str, Any], activation: dict[str, Any] | None) -> dict[str, Any]:
+    """The rollback DAG's alert: what moved (and whether the service serves it), or that nothing did."""
     from landfall.pipeline.alerts import Alerts
 
+    if not rolled.get("moved", True):
+        text = _nothing_moved(rolled)
+        Alerts(get_settings().notify.webhook_url).send(
+            "rollback_nothing_moved", text, {"rollback": rolled, "activation": activation}
+        )
+        return {"outcome": "nothing_moved", "message": text}
     text = (
         f"Rolled back {rolled['model_name']} to v{rolled['version']} (from v{rolled['rolled_back_from']}) "
         f"by {rolled['by']}: {rolled['reason']}"
