@@ -45,10 +45,16 @@ def rollback(to_version: str | None, reason: str, timeout: float) -> None:
     except RollbackFailed as error:
         raise click.ClickException(str(error)) from None
     rolled, activation = result["rollback"], result["activation"]
-    click.echo(
-        f"Rolled back {rolled['model_name']}: v{rolled['rolled_back_from']} -> v{rolled['version']} "
-        f"({rolled['reason']})"
-    )
+    if rolled.get("moved", True):
+        click.echo(
+            f"Rolled back {rolled['model_name']}: v{rolled['rolled_back_from']} -> v{rolled['version']} "
+            f"({rolled['reason']})"
+        )
+    else:
+        click.echo(
+            f"Nothing moved ({rolled.get('result')}): "
+            f"{rolled['model_name']}'s champion is v{rolled['version']}"
+        )
     if activation:
         click.echo(
             f"The scoring service serves v{activation['served_version']} "
