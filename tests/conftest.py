@@ -40,7 +40,7 @@ os.environ.update(
         "LANDFALL_TRAINING__GRID__LEARNING_RATE": "[0.001, 0.01]",
         "LANDFALL_TRAINING__GRID__BATCH_SIZE": "[256]",
         # Short chain deadlines, so that tests/e2e/test_deadlines_e2e.py sees one missed in 90 s (a run
-        # that is merely slow in a 1,000-file burst may also raise a `late` alert; nothing counts those).
+        # that is merely slow in a 300-file burst may also raise a `late` alert; nothing counts those).
         "LANDFALL_DEPLOY__DEADLINE_MINUTES": "1.5",
         # Alerts of the test stack go to the receiver below, so that tests can see them arrive.
         "LANDFALL_NOTIFY__WEBHOOK_URL": f"http://127.0.0.1:{ALERT_PORT}/alerts",
