@@ -60,6 +60,20 @@ def ensure_service(address: tuple[str, int]) -> None:
         time.sleep(0.5)
 
 
+def logs_in_to_rabbitmq(url: str) -> bool:
+    """True when RabbitMQ lets this account open this vhost (False when it refuses either)."""
+    import asyncio
+
+    from landfall.ops.stack import accounts
+
+    try:
+        asyncio.run(accounts._log_in(url))
+        return True
+    except Exception as error:
+        assert "Connect call failed" not in str(error), f"RabbitMQ is down: {error}"
+        return False
+
+
 # ---- the landing watcher's stream, driven without a triggerer -------------------------------------
 
 

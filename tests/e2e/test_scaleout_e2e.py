@@ -20,7 +20,16 @@ from pathlib import Path
 
 import pytest
 
-from journeys import POSTGRES, RABBITMQ, REDIS, day_key, ensure_service, land, unique_day
+from journeys import (
+    POSTGRES,
+    RABBITMQ,
+    REDIS,
+    day_key,
+    ensure_service,
+    land,
+    logs_in_to_rabbitmq,
+    unique_day,
+)
 from landfall.core.settings import get_settings
 from landfall.core.stack_settings import PortSettings, ScaleoutSettings
 from landfall.ops.follow import CHAIN, follow_chain, follow_landing, follow_partition
@@ -261,15 +270,6 @@ def test_queue_mode_reports_through_rabbitmq_and_absorbs_duplicated_and_early_no
     print(f"queue mode: PUT -> ingest run queued {started_after:.2f}s")
 
 
-def _logs_in(url: str) -> bool:
-    try:
-        asyncio.run(accounts._log_in(url))
-        return True
-    except Exception as error:
-        assert "Connect call failed" not in str(error), f"RabbitMQ is down: {error}"
-        return False
-
-
 def test_the_stack_uses_its_own_broker_and_database_accounts_and_its_vhost_refuses_guest(scaleout_stack):
     """Nothing of the running stack logs in as RabbitMQ's guest, PostgreSQL's postgres or Redis's default
     user: the watcher's vhost refuses guest, Airflow and MLflow hold their connections as the stack's role,
@@ -283,9 +283,9 @@ def test_the_stack_uses_its_own_broker_and_database_accounts_and_its_vhost_refus
     name = accounts.project_name(stack.ctx)
     address, queue = accounts.watcher_queue(stack.ctx)
     assert address == f"amqp://127.0.0.1:5672/{name}"
-    assert not _logs_in(f"amqp://guest:guest@127.0.0.1:5672/{name}")
-    assert _logs_in(_broker(stack))
-    assert _logs_in("amqp://guest:guest@127.0.0.1:5672/"), "guest itself is left as it was"
+    assert not logs_in_to_rabbitmq(f"amqp://guest:guest@127.0.0.1:5672/{name}")
+    assert logs_in_to_rabbitmq(_broker(stack))
+    assert logs_in_to_rabbitmq("amqp://guest:guest@127.0.0.1:5672/"), "guest itself is left as it was"
 
     users = _query(
         scaleout,

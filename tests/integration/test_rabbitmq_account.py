@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from journeys import RABBITMQ, ensure_service
+from journeys import RABBITMQ, ensure_service, logs_in_to_rabbitmq
 from landfall.core.settings import load_settings
 from landfall.ops.stack import accounts, provision
 from landfall.ops.stack.components import Context
@@ -38,16 +38,6 @@ def _url(user: str, password: str, vhost: str) -> str:
     return f"amqp://{user}:{password}@127.0.0.1:5672/{vhost.replace('/', '%2F')}"
 
 
-def _logs_in(url: str) -> bool:
-    """True when the broker lets this account open this vhost (False when it refuses either)."""
-    try:
-        asyncio.run(accounts._log_in(url))
-        return True
-    except Exception as error:
-        assert "Connect call failed" not in str(error), f"RabbitMQ is down: {error}"
-        return False
-
-
 async def _queue_exists(url: str, name: str) -> bool:
     import aio_pika
 
@@ -66,15 +56,15 @@ def test_the_watchers_vhost_refuses_guest_and_accepts_the_generated_user(ctx):
     name, password = accounts.project_name(ctx), ctx.state.secrets().rabbitmq_password
     address, queue = accounts.watcher_queue(ctx)
     assert address == f"amqp://127.0.0.1:5672/{name}"
-    assert _logs_in(_url("guest", "guest", "/")), "guest itself still works on the default vhost"
-    assert not _logs_in(_url("guest", "guest", name))
-    assert not _logs_in(_url(name, "a-guess", name))
+    assert logs_in_to_rabbitmq(_url("guest", "guest", "/")), "guest itself still works on the default vhost"
+    assert not logs_in_to_rabbitmq(_url("guest", "guest", name))
+    assert not logs_in_to_rabbitmq(_url(name, "a-guess", name))
     assert asyncio.run(_queue_exists(_url(name, password, name), queue))  # declared in the project vhost
 
 
 def test_the_generated_user_has_no_permission_outside_its_vhost_and_no_administrator_tag(ctx):
     name, password = accounts.project_name(ctx), ctx.state.secrets().rabbitmq_password
-    assert not _logs_in(_url(name, password, "/"))
+    assert not logs_in_to_rabbitmq(_url(name, password, "/"))
     users = subprocess.run(
         ["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, check=True
     ).stdout.splitlines()
@@ -94,7 +84,7 @@ def test_a_restart_logs_in_without_rabbitmqctl_and_a_lost_secrets_file_resets_th
     provision.bucket_notifications(ctx)
     new = ctx.state.secrets().rabbitmq_password
     assert new != old
-    assert _logs_in(_url(name, new, name)) and not _logs_in(_url(name, old, name))
+    assert logs_in_to_rabbitmq(_url(name, new, name)) and not logs_in_to_rabbitmq(_url(name, old, name))
 
 
 def test_removing_a_throwaway_stack_deletes_its_vhost_and_user(ctx):
@@ -155,11 +145,11 @@ def test_celerys_broker_check_needs_no_guest_login_on_the_brokers_vhost(monkeypa
     context = Context(settings, StackState(settings))
     try:
         provision.check_broker(context)  # before the fix: guest on a vhost that does not exist yet
-        assert not _logs_in(_url("guest", "guest", name))
+        assert not logs_in_to_rabbitmq(_url("guest", "guest", name))
         provision.check_broker(context)  # the next start: the vhost exists, guest still may not open it
         password = context.state.secrets().rabbitmq_password
         worker = accounts.celery_environment(context, context.state.secrets())["AIRFLOW__CELERY__BROKER_URL"]
-        assert worker == _url(name, password, name) and _logs_in(worker)
+        assert worker == _url(name, password, name) and logs_in_to_rabbitmq(worker)
     finally:
         accounts.remove_accounts(context)
     assert name not in _names("list_vhosts")

@@ -98,6 +98,11 @@ def compare(
     return CanaryReport(len(want_p), mismatched, gap, p95, False, reason)
 
 
+def _failed_before_comparing(rows: list[dict[str, Any]], reason: str) -> CanaryReport:
+    """Every row counts as mismatched: the answers were never the candidate's to compare."""
+    return CanaryReport(len(rows), len(rows), float("inf"), 0.0, False, reason)
+
+
 def run_canary(
     rows: list[dict[str, Any]],
     expected: dict[str, Any],
@@ -121,23 +126,11 @@ def run_canary(
             answer = ask([rows[i] for i in chunk])
         except ModelCannotScore as error:
             # The same scoring function answers /predict: what fails here would fail in service.
-            return CanaryReport(
-                len(rows),
-                len(rows),
-                float("inf"),
-                0.0,
-                False,
-                f"the service could not score the rows: {error}",
-            )
+            return _failed_before_comparing(rows, f"the service could not score the rows: {error}")
         latencies.append((time.perf_counter() - started - float(answer.get("load_s") or 0.0)) * 1000)
         if expected.get("run_id") and answer.get("run_id", expected["run_id"]) != expected["run_id"]:
-            return CanaryReport(
-                len(rows),
-                len(rows),
-                float("inf"),
-                0.0,
-                False,
-                f"answered by run {answer['run_id']}, not the candidate {expected.get('run_id')}",
+            return _failed_before_comparing(
+                rows, f"answered by run {answer['run_id']}, not the candidate {expected.get('run_id')}"
             )
         answered["predictions"] += answer["predictions"]
         answered["probabilities"] += answer["probabilities"]
