@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome
-from watcher_areas import watch_of
 
 from journeys import events_of_one_poll as _events_of_one_poll
 from journeys import put_in_area
@@ -19,6 +18,7 @@ from landfall.airflow.triggers import landing_scan, landing_stream
 from landfall.airflow.triggers.s3_landing import TICK, LandingProducer
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.keys import batch_claim, batches_prefix, folders_prefix, key_digest, legacy_seen_prefix
+from watcher_areas import watch_of
 
 ACKED = AdvanceOutcome(acked=1, failed=0)
 FAILED = AdvanceOutcome(acked=0, failed=1)

@@ -12,12 +12,12 @@ import uuid
 
 import pytest
 from airflow.triggers.shared_stream import AdvanceOutcome
-from watcher_areas import watch_of
 
 from journeys import events_of_one_poll, put_in_area, reported_landings, run_with_deadline
 from landfall.airflow.triggers import landing_stream
 from landfall.airflow.triggers.notifications import SqsQueue
 from landfall.airflow.triggers.s3_landing import LandingProducer
+from watcher_areas import watch_of
 
 ACKED = AdvanceOutcome(acked=1, failed=0)
 FAILED = AdvanceOutcome(acked=0, failed=1)
