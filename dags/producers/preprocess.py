@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
 
 from assets import QUARANTINE, RAW, TRAINING_DATASET
@@ -73,7 +74,10 @@ def landfall_preprocess():
         refused = ti.xcom_pull(task_ids=PUBLISH_DATASET_TASK, key=REFUSED_DAY_KEY)
         return report_refused_day(refused, outlet_events[QUARANTINE], dag_run.run_id)
 
-    built >> report_refused_day()
+    # The run's state: report_refused_day is skipped when building failed (all_skipped), which alone
+    # would end a failed run as a success. This leaf is upstream_failed then (the scheduler sets an
+    # EmptyOperator's state itself: no worker starts).
+    built >> [report_refused_day(), EmptyOperator(task_id="dataset_built")]
 
 
 landfall_preprocess()

@@ -26,3 +26,28 @@ def test_the_refused_day_report_is_its_own_task_after_each_task_that_rolls_days_
         report = dag.get_task("report_refused_day")
         assert [outlet.name for outlet in report.outlets] == [catalog.QUARANTINE]
         assert report.trigger_rule == "all_skipped" and report.upstream_task_ids == {rolls_up}
+
+
+def test_a_failed_rollup_still_fails_the_run_beside_the_report_it_skips():
+    """all_skipped skips the report when the task before it failed; a skipped leaf alone would end the
+    run as a success. A leaf with the default trigger rule after the same task is upstream_failed then,
+    and an EmptyOperator so that no worker starts for it."""
+    sys.path.insert(0, str(DAGS))
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    bag = DagBag(dag_folder=str(DAGS), safe_mode=False)
+    for dag_id, rolls_up in (
+        (catalog.PREPROCESS_DAG, catalog.PUBLISH_DATASET_TASK),
+        (catalog.FRESHNESS_DAG, catalog.LATE_ROLLUP_TASK),
+    ):
+        dag = bag.dags[dag_id]
+        leaves = [task for task in dag.tasks if not task.downstream_task_ids]
+        guards = [
+            task
+            for task in leaves
+            if isinstance(task, EmptyOperator)
+            and task.trigger_rule == "all_success"
+            and task.upstream_task_ids == {rolls_up}
+        ]
+        assert guards, (dag_id, [task.task_id for task in leaves])
