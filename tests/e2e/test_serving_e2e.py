@@ -131,9 +131,9 @@ def _rollback_run(api, run_id: str, conf: dict) -> dict:
 def test_a_rollback_interrupted_before_its_alias_move_is_completed_by_its_run(
     two_champions, settings, alerts
 ):
-    """MLflow went away after a rollback run wrote its tags on both versions and before it moved the
-    alias: that run (its retry, here a run with the same id) moves the alias where it recorded, the
-    service serves it, and the alert names the version it rolled back from."""
+    """MLflow went away after a rollback run recorded its request and before it moved the alias: that
+    run (its retry, here a run with the same id) moves the alias where it recorded, the service serves
+    it, and the alert names the version it rolled back from."""
     stack, api, drifted, ordinary = two_champions
     name, client = settings.mlflow.model_name, registry.client()
     current = registry.champion_version(name, client)
@@ -156,7 +156,10 @@ def test_a_rollback_interrupted_before_its_alias_move_is_completed_by_its_run(
             name, target, reason, f"{who} (run {run_id})", AliasMoveFails(), settings.mlflow.experiment
         )
     assert registry.champion_version(name, client) == current
-    assert client.get_model_version(name, target).tags[registry.RESTORED_BY_TAG] == f"{who} (run {run_id})"
+    by = f"{who} (run {run_id})"
+    record = registry.rollback_records(client.get_registered_model(name).tags)[by]
+    assert (record["from"], record["to"], record["state"]) == (current, target, registry.RECORDED)
+    assert registry.RESTORED_BY_TAG not in client.get_model_version(name, target).tags
 
     conf = {"to_version": None, "reason": reason, "requested_by": who}
     assert _rollback_run(api, run_id, conf)["state"] == "success"
