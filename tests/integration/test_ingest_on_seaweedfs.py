@@ -68,6 +68,28 @@ def test_bad_content_is_moved_to_quarantine_with_a_reason(s3, settings, day):
     assert not _exists(s3, bucket, f"raw/date={day}/")
 
 
+def test_a_quarantine_removes_the_emptied_day_folder_so_a_re_landing_is_a_new_folder(s3, settings, day):
+    """SeaweedFS keeps listing a folder whose last file was deleted; the watcher would then take a file
+    landed there again for one in a known folder and leave it to the next sweep. A folder that still
+    holds a file (another hour) stays."""
+    bucket, prefix = settings.storage.datasets_bucket, settings.storage.landing_prefix
+
+    def day_folders() -> set[str]:
+        listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/", Delimiter="/")
+        return {entry["Prefix"] for entry in listing.get("CommonPrefixes", [])}
+
+    daily = _land(s3, settings, f"{prefix}/{day}/features.parquet", make_corrupt("nulls"))
+    assert examine(s3, settings, daily).status == "quarantined"
+    assert f"{prefix}/{day}/" not in day_folders()
+
+    kept = _land(s3, settings, f"{prefix}/{day}/08/features.parquet", to_parquet(make_batch(300, seed=9)))
+    hourly = _land(s3, settings, f"{prefix}/{day}/07/features.parquet", make_corrupt("nulls"))
+    assert examine(s3, settings, hourly).status == "quarantined"
+    assert f"{prefix}/{day}/" in day_folders() and _exists(s3, bucket, kept.key)
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{day}/", Delimiter="/")
+    assert [entry["Prefix"] for entry in listing.get("CommonPrefixes", [])] == [f"{prefix}/{day}/08/"]
+
+
 def test_a_quarantine_never_deletes_a_newer_put_of_the_same_key(s3, settings, day, tmp_path):
     """The landing was replaced between being validated and being moved: the validated bytes are kept
     in quarantine (from the downloaded copy) and the new file stays where it landed."""

@@ -353,6 +353,8 @@ def quarantine(
     }
     s3ops.put_json(s3, bucket, f"{folder}/reason.json", record)
     _move(s3, bucket, folder, landing, others, downloaded)
+    # So that the watcher sees a file landed here again as new at its next poll (see the function).
+    s3ops.remove_empty_folders(s3, bucket, [landing.key, *(o.key for o in others)], storage.landing_prefix)
     log.error(
         "Quarantined s3://%s/%s%s -> s3://%s/%s/: %s",
         bucket,

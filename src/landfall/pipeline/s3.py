@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -162,6 +163,26 @@ def delete_if_match(s3: Any, bucket: str, key: str, etag: str) -> bool:
         if precondition_failed(error) or not_found(error):
             return False
         raise
+
+
+def remove_empty_folders(s3: Any, bucket: str, keys: Iterable[str], under: str) -> None:
+    """Remove the folders of `keys` below the prefix `under` that are empty now, deepest first.
+
+    A store with real directories (SeaweedFS's filer) keeps a folder whose last object was deleted and
+    goes on listing it, so the landing watcher would take a file landed there again for one in a folder
+    it already knows (found by the next sweep, minutes later, not by the next poll). Deleting `<folder>/`
+    removes it there only while it is empty (a folder holding anything stays), and is a no-op on AWS
+    S3, which has no folders to keep."""
+    folders: set[str] = set()
+    for key in keys:
+        parts = key.removeprefix(f"{under}/").split("/")[:-1] if key.startswith(f"{under}/") else []
+        folders.update(f"{under}/{'/'.join(parts[:depth])}/" for depth in range(1, len(parts) + 1))
+    for folder in sorted(folders, key=lambda name: name.count("/"), reverse=True):
+        try:
+            s3.delete_object(Bucket=bucket, Key=folder)
+        except ClientError as error:
+            if not not_found(error):
+                raise
 
 
 def download_version(s3: Any, bucket: str, key: str, etag: str, target: BinaryIO) -> str | None:
