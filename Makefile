@@ -50,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: $(STAMP) browser lint
-	$(BIN)/python -m pytest -v --durations=25 -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -v --durations=25 -n 2
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit tests/dags

@@ -56,19 +56,20 @@ os.environ["AIRFLOW_HOME"] = str(_STATE / "airflow")
 
 
 # The end-to-end modules on the embedded stack build on each other in file order (day one sets the
-# champion the later days are judged against), so under pytest-xdist (`--dist loadgroup`) they are one
-# unit of work, on one worker and its one stack; the scale-out module has a stack of its own and runs
-# beside them, as do the unit, DAG and integration tests.
-E2E = Path(__file__).parent / "e2e"
+# champion the later days are judged against), so under pytest-xdist they are one unit of work, on one
+# worker and its one stack; the scale-out module, with a stack of its own, and the unit, DAG and
+# integration tests run beside them on the other worker. (xdist's own `--dist loadgroup` does not group
+# on pytest 9, which no longer reads the node id it rewrites, so the grouping is this scheduler's.)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
 
+    class StackScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/e2e/test_scaleout_e2e.py"):
+                return "scaleout-stack"
+            return "embedded-stack" if nodeid.startswith("tests/e2e/") else nodeid
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        path = Path(str(item.path))
-        if path.parent == E2E:
-            group = "scaleout-stack" if path.name == "test_scaleout_e2e.py" else "embedded-stack"
-            item.add_marker(pytest.mark.xdist_group(group))
+    return StackScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
