@@ -62,7 +62,7 @@ def test_the_trainer_does_not_fit_a_split_of_one_class_and_says_how_many_classes
 
     from landfall.pipeline.datagen import make_batch
     from landfall.pipeline.features import split
-    from landfall.pipeline.training.trainer import REFUSED_TAG, train_trial
+    from landfall.pipeline.training.trainer import REFUSED_TAG
 
     label = settings.landing.label
     frame = make_batch(300, seed=3)
@@ -72,17 +72,7 @@ def test_the_trainer_does_not_fit_a_split_of_one_class_and_says_how_many_classes
     for name in ("train", "validation"):
         uris[name] = str(tmp_path / f"{name}.parquet")
         parts[name].to_parquet(uris[name], index=False)
-    params = {"learning_rate": 0.01, "batch_size": 32, "optimizer": "adam", "hidden_units": 4, "trial": "t"}
-    result = train_trial(
-        [uris["train"]],
-        [uris["validation"]],
-        params,
-        "2026-01-02",
-        model_kind="mlp",
-        label=label,
-        max_epochs=3,
-        experiment="landfall-one-class-test",
-    )
+    result = _small_trial(uris, label, "landfall-one-class-test")
     assert result["classes"] == 1 and "1 label class(es) [1]" in result["refused"]
     assert "model_uri" not in result and result["metrics"] == {}
     run = mlflow.get_run(result["run_id"])
@@ -90,6 +80,24 @@ def test_the_trainer_does_not_fit_a_split_of_one_class_and_says_how_many_classes
     assert not mlflow.artifacts.list_artifacts(run_id=result["run_id"], artifact_path="model")
     with pytest.raises(NoSuccessfulTrial, match="1 label class"):
         select_best([result], "accuracy")
+
+
+def _small_trial(uris: dict, label: str, experiment: str, **options) -> dict:
+    """One small MLP trial on the written splits, through the trainer's own entry point."""
+    from landfall.pipeline.training.trainer import train_trial
+
+    params = {"learning_rate": 0.01, "batch_size": 32, "optimizer": "adam", "hidden_units": 4, "trial": "t"}
+    return train_trial(
+        [uris["train"]],
+        [uris["validation"]],
+        params,
+        "2026-01-02",
+        model_kind="mlp",
+        label=label,
+        max_epochs=3,
+        experiment=experiment,
+        **options,
+    )
 
 
 def _write_splits(settings, tmp_path, train_frame):
@@ -112,25 +120,14 @@ def test_the_trainer_counts_classes_on_the_whole_train_split_not_its_strided_sam
 
     from landfall.pipeline.datagen import make_batch
     from landfall.pipeline.features import split
-    from landfall.pipeline.training.trainer import REFUSED_TAG, train_trial
+    from landfall.pipeline.training.trainer import REFUSED_TAG
 
     label = settings.landing.label
     train = split(make_batch(400, seed=3), settings.landing, 0.2, 0.2)["train"].reset_index(drop=True)
     train[label] = 0
     train.loc[[1, 3, 5, 7, 9, 11], label] = 1  # only odd rows: every 2nd row from 0 holds none
     uris = _write_splits(settings, tmp_path, train)
-    params = {"learning_rate": 0.01, "batch_size": 32, "optimizer": "adam", "hidden_units": 4, "trial": "t"}
-    result = train_trial(
-        [uris["train"]],
-        [uris["validation"]],
-        params,
-        "2026-01-02",
-        model_kind="mlp",
-        label=label,
-        max_epochs=3,
-        experiment="landfall-rare-class-test",
-        train_every=2,
-    )
+    result = _small_trial(uris, label, "landfall-rare-class-test", train_every=2)
     assert "refused" not in result and result["classes"] == 2 and result["metrics"]
     run = mlflow.get_run(result["run_id"])
     assert REFUSED_TAG not in run.data.tags and run.data.params["train_classes"] == "2"
