@@ -10,7 +10,8 @@ from landfall.core import catalog
 from landfall.core.paths import DAGS_FOLDER as DAGS
 
 
-def test_the_refused_day_report_is_its_own_task_after_each_task_that_rolls_days_up():
+def _dags_that_roll_days_up():
+    """(DAG, the id of its task that rolls a day up) for each DAG that does."""
     sys.path.insert(0, str(DAGS))
     from airflow.dag_processing.dagbag import DagBag
 
@@ -19,7 +20,12 @@ def test_the_refused_day_report_is_its_own_task_after_each_task_that_rolls_days_
         (catalog.PREPROCESS_DAG, catalog.PUBLISH_DATASET_TASK),
         (catalog.FRESHNESS_DAG, catalog.LATE_ROLLUP_TASK),
     ):
-        dag = bag.dags[dag_id]
+        yield bag.dags[dag_id], rolls_up
+
+
+def test_the_refused_day_report_is_its_own_task_after_each_task_that_rolls_days_up():
+    for dag, rolls_up in _dags_that_roll_days_up():
+        dag_id = dag.dag_id
         for task in dag.tasks:  # no task raises both (its success would raise both)
             names = {outlet.name for outlet in task.outlets}
             assert not {catalog.TRAINING_DATASET, catalog.QUARANTINE} <= names, (dag_id, task.task_id)
@@ -32,16 +38,9 @@ def test_a_failed_rollup_still_fails_the_run_beside_the_report_it_skips():
     """all_skipped skips the report when the task before it failed; a skipped leaf alone would end the
     run as a success. A leaf with the default trigger rule after the same task is upstream_failed then,
     and an EmptyOperator so that no worker starts for it."""
-    sys.path.insert(0, str(DAGS))
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.providers.standard.operators.empty import EmptyOperator
 
-    bag = DagBag(dag_folder=str(DAGS), safe_mode=False)
-    for dag_id, rolls_up in (
-        (catalog.PREPROCESS_DAG, catalog.PUBLISH_DATASET_TASK),
-        (catalog.FRESHNESS_DAG, catalog.LATE_ROLLUP_TASK),
-    ):
-        dag = bag.dags[dag_id]
+    for dag, rolls_up in _dags_that_roll_days_up():
         leaves = [task for task in dag.tasks if not task.downstream_task_ids]
         guards = [
             task
@@ -50,4 +49,4 @@ def test_a_failed_rollup_still_fails_the_run_beside_the_report_it_skips():
             and task.trigger_rule == "all_success"
             and task.upstream_task_ids == {rolls_up}
         ]
-        assert guards, (dag_id, [task.task_id for task in leaves])
+        assert guards, (dag.dag_id, [task.task_id for task in leaves])
