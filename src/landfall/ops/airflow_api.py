@@ -27,7 +27,10 @@ class AirflowApi:
         self.timeout = timeout
         self.session = requests.Session()
         self.session.trust_env = False  # 127.0.0.1 must never go through a proxy
-        self._token_at = 0.0
+        self._token_at: float | None = None  # monotonic time of the last token; None: none yet
+
+    # Airflow's API tokens expire (24 h by default); a new one every 10 minutes stays well inside that.
+    TOKEN_REFRESH_S = 600
 
     @classmethod
     def from_env(cls) -> AirflowApi:
@@ -51,6 +54,19 @@ class AirflowApi:
         self.session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
         self._token_at = time.monotonic()
 
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """One API request with a current token: a first token before the first request (not "10 minutes
+        after the machine booted", which is what a zero timestamp meant), a new one after 10 minutes, and
+        once more on a 401 (a restarted api-server may not know the old one)."""
+        if self._token_at is None or time.monotonic() - self._token_at > self.TOKEN_REFRESH_S:
+            self._authenticate()
+        url = f"{self.base_url}/api/v2/{path.lstrip('/')}"
+        response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        if response.status_code == 401:
+            self._authenticate()
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        return response
+
     @retry(
         retry=retry_if_exception(_is_server_error),
         stop=stop_after_attempt(4),
@@ -59,13 +75,7 @@ class AirflowApi:
     )
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         """GET /api/v2/<path>; re-authenticates on 401 and retries a 5xx answer a few times."""
-        if time.monotonic() - self._token_at > 600:
-            self._authenticate()
-        url = f"{self.base_url}/api/v2/{path.lstrip('/')}"
-        response = self.session.get(url, params=params, timeout=self.timeout)
-        if response.status_code == 401:
-            self._authenticate()
-            response = self.session.get(url, params=params, timeout=self.timeout)
+        response = self._send("GET", path, params=params)
         response.raise_for_status()
         return response.json()
 
@@ -74,14 +84,8 @@ class AirflowApi:
         one not started yet (AssetEventResponse requires start_date; upstream bug); it clears once that
         run starts.
         One plain request: the retries of `get` would only wait for something that is not coming yet."""
-        url = f"{self.base_url}/api/v2/{path.lstrip('/')}"
-        if time.monotonic() - self._token_at > 600:
-            self._authenticate()
         try:
-            response = self.session.get(url, params=params, timeout=self.timeout)
-            if response.status_code == 401:
-                self._authenticate()
-                response = self.session.get(url, params=params, timeout=self.timeout)
+            response = self._send("GET", path, params=params)
         except requests.ConnectionError:
             return None  # the same failure, when uvicorn drops the connection instead of answering 500
         if response.status_code == 500:
@@ -90,20 +94,12 @@ class AirflowApi:
         return response.json()
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        if time.monotonic() - self._token_at > 600:
-            self._authenticate()
-        response = self.session.post(
-            f"{self.base_url}/api/v2/{path.lstrip('/')}", json=body, timeout=self.timeout
-        )
+        response = self._send("POST", path, json=body)
         response.raise_for_status()
         return response.json()
 
     def patch(self, path: str, body: dict[str, Any], **params: Any) -> dict[str, Any]:
-        if time.monotonic() - self._token_at > 600:
-            self._authenticate()
-        response = self.session.patch(
-            f"{self.base_url}/api/v2/{path.lstrip('/')}", json=body, params=params, timeout=self.timeout
-        )
+        response = self._send("PATCH", path, json=body, params=params)
         response.raise_for_status()
         return response.json()
 
