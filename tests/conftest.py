@@ -40,11 +40,11 @@ os.environ.update(
         "LANDFALL_WATCHER__POLL_INTERVAL_S": "1",
         # Two trials per training run instead of four: the same fan-out and reduce, one wave of tasks,
         # and about 12 s less per chain on a 2-core machine.
-        "LANDFALL_TRAINING__GRID__LEARNING_RATE": "[0.001, 0.01]",
-        "LANDFALL_TRAINING__GRID__BATCH_SIZE": "[256]",
+        "LANDFALL_PIPELINES__CHURN__TRAINING__GRID__LEARNING_RATE": "[0.001, 0.01]",
+        "LANDFALL_PIPELINES__CHURN__TRAINING__GRID__BATCH_SIZE": "[256]",
         # Short chain deadlines, so that tests/e2e/test_deadlines_e2e.py sees one missed in 90 s (a run
         # that is merely slow in a 300-file burst may also raise a `late` alert; nothing counts those).
-        "LANDFALL_DEPLOY__DEADLINE_MINUTES": "1.5",
+        "LANDFALL_PIPELINES__CHURN__DEPLOY__DEADLINE_MINUTES": "1.5",
         # Alerts of the test stack go to the receiver below, so that tests can see them arrive.
         "LANDFALL_NOTIFY__WEBHOOK_URL": f"http://127.0.0.1:{ALERT_PORT}/alerts",
     }
@@ -57,16 +57,36 @@ os.environ["AIRFLOW_HOME"] = str(_STATE / "airflow")
 
 # The end-to-end modules on the embedded stack build on each other in file order (day one sets the
 # champion the later days are judged against), so under pytest-xdist they are one unit of work, on one
-# worker and its one stack; the scale-out module, with a stack of its own, and the unit, DAG and
-# integration tests run beside them on the other worker. (xdist's own `--dist loadgroup` does not group
-# on pytest 9, which no longer reads the node id it rewrites, so the grouping is this scheduler's.)
+# worker and its one stack. The scale-out module (a stack of its own) and the embedded-stack modules that
+# need no champion (hourly days, deadlines) are a second unit, on the other worker, which starts its own
+# embedded stack after the scale-out one has stopped; the unit, DAG and integration tests fill in around
+# them on whichever worker is free. (xdist's own `--dist loadgroup` does not group on pytest 9, which no
+# longer reads the node id it rewrites, so the grouping is this scheduler's.)
+SECOND_STACK_MODULES = (
+    "tests/e2e/test_scaleout_e2e.py",
+    "tests/e2e/test_hourly_landings_e2e.py",
+    "tests/e2e/test_deadlines_e2e.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The scale-out module first among the second stack's: its stack stops when the module ends, so the
+    embedded stack the other modules start never runs beside it on the same worker."""
+    scaleout = [item for item in items if item.nodeid.startswith(SECOND_STACK_MODULES[0])]
+    rest = [item for item in items if not item.nodeid.startswith(SECOND_STACK_MODULES[0])]
+    first = next(
+        (i for i, item in enumerate(rest) if item.nodeid.startswith(SECOND_STACK_MODULES)), len(rest)
+    )
+    items[:] = rest[:first] + scaleout + rest[first:]
+
+
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class StackScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith("tests/e2e/test_scaleout_e2e.py"):
-                return "scaleout-stack"
+            if nodeid.startswith(SECOND_STACK_MODULES):
+                return "second-stack"
             return "embedded-stack" if nodeid.startswith("tests/e2e/") else nodeid
 
     return StackScheduling(config, log)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 
 import pytest
 
@@ -36,19 +37,44 @@ def _trials(stack, train_run_id: str):
     )
 
 
-def test_an_hourly_day_trains_once_and_a_partial_day_trains_at_its_deadline(stack, airflow_api, alerts):
+class HourlyDays(NamedTuple):
+    full: date  # 24 hours, one of them landed as parts completed by its marker
+    partial: date  # hours 00-02 only
+    one_class: date  # 24 hours of 3 one-class rows: each hour fine, the day not
+    started: datetime
+
+
+@pytest.fixture(scope="module")
+def hourly_days(stack) -> HourlyDays:
+    """Every day of this module lands at once, so their 51 hours are prepared side by side, not in turn."""
     os.environ.update(stack.environment())
     s3, storage = stack.s3_client(), stack.settings.storage
-    full, partial = date.fromisoformat(unique_day(1500)), date.fromisoformat(unique_day(1600))
-    started = datetime.now(UTC)
+    days = HourlyDays(
+        date.fromisoformat(unique_day(1500)),
+        date.fromisoformat(unique_day(1600)),
+        date.fromisoformat(unique_day(1700)),
+        datetime.now(UTC),
+    )
+    label = stack.settings.landing.label
     for hour in range(24):
         body = to_parquet(make_batch(300, seed=8000 + hour))
         if hour == 5:  # one hour lands as parts completed by its marker
-            land_parts(s3, storage, full, [body, to_parquet(make_batch(200, seed=8100))], hour=hour)
+            land_parts(s3, storage, days.full, [body, to_parquet(make_batch(200, seed=8100))], hour=hour)
         else:
-            land_day(s3, storage, full, body, hour=hour)
+            land_day(s3, storage, days.full, body, hour=hour)
+        one_class = make_batch(3, seed=8300 + hour)
+        one_class[label] = 0
+        land_day(s3, storage, days.one_class, to_parquet(one_class), hour=hour)
     for hour in (0, 1, 2):
-        land_day(s3, storage, partial, to_parquet(make_batch(400, seed=8200 + hour)), hour=hour)
+        land_day(s3, storage, days.partial, to_parquet(make_batch(400, seed=8200 + hour)), hour=hour)
+    return days
+
+
+def test_an_hourly_day_trains_once_and_a_partial_day_trains_at_its_deadline(
+    stack, airflow_api, alerts, hourly_days
+):
+    s3, storage = stack.s3_client(), stack.settings.storage
+    full, partial, started = hourly_days.full, hourly_days.partial, hourly_days.started
 
     # The complete day: one training run for the day, none for an hour.
     train = follow_partition(airflow_api, catalog.TRAIN_DAG, full.isoformat(), started, TIMEOUT_S)
@@ -106,18 +132,12 @@ def test_an_hourly_day_trains_once_and_a_partial_day_trains_at_its_deadline(stac
 
 
 def test_a_day_of_one_class_hours_is_quarantined_naming_its_hours_and_never_trains(
-    stack, airflow_api, alerts
+    stack, airflow_api, alerts, hourly_days
 ):
     """24 hours of 3 rows of one class (72 rows): each hour is fine, the day is not (too few rows, one
     class), exactly as if it had landed as one daily file."""
-    os.environ.update(stack.environment())
     s3, storage = stack.s3_client(), stack.settings.storage
-    day = date.fromisoformat(unique_day(1700))
-    label = stack.settings.landing.label
-    for hour in range(24):
-        frame = make_batch(3, seed=8300 + hour)
-        frame[label] = 0
-        land_day(s3, storage, day, to_parquet(frame), hour=hour)
+    day = hourly_days.one_class
 
     [alert] = wait_for(
         lambda: [a for a in alerts.of_kind("quarantine") if a["details"].get("day") == day.isoformat()],
