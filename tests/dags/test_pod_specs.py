@@ -105,7 +105,7 @@ def test_a_config_change_shows_up_in_the_rendered_pods(tmp_path):
     overrides = {
         "LANDFALL_COMPUTE__KUBERNETES__GPUS": "4",
         "LANDFALL_COMPUTE__KUBERNETES__IMAGE": "registry.example.com/ml/trainer:2.0",
-        "LANDFALL_TRAINING__GRID__BATCH_SIZE": "[32, 64, 128]",
+        "LANDFALL_PIPELINES__CHURN__TRAINING__GRID__BATCH_SIZE": "[32, 64, 128]",
     }
     pods = render_pods(tmp_path, overrides)
     assert len(pods) == 2 * 3  # learning rates x batch sizes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from landfall.core.settings import DeploySettings
+from landfall.core.pipeline_settings import DeploySettings
 from landfall.pipeline.evaluation import Scored, bootstrap_differences, decide, lower_bound
 
 GATE = DeploySettings(min_score=0.90, min_improvement=0.005, confidence=0.95, bootstrap_samples=1000)

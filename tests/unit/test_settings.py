@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from config_files import pipeline_block, write_config
 from landfall.core.settings import ConfigError, load_settings
 
 
@@ -25,12 +26,20 @@ def test_environment_overrides_nested_keys(monkeypatch):
     ("variable", "value", "expected"),
     [
         ("LANDFALL_STORAGE__DATASETS_BUCKET", "Bad_Bucket", "storage.datasets_bucket"),
-        ("LANDFALL_STORAGE__LANDING_PREFIX", "../etc", "storage.landing_prefix"),
+        (
+            "LANDFALL_PIPELINES__CHURN__STORAGE__LANDING_PREFIX",
+            "../etc",
+            "pipelines.churn.storage.landing_prefix",
+        ),
         ("LANDFALL_STACK__PORTS__S3", "80", "stack.ports.s3"),
         ("LANDFALL_COMPUTE__PROFILE", "cloud", "compute.profile"),
         ("LANDFALL_WATCHER__POLL_INTERVAL_S", "-1", "watcher.poll_interval_s"),
         ("LANDFALL_NOTIFY__WEBHOOK_URL", "file:///etc/passwd", "notify.webhook_url"),
-        ("LANDFALL_STORAGE__LANDING_FILENAME", "x.csv", "storage.landing_filename"),
+        (
+            "LANDFALL_PIPELINES__CHURN__STORAGE__LANDING_FILENAME",
+            "x.csv",
+            "pipelines.churn.storage.landing_filename",
+        ),
         # A watermark of minutes could pass over a PUT of the same second: a day at least.
         ("LANDFALL_WATCHER__LEDGER_RETENTION_DAYS", "0.001", "watcher.ledger_retention_days"),
     ],
@@ -52,18 +61,8 @@ def test_colliding_ports_are_rejected(monkeypatch):
 
 
 def test_unknown_keys_are_rejected(tmp_path, monkeypatch):
-    config = tmp_path / "landfall.yaml"
-    config.write_text("landing:\n  columns: [{name: y, dtype: int64}]\n  label: y\nstorage:\n  bukket: x\n")
-    monkeypatch.setenv("LANDFALL_CONFIG", str(config))
-    with pytest.raises(ConfigError, match=r"storage\.bukket"):
-        load_settings()
-
-
-def test_label_must_be_a_column(tmp_path, monkeypatch):
-    config = tmp_path / "landfall.yaml"
-    config.write_text("landing:\n  columns: [{name: x, dtype: float64}]\n  label: y\n")
-    monkeypatch.setenv("LANDFALL_CONFIG", str(config))
-    with pytest.raises(ConfigError, match="label 'y' is not one of the columns"):
+    write_config(tmp_path, monkeypatch, "storage:\n  bukket: x\n" + pipeline_block("one"))
+    with pytest.raises(ConfigError, match=r"storage\.bukket: unknown key"):
         load_settings()
 
 
@@ -74,8 +73,8 @@ def test_missing_config_file_says_which_path(monkeypatch, tmp_path):
 
 
 def test_adamw_needs_the_torch_model(monkeypatch):
-    monkeypatch.setenv("LANDFALL_TRAINING__GRID__OPTIMIZER", '["adamw"]')
+    monkeypatch.setenv("LANDFALL_PIPELINES__CHURN__TRAINING__GRID__OPTIMIZER", '["adamw"]')
     with pytest.raises(ConfigError, match="adamw needs model: torch"):
         load_settings()
-    monkeypatch.setenv("LANDFALL_TRAINING__MODEL", "torch")
+    monkeypatch.setenv("LANDFALL_PIPELINES__CHURN__TRAINING__MODEL", "torch")
     assert load_settings().training.grid.optimizer == ["adamw"]

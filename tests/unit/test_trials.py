@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from landfall.core.settings import TrialGrid
+from landfall.core.pipeline_settings import TrialGrid
 from landfall.pipeline.training.trials import NoSuccessfulTrial, select_best, trial_grid
 
 

@@ -53,6 +53,17 @@ def up() -> None:
 
 
 @main.command()
+def check() -> None:
+    """Say whether the config is valid, pipeline by pipeline (no stack needed); exit 1 if it is not."""
+    from landfall.ops.config_check import check_config
+
+    valid, lines = check_config()
+    click.echo("\n".join(lines))
+    if not valid:
+        sys.exit(1)
+
+
+@main.command()
 def down() -> None:
     """Stop every process of the stack (data and logs are kept)."""
     stopped = _stack().down()

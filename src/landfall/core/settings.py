@@ -1,19 +1,25 @@
 """Typed settings: `config/landfall.yaml`, overridden by `LANDFALL_<SECTION>__<KEY>` environment variables.
 
-This is the only module that reads configuration. Everything else asks `get_settings()`.
-Reading one small local YAML file is the only I/O it does, so DAG files may call it at parse time.
+This is the only module that reads configuration. Everything else asks `get_settings(pipeline)` for one
+pipeline's view (`Settings`: the shared sections with that pipeline's own) or `get_project()` for the
+whole project. Reading one small local YAML file is the only I/O it does, so DAG files may call it at
+parse time.
+
+A project holds any number of pipelines (`pipelines:`, name -> block). Each pipeline block is validated
+on its own: one invalid pipeline is reported under its name and leaves the others usable
+(`load_project(strict=False)`, what the DAG files do), while `landfall up` and `landfall check` refuse a
+project with any error (`strict=True`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,43 +29,40 @@ from pydantic_settings import (
 
 from landfall.core.kubernetes_settings import ComputeSettings
 from landfall.core.paths import DEFAULT_CONFIG_FILE
+from landfall.core.pipeline_settings import (
+    PIPELINE_NAME,
+    DeploySettings,
+    LandingSettings,
+    MlflowSettings,
+    PipelineSettings,
+    S3Prefix,
+    TrainingSettings,
+)
 from landfall.core.sections import Section
 from landfall.core.serving_settings import ServingSettings
 from landfall.core.stack_settings import StackSettings
 
 ENV_PREFIX = "LANDFALL_"
+_PREFIX_KEYS = {"landing_prefix", "raw_prefix", "processed_prefix", "quarantine_prefix", "ledger_prefix"}
 
 # S3 bucket naming rules (the subset that matters for portability between AWS and SeaweedFS).
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_PREFIX_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=/-]*$")
 
 
 class ConfigError(ValueError):
     """Configuration is invalid; the message names each bad key and what is wrong with it."""
 
 
-def _check_prefix(value: str) -> str:
-    value = value.strip("/")
-    if not _PREFIX_RE.match(value) or ".." in value.split("/"):
-        raise ValueError(f"{value!r} is not a safe S3 prefix (letters, digits, . _ = - / and no '..')")
-    return value
+class SharedStorage(Section):
+    """The buckets every pipeline shares, and the prefixes of Landfall's own records in them."""
 
-
-class StorageSettings(Section):
     aws_conn_id: str = "aws_default"
     datasets_bucket: str = "landfall-datasets"
     mlflow_artifacts_bucket: str = "landfall-mlflow"
     xcom_bucket: str = "landfall-xcom"
-    landing_prefix: str = "daily"
-    landing_filename: str = "features.parquet"
-    # A multi-part partition: any number of part files completed by a marker object (Spark, Glue, dbt).
-    landing_part_glob: str = "part-*.parquet"
-    landing_marker: str = "_SUCCESS"
-    raw_prefix: str = "raw"
-    processed_prefix: str = "processed"
-    quarantine_prefix: str = "quarantine"
-    ledger_prefix: str = "_landfall/landing-ledger"
-    xcom_prefix: str = "xcom"
+    # The watcher's records; each pipeline's are under `<ledger_prefix>/<name>` unless it names its own.
+    ledger_prefix: S3Prefix = "_landfall/landing-ledger"
+    xcom_prefix: S3Prefix = "xcom"
 
     @field_validator("datasets_bucket", "mlflow_artifacts_bucket", "xcom_bucket")
     @classmethod
@@ -70,91 +73,28 @@ class StorageSettings(Section):
             )
         return value
 
-    @field_validator(
-        "landing_prefix",
-        "raw_prefix",
-        "processed_prefix",
-        "quarantine_prefix",
-        "ledger_prefix",
-        "xcom_prefix",
-    )
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        return _check_prefix(value)
 
-    @field_validator("landing_filename", "landing_part_glob")
-    @classmethod
-    def _filename(cls, value: str) -> str:
-        if "/" in value or not value.endswith(".parquet"):
-            raise ValueError(f"{value!r} must be a plain file name (or glob) ending in .parquet")
-        return value
+class StorageSettings(Section):
+    """One pipeline's storage, resolved: the shared buckets with the pipeline's own prefixes."""
 
-    @field_validator("landing_marker")
-    @classmethod
-    def _marker(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$", value) or value.endswith(".parquet"):
-            raise ValueError(f"{value!r} must be a plain file name that is not a .parquet file")
-        return value
+    aws_conn_id: str
+    datasets_bucket: str
+    mlflow_artifacts_bucket: str
+    xcom_bucket: str
+    landing_prefix: str
+    landing_filename: str
+    landing_part_glob: str
+    landing_marker: str
+    raw_prefix: str
+    processed_prefix: str
+    quarantine_prefix: str
+    ledger_prefix: str
+    xcom_prefix: str
 
-    @model_validator(mode="after")
-    def _ledger_outside_landing(self) -> StorageSettings:
-        # The watcher lists the landing prefix; its own markers must not show up there.
-        if (
-            self.ledger_prefix.startswith(self.landing_prefix + "/")
-            or self.ledger_prefix == self.landing_prefix
-        ):
-            raise ValueError("ledger_prefix must not be inside landing_prefix")
-        return self
-
-
-class ColumnSpec(Section):
-    name: str
-    dtype: Literal["int64", "float64", "string", "bool"]
-    nullable: bool = False
-    min: float | None = None
-    max: float | None = None
-    allowed: list[str] | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ColumnSpec:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"column {self.name!r}: min {self.min} is greater than max {self.max}")
-        if self.allowed is not None and self.dtype != "string":
-            raise ValueError(f"column {self.name!r}: 'allowed' only applies to string columns")
-        return self
-
-
-class LandingSettings(Section):
-    label: str = "churned"
-    min_rows: int = Field(100, ge=1)
-    # Ceilings per partition (all its parts together), checked from the parquet footers before anything
-    # is decoded: a small file can claim a lot. Values are then read one batch at a time, so memory does
-    # not grow with the size of a day; these bound time and disk, not memory.
-    max_rows: int = Field(500_000_000, ge=1)
-    max_uncompressed_bytes: int = Field(32 * 1024**3, ge=1)
-    max_row_group_bytes: int = Field(256 * 1024**2, ge=1)
-    # Decoded bytes (rows x 8 bytes a column) per byte of file: a decompression bomb claims far more
-    # than any real table compresses to (real days of this schema: about 1-3).
-    max_expansion: float = Field(200.0, gt=1)
-    # A day's landing (daily/<D>/...) must be ingested by this time (UTC) of the following day; the
-    # landfall_freshness DAG alerts naming the day when it is not.
-    expected_by: time = time(6, 0)
-    columns: list[ColumnSpec]
-
-    @model_validator(mode="after")
-    def _label_is_a_column(self) -> LandingSettings:
-        names = [column.name for column in self.columns]
-        if len(names) != len(set(names)):
-            raise ValueError(f"duplicate column names in {names}")
-        if self.label not in names:
-            raise ValueError(f"label {self.label!r} is not one of the columns {names}")
-        if self.min_rows > self.max_rows:
-            raise ValueError(f"min_rows {self.min_rows} is greater than max_rows {self.max_rows}")
-        return self
-
-    @property
-    def feature_columns(self) -> list[str]:
-        return [column.name for column in self.columns if column.name != self.label]
+    def owned_prefixes(self) -> dict[str, str]:
+        """The prefixes that hold this pipeline's files and no other's."""
+        names = ("landing_prefix", "raw_prefix", "processed_prefix", "quarantine_prefix", "ledger_prefix")
+        return {name: getattr(self, name) for name in names}
 
 
 class WatcherSettings(Section):
@@ -199,80 +139,6 @@ class IngestSettings(Section):
     chunk_size: int = Field(25, ge=1, le=10_000)
 
 
-class MlflowSettings(Section):
-    model_name: str = Field("landfall-churn", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-    experiment: str = Field("landfall", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\- /]{0,99}$")
-
-
-class TrialGrid(Section):
-    learning_rate: list[float] = Field([0.001, 0.01], min_length=1)
-    batch_size: list[int] = Field([64, 256], min_length=1)
-    optimizer: list[Literal["adam", "adamw", "sgd"]] = Field(["adam"], min_length=1)
-    hidden_units: list[int] = Field([32], min_length=1)
-
-    @field_validator("learning_rate")
-    @classmethod
-    def _positive_rates(cls, values: list[float]) -> list[float]:
-        if any(not 0 < value < 1 for value in values):
-            raise ValueError(f"learning rates must be in (0, 1), got {values}")
-        return values
-
-    @field_validator("batch_size", "hidden_units")
-    @classmethod
-    def _positive_sizes(cls, values: list[int]) -> list[int]:
-        if any(value < 1 or value > 100_000 for value in values):
-            raise ValueError(f"sizes must be between 1 and 100000, got {values}")
-        return values
-
-
-class TrainingSettings(Section):
-    # mlp: scikit-learn MLPClassifier (default, CPU). torch: the same network in PyTorch, on CUDA when
-    # there is a GPU (`pip install landfall[torch]`).
-    model: Literal["mlp", "torch"] = "mlp"
-    validation_fraction: float = Field(0.2, gt=0, lt=1)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
-    metric: Literal["accuracy", "f1", "roc_auc"] = "accuracy"
-    max_parallel_trials: int = Field(2, ge=1, le=64)
-    max_epochs: int = Field(60, ge=1, le=10_000)
-    grid: TrialGrid = TrialGrid()
-    # Each run trains on the processed partitions of the `window_days` days ending at its own (never a
-    # later one: a backfill of an old day does not see the future); days missing in it are named.
-    window_days: int = Field(7, ge=1, le=366)
-    # Rows read per split at most: a larger window is sampled evenly (every k-th row), so memory is
-    # bounded whatever the window holds.
-    max_rows: int = Field(1_000_000, ge=1000)
-    # History landed at once (many days in one burst) trains the newest complete window once instead of
-    # every day in turn; backfill runs (`airflow backfill create`) always train every day in order.
-    coalesce_history: bool = True
-
-    @model_validator(mode="after")
-    def _optimizers_of_the_model(self) -> TrainingSettings:
-        if self.validation_fraction + self.test_fraction >= 0.9:
-            raise ValueError("validation_fraction + test_fraction must leave at least 10% to train on")
-        if self.model == "mlp" and "adamw" in self.grid.optimizer:
-            raise ValueError("optimizer adamw needs model: torch (scikit-learn's MLP has adam and sgd)")
-        return self
-
-
-class DeploySettings(Section):
-    """The gate. A candidate replaces the champion when it clears the floor, beats the champion by more
-    than `min_improvement`, and the improvement is not sampling noise: the lower end of a paired
-    bootstrap interval (same held-out rows, `confidence` one-sided) is above zero."""
-
-    min_score: float = Field(0.90, ge=0, le=1)
-    min_improvement: float = Field(0.005, ge=0, le=1)
-    confidence: float = Field(0.95, ge=0.5, lt=1)
-    bootstrap_samples: int = Field(1000, ge=100, le=100_000)
-    # The canary: before the alias moves, the scoring service answers this many held-out rows with the
-    # candidate loaded in its staging slot; every answer must equal the offline evaluation's, and the
-    # slowest 5% of its requests take at most canary_max_latency_ms.
-    canary_rows: int = Field(200, ge=1, le=10_000)
-    canary_max_latency_ms: float = Field(2000.0, gt=0)
-    # Every run of a chain DAG (ingest ... deploy) must finish within this many minutes of being queued;
-    # a run that has not (stuck, failing, or still waiting) raises a `late` alert naming it.
-    deadline_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60)
-
-
 class NotifySettings(Section):
     webhook_url: str | None = None
 
@@ -284,8 +150,25 @@ class NotifySettings(Section):
         return value
 
 
-class Settings(BaseSettings):
-    """All of Landfall's settings. Build it with `get_settings()`."""
+class Settings(Section):
+    """One pipeline's view of the settings: the shared sections and the pipeline's own, resolved."""
+
+    pipeline: str
+    storage: StorageSettings
+    landing: LandingSettings
+    watcher: WatcherSettings
+    ingest: IngestSettings
+    mlflow: MlflowSettings
+    training: TrainingSettings
+    deploy: DeploySettings
+    compute: ComputeSettings
+    notify: NotifySettings
+    serving: ServingSettings
+    stack: StackSettings
+
+
+class ProjectSettings(BaseSettings):
+    """All of Landfall's settings. Build it with `load_project()` / `get_project()`."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -294,17 +177,16 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    storage: StorageSettings = StorageSettings()
-    landing: LandingSettings
+    storage: SharedStorage = SharedStorage()
     watcher: WatcherSettings = WatcherSettings()
     ingest: IngestSettings = IngestSettings()
-    mlflow: MlflowSettings = MlflowSettings()
-    training: TrainingSettings = TrainingSettings()
-    deploy: DeploySettings = DeploySettings()
     compute: ComputeSettings = ComputeSettings()
     notify: NotifySettings = NotifySettings()
     serving: ServingSettings = ServingSettings()
     stack: StackSettings = StackSettings()
+    pipelines: dict[str, PipelineSettings] = {}
+    # Pipelines whose block is invalid: name -> what is wrong, each line naming its key (not a config key).
+    _broken: dict[str, list[str]] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -318,32 +200,211 @@ class Settings(BaseSettings):
         # Precedence: explicit arguments > environment > YAML file.
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file=config_file()))
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _each_pipeline_on_its_own(cls, data: Any, handler: Any) -> ProjectSettings:
+        """Validate every pipeline block alone, so that one invalid pipeline is named and set aside
+        while the rest of the project loads; then the checks that span pipelines."""
+        if not isinstance(data, dict) or not isinstance(data.get("pipelines"), dict):
+            return handler(data)
+        valid: dict[str, PipelineSettings] = {}
+        broken: dict[str, list[str]] = {}
+        for name, block in data["pipelines"].items():
+            if not PIPELINE_NAME.match(str(name)):
+                broken[str(name)] = [
+                    f"pipelines.{name}: {name!r} is not a pipeline name (lower-case letters, digits and _, "
+                    "starting with a letter, at most 40): it becomes part of DAG ids and variable names"
+                ]
+                continue
+            try:
+                valid[name] = PipelineSettings.model_validate(block)
+            except ValidationError as error:
+                broken[name] = describe_errors(error, ("pipelines", name))
+        for name, problems in _cross_pipeline_problems(data.get("storage"), valid).items():
+            valid.pop(name, None)
+            broken.setdefault(name, []).extend(problems)
+        project = handler({**data, "pipelines": valid})
+        project._broken = broken
+        return project
+
+    @property
+    def broken(self) -> dict[str, list[str]]:
+        """Invalid pipelines, each with its problems (every line names the key and the fix)."""
+        return dict(self._broken)
+
+    def set_aside(self, name: str, *problems: str) -> None:
+        """Say why pipeline `name` is invalid, in place of what its validation said."""
+        self._broken[name] = list(problems)
+
+    def problems(self) -> list[str]:
+        return [line for lines in self._broken.values() for line in lines]
+
+    def settings_for(self, name: str) -> Settings:
+        """The view of one (valid) pipeline."""
+        if name in self._broken:
+            raise ConfigError(f"pipeline {name!r} is invalid:\n" + "\n".join(self._broken[name]))
+        if name not in self.pipelines:
+            raise ConfigError(f"no pipeline {name!r} in {config_file()}; the pipelines are {self.names()}")
+        block = self.pipelines[name]
+        return Settings(
+            pipeline=name,
+            storage=StorageSettings(
+                **self.storage.model_dump(exclude={"ledger_prefix"}),
+                **block.storage.model_dump(exclude=_PREFIX_KEYS),
+                **block.storage.prefixes(name, self.storage.ledger_prefix),
+            ),
+            landing=block.landing,
+            watcher=self.watcher,
+            ingest=self.ingest,
+            mlflow=MlflowSettings(
+                model_name=block.mlflow.model_name or f"landfall-{name}",
+                experiment=block.mlflow.experiment or f"landfall-{name}",
+            ),
+            training=block.training,
+            deploy=block.deploy,
+            compute=self.compute,
+            notify=self.notify,
+            serving=self.serving,
+            stack=self.stack,
+        )
+
+    def names(self) -> list[str]:
+        """The valid pipelines, in config order."""
+        return list(self.pipelines)
+
+    def all_settings(self) -> list[Settings]:
+        return [self.settings_for(name) for name in self.pipelines]
+
+
+def _overlap(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+class _Claim(NamedTuple):
+    """One value a pipeline holds alone: a prefix, a registered model, an experiment."""
+
+    owner: str  # a pipeline's name, or "" for the shared storage section
+    key: str
+    value: str
+
+    @property
+    def where(self) -> str:
+        return f"pipelines.{self.owner}.{self.key}" if self.owner else self.key
+
+
+def _cross_pipeline_problems(shared: Any, pipelines: dict[str, PipelineSettings]) -> dict[str, list[str]]:
+    """What pipelines cannot share: a prefix (or one inside another: the watcher of one would see the
+    other's files), a registered model or an experiment. Each pipeline of a clash is named and stopped."""
+    try:
+        storage = SharedStorage.model_validate(shared or {})
+    except ValidationError:
+        storage = SharedStorage()  # its own error is reported by the project's validation
+    prefixes = [_Claim("", "storage.xcom_prefix", storage.xcom_prefix)]
+    models: list[_Claim] = []
+    for name, block in pipelines.items():
+        for key, prefix in block.storage.prefixes(name, storage.ledger_prefix).items():
+            prefixes.append(_Claim(name, f"storage.{key}", prefix))
+        models.append(_Claim(name, "mlflow.model_name", block.mlflow.model_name or f"landfall-{name}"))
+        models.append(_Claim(name, "mlflow.experiment", block.mlflow.experiment or f"landfall-{name}"))
+    clashes = [
+        (first, second, "overlaps")
+        for index, first in enumerate(prefixes)
+        for second in prefixes[index + 1 :]
+        if _overlap(first.value, second.value)
+    ] + [
+        (first, second, "is also")
+        for index, first in enumerate(models)
+        for second in models[index + 1 :]
+        if first.owner != second.owner and first.key == second.key and first.value == second.value
+    ]
+    problems: dict[str, list[str]] = {}
+    for first, second, verb in clashes:
+        for mine, theirs in ((first, second), (second, first)):
+            if mine.owner and not (mine.owner == theirs.owner and mine is second):
+                variable = env_name(("pipelines", mine.owner, *mine.key.split(".")))
+                problems.setdefault(mine.owner, []).append(
+                    f"  {mine.where}: {mine.value!r} {verb} {theirs.where} ({theirs.value!r}): give each "
+                    f"its own (set in {config_file()} or ${variable})"
+                )
+    return problems
+
 
 def config_file() -> Path:
     return Path(os.environ.get("LANDFALL_CONFIG", DEFAULT_CONFIG_FILE))
 
 
-def _describe(error: ValidationError) -> str:
+def env_name(loc: tuple[Any, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part).upper() for part in loc if isinstance(part, str))
+
+
+def describe_errors(error: ValidationError, within: tuple[str, ...] = ()) -> list[str]:
+    """One line per problem: the key, what is wrong, and where to set it."""
     lines = []
     for issue in error.errors():
-        location = ".".join(str(part) for part in issue["loc"]) or "(top level)"
-        env_name = ENV_PREFIX + "__".join(str(part).upper() for part in issue["loc"] if isinstance(part, str))
-        lines.append(f"  {location}: {issue['msg']} (set in {config_file()} or ${env_name})")
-    return "invalid Landfall configuration:\n" + "\n".join(lines)
+        loc = (*within, *issue["loc"])
+        location = ".".join(str(part) for part in loc) or "(top level)"
+        message = issue["msg"]
+        if issue["type"] == "extra_forbidden":
+            message = "unknown key (misspelt, or in the wrong block?)"
+        lines.append(f"  {location}: {message} (set in {config_file()} or ${env_name(loc)})")
+    return lines
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Build settings from file + environment (+ explicit overrides), raising ConfigError on any problem."""
+def load_project(*, strict: bool = True) -> ProjectSettings:
+    """The whole project from file + environment. Strict (the default) raises ConfigError naming every
+    problem; not strict, only a problem outside the pipeline blocks raises, and invalid pipelines are
+    left out (`ProjectSettings.broken` names them)."""
+    from landfall.core.legacy_config import refuse_single_pipeline_form
+
     path = config_file()
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist (set LANDFALL_CONFIG to the right path)")
+    in_file = refuse_single_pipeline_form(path, os.environ).get("pipelines") or {}
     try:
-        return Settings(**overrides)
+        project = ProjectSettings()
     except ValidationError as error:
-        raise ConfigError(_describe(error)) from None
+        raise ConfigError("invalid Landfall configuration:\n" + "\n".join(describe_errors(error))) from None
+    for name in project.broken:
+        if name not in in_file:  # only environment variables name it: say that, not what it lacks
+            prefix = f"{ENV_PREFIX}PIPELINES__{name.upper()}__"
+            variables = sorted(v for v in os.environ if v.upper().startswith(prefix))
+            project.set_aside(
+                name,
+                f"  pipelines.{name}: no such pipeline in {path}, but {', '.join(variables)} set its keys "
+                "(a misspelt pipeline name?)",
+            )
+    if not project.pipelines and not project.broken:
+        raise ConfigError(
+            f"no pipeline is configured in {path}: add a `pipelines:` block with one entry per model "
+            "(config/landfall.yaml in the repository has one to copy)"
+        )
+    if strict and project.broken:
+        raise ConfigError("invalid Landfall configuration:\n" + "\n".join(project.problems()))
+    return project
+
+
+def load_settings(pipeline: str | None = None) -> Settings:
+    """One pipeline's settings from file + environment, raising ConfigError on any problem in the project.
+    Without a name: the project's only pipeline (with several, name one)."""
+    project = load_project()
+    return project.settings_for(pipeline or only_pipeline(project))
+
+
+def only_pipeline(project: ProjectSettings) -> str:
+    names = project.names()
+    if len(names) != 1:
+        raise ConfigError(f"{len(names)} pipelines are configured ({', '.join(names)}): name one")
+    return names[0]
 
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, loaded once."""
-    return load_settings()
+def get_project() -> ProjectSettings:
+    """The process-wide project settings, loaded once (strictly: an invalid pipeline raises)."""
+    return load_project()
+
+
+@lru_cache(maxsize=64)
+def get_settings(pipeline: str | None = None) -> Settings:
+    """The process-wide settings of one pipeline (without a name, the only one), loaded once."""
+    project = get_project()
+    return project.settings_for(pipeline or only_pipeline(project))

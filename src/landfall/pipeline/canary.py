@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landfall.core.settings import LandingSettings
-from landfall.pipeline.features import ID_COLUMN, split_of
+from landfall.core.pipeline_settings import LandingSettings
+from landfall.pipeline.features import split_of
 
 CANARY_SPLIT = (
     "canary"  # processed/date=<D>/<version>/canary.parquet, beside the train/validation/test splits
@@ -34,7 +34,7 @@ def sample(
 ) -> pd.DataFrame:
     """The first `size` rows of the held-out test split, in the order preprocess wrote that split, as the
     service's clients send them: the landing columns without the label."""
-    test = raw[split_of(raw[ID_COLUMN], validation_fraction, test_fraction) == "test"].head(size)
+    test = raw[split_of(raw[landing.id_column], validation_fraction, test_fraction) == "test"].head(size)
     return test[landing.feature_columns].reset_index(drop=True)
 
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from landfall.core.settings import DeploySettings
+from landfall.core.pipeline_settings import DeploySettings
 from landfall.pipeline.plots import has_both_classes
 
 _BLOCK = 64  # resamples drawn at once: bounded memory for any test size

@@ -7,9 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from landfall.core.settings import LandingSettings
-
-ID_COLUMN = "customer_id"
+from landfall.core.pipeline_settings import LandingSettings
 
 
 def build_features(frame: pd.DataFrame, landing: LandingSettings) -> pd.DataFrame:
@@ -20,7 +18,7 @@ def build_features(frame: pd.DataFrame, landing: LandingSettings) -> pd.DataFram
     """
     columns: dict[str, pd.Series] = {}
     for spec in landing.columns:
-        if spec.name in (landing.label, ID_COLUMN):
+        if spec.name in (landing.label, landing.id_column):  # the id names a row; it predicts nothing
             continue
         if spec.dtype == "string":
             for value in spec.allowed or sorted(frame[spec.name].dropna().unique()):
@@ -54,6 +52,5 @@ def split(
     `validation`; `test` is held out for the candidate-vs-champion evaluation, which no trial has seen."""
     features = build_features(frame, landing)
     features[landing.label] = frame[landing.label].astype("int64")
-    ids = frame[ID_COLUMN] if ID_COLUMN in frame else pd.Series(frame.index)
-    which = split_of(ids, validation_fraction, test_fraction)
+    which = split_of(frame[landing.id_column], validation_fraction, test_fraction)
     return {name: features[which == name].reset_index(drop=True) for name in SPLITS}

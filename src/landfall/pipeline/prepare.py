@@ -17,9 +17,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from landfall.core.settings import LandingSettings
+from landfall.core.pipeline_settings import LandingSettings
 from landfall.pipeline.canary import CANARY_SPLIT
-from landfall.pipeline.features import ID_COLUMN, SPLITS, build_features, split_of
+from landfall.pipeline.features import SPLITS, build_features, split_of
 from landfall.pipeline.parquet_io import open_streaming
 
 BATCH_ROWS = 65_536
@@ -56,7 +56,7 @@ def prepare(
             parquet = open_streaming(source)
             for batch in parquet.iter_batches(batch_size=batch_rows, use_threads=False):
                 raw = batch.to_pandas()
-                which = split_of(raw[ID_COLUMN], validation_fraction, test_fraction)
+                which = split_of(raw[landing.id_column], validation_fraction, test_fraction)
                 features = build_features(raw, landing)
                 features[landing.label] = raw[landing.label].astype("int64")
                 for value, count in features[landing.label].value_counts().items():

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from landfall.core.settings import ColumnSpec, LandingSettings
+from landfall.core.pipeline_settings import ColumnSpec, LandingSettings
 from landfall.pipeline.parquet_io import open_streaming
 
 # Distinct values remembered per categorical column: enough to name offenders, bounded in memory.

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from landfall.core.settings import ColumnSpec, LandingSettings
+from landfall.core.pipeline_settings import ColumnSpec, LandingSettings
 from landfall.pipeline.features import build_features
 
 

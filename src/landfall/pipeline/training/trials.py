@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from landfall.core.settings import TrialGrid
+from landfall.core.pipeline_settings import TrialGrid
 
 
 def trial_grid(grid: TrialGrid) -> list[dict[str, Any]]:

@@ -1,0 +1,46 @@
+"""Config files written by tests: a small valid pipeline block, and pointing LANDFALL_CONFIG at a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def pipeline_block(name: str, indent: str = "  ", **sections: str) -> str:
+    """`pipelines:` with one small valid pipeline `name`; `sections` replace or add blocks
+    (e.g. storage="landing_prefix: x") written under the pipeline."""
+    blocks = {
+        "landing": (
+            "id_column: row_id\n"
+            "label: y\n"
+            "columns: [{name: row_id, dtype: int64}, {name: x, dtype: float64}, {name: y, dtype: int64}]"
+        ),
+        **sections,
+    }
+    lines = ["pipelines:", f"{indent}{name}:"]
+    for section, body in blocks.items():
+        lines.append(f"{indent * 2}{section}:")
+        lines.extend(f"{indent * 3}{line}" for line in body.splitlines())
+    return "\n".join(lines) + "\n"
+
+
+def more_pipeline(name: str, indent: str = "  ", **sections: str) -> str:
+    """Another pipeline entry, to append after `pipeline_block` (without its `pipelines:` line)."""
+    return pipeline_block(name, indent, **sections).split("\n", 1)[1]
+
+
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> Path:
+    clear_pipeline_environment(monkeypatch)
+    config = tmp_path / "landfall.yaml"
+    config.write_text(text)
+    monkeypatch.setenv("LANDFALL_CONFIG", str(config))
+    return config
+
+
+def clear_pipeline_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test session's overrides of the `churn` pipeline, gone (a config without churn would see them)."""
+    import os
+
+    for variable in [v for v in os.environ if v.upper().startswith("LANDFALL_PIPELINES__")]:
+        monkeypatch.delenv(variable)
