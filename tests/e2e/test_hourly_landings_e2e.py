@@ -11,8 +11,7 @@ from typing import NamedTuple
 
 import pytest
 
-from journeys import finished_run, partition_events, unique_day, wait_for
-from landfall.core import catalog
+from journeys import CHURN, finished_run, partition_events, unique_day, wait_for
 from landfall.ops.follow import follow_partition
 from landfall.ops.landings import land_day, land_parts
 from landfall.pipeline import s3 as s3ops
@@ -45,8 +44,10 @@ class HourlyDays(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def hourly_days(stack) -> HourlyDays:
+def hourly_days(launcher) -> HourlyDays:
     """Every day of this module lands at once, so their 51 hours are prepared side by side, not in turn."""
+    stack = launcher
+    stack.up()  # what the (per-test) `stack` fixture does, once for the module
     os.environ.update(stack.environment())
     s3, storage = stack.s3_client(), stack.settings.storage
     days = HourlyDays(
@@ -77,11 +78,11 @@ def test_an_hourly_day_trains_once_and_a_partial_day_trains_at_its_deadline(
     full, partial, started = hourly_days.full, hourly_days.partial, hourly_days.started
 
     # The complete day: one training run for the day, none for an hour.
-    train = follow_partition(airflow_api, catalog.TRAIN_DAG, full.isoformat(), started, TIMEOUT_S)
+    train = follow_partition(airflow_api, CHURN.train_dag, full.isoformat(), started, TIMEOUT_S)
     assert train.state == "success" and train.tasks["select_best"] == "success", train.tasks
-    prepared = _runs(airflow_api, catalog.PREPROCESS_DAG, full.isoformat())
+    prepared = _runs(airflow_api, CHURN.preprocess_dag, full.isoformat())
     assert sorted(r["partition_key"] for r in prepared) == hours_of(full.isoformat())
-    assert [r["partition_key"] for r in _runs(airflow_api, catalog.TRAIN_DAG, full.isoformat())] == [
+    assert [r["partition_key"] for r in _runs(airflow_api, CHURN.train_dag, full.isoformat())] == [
         full.isoformat()
     ]
     hour_rows = [
@@ -99,7 +100,7 @@ def test_an_hourly_day_trains_once_and_a_partial_day_trains_at_its_deadline(
             len(
                 [
                     r
-                    for r in _runs(airflow_api, catalog.PREPROCESS_DAG, partial.isoformat())
+                    for r in _runs(airflow_api, CHURN.preprocess_dag, partial.isoformat())
                     if r["state"] == "success"
                 ]
             )
@@ -108,16 +109,16 @@ def test_an_hourly_day_trains_once_and_a_partial_day_trains_at_its_deadline(
         TIMEOUT_S,
         "the partial day's three hours prepared",
     )
-    assert _runs(airflow_api, catalog.TRAIN_DAG, partial.isoformat()) == []
+    assert _runs(airflow_api, CHURN.train_dag, partial.isoformat()) == []
     midnight = datetime.combine(partial + timedelta(days=1), time(), UTC)
     freshness = airflow_api.post(
-        f"dags/{catalog.FRESHNESS_DAG}/dagRuns", {"logical_date": midnight.isoformat(), "conf": {}}
+        f"dags/{CHURN.freshness_dag}/dagRuns", {"logical_date": midnight.isoformat(), "conf": {}}
     )
     done = finished_run(
-        airflow_api, catalog.FRESHNESS_DAG, lambda r: r["dag_run_id"] == freshness["dag_run_id"], TIMEOUT_S
+        airflow_api, CHURN.freshness_dag, lambda r: r["dag_run_id"] == freshness["dag_run_id"], TIMEOUT_S
     )
     assert done["state"] == "success"
-    late = follow_partition(airflow_api, catalog.TRAIN_DAG, partial.isoformat(), started, TIMEOUT_S)
+    late = follow_partition(airflow_api, CHURN.train_dag, partial.isoformat(), started, TIMEOUT_S)
     assert late.state == "success" and late.tasks["select_best"] == "success", late.tasks
     missing = ",".join(f"{hour:02d}" for hour in range(3, 24))
     assert set(_trials(stack, late.run_id)["tags.landfall.missing_hours"]) == {missing}
@@ -151,7 +152,7 @@ def test_a_day_of_one_class_hours_is_quarantined_naming_its_hours_and_never_trai
     assert reason["partition"] == day.isoformat() and reason["hours"] == hours_of(day.isoformat())
     [event] = [
         e
-        for e in airflow_api.events_of(catalog.QUARANTINE)
+        for e in airflow_api.events_of(CHURN.quarantine)
         if any(r.get("partition_date") == day.isoformat() for r in quarantine_records(e.get("extra")))
     ]
     assert event["source_task_id"] == "report_refused_day"
@@ -161,13 +162,13 @@ def test_a_day_of_one_class_hours_is_quarantined_naming_its_hours_and_never_trai
         lambda: (
             all(
                 r["state"] in ("success", "failed")
-                for r in _runs(airflow_api, catalog.PREPROCESS_DAG, day.isoformat())
+                for r in _runs(airflow_api, CHURN.preprocess_dag, day.isoformat())
             )
-            and len(_runs(airflow_api, catalog.PREPROCESS_DAG, day.isoformat())) == 24
+            and len(_runs(airflow_api, CHURN.preprocess_dag, day.isoformat())) == 24
         ),
         TIMEOUT_S,
         "the day's 24 preprocess runs finished",
     )
-    assert partition_events(airflow_api, catalog.TRAINING_DATASET, day.isoformat()) == []
-    assert _runs(airflow_api, catalog.TRAIN_DAG, day.isoformat()) == []
+    assert partition_events(airflow_api, CHURN.training_dataset, day.isoformat()) == []
+    assert _runs(airflow_api, CHURN.train_dag, day.isoformat()) == []
     assert s3ops.get_json(s3, storage.datasets_bucket, processed_head_key(storage, day.isoformat())) is None
