@@ -16,7 +16,7 @@ from landfall.pipeline.canary import as_rows
 from landfall.pipeline.datagen import make_batch
 from landfall.pipeline.features import build_features
 from landfall.pipeline.training.models import load_trial_model
-from landfall.serving.app import create_app
+from landfall.serving.app import ServedPipeline, create_app
 from landfall.serving.follower import ChampionFollower
 from landfall.serving.slots import Slots
 
@@ -30,7 +30,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 def service(local_mlflow, settings):
     settings = settings.model_copy(update={"mlflow": settings.mlflow.model_copy(update={"model_name": NAME})})
     follower = ChampionFollower(Slots(), NAME, lambda: local_mlflow, poll_s=3600, experiment=EXPERIMENT)
-    return TestClient(create_app(settings, follower, TOKEN)), follower, settings
+    app = create_app({settings.pipeline: ServedPipeline(settings, follower)}, TOKEN)
+    return TestClient(app), follower, settings
 
 
 def _promote(run_id: str, compared_with: str | None, client) -> None:
@@ -45,7 +46,7 @@ def test_before_any_promotion_the_service_answers_503_saying_so(service, setting
     client, _, _ = service
     answer = client.post("/predict", json={"rows": _rows(settings)}, headers=AUTH)
     assert answer.status_code == 503 and "no champion" in answer.json()["detail"]
-    assert client.get("/health").json()["serving"] is None
+    assert client.get("/health").json()["serving"] == {settings.pipeline: None}
 
 
 def test_every_call_but_health_and_ready_needs_the_token_before_its_body_is_read(service, settings):

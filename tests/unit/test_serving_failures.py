@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from landfall.pipeline.canary import as_rows, run_canary
 from landfall.pipeline.datagen import make_batch
 from landfall.pipeline.features import build_features
-from landfall.serving.app import create_app
+from landfall.serving.app import ServedPipeline, create_app
 from landfall.serving.client import ModelFailed, ServingClient, ServingError
 from landfall.serving.follower import ChampionFollower
 from landfall.serving.slots import Slots
@@ -53,7 +53,8 @@ class Recorded:
 def service(settings):
     follower = ChampionFollower(Slots(), settings.mlflow.model_name, lambda: None, poll_s=3600)
     alerts = Recorded()
-    return TestClient(create_app(settings, follower, TOKEN, alerts=alerts)), follower.slots, alerts
+    app = create_app({settings.pipeline: ServedPipeline(settings, follower)}, TOKEN, alerts=alerts)
+    return TestClient(app), follower.slots, alerts
 
 
 class _Through(ServingClient):

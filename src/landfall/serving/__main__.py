@@ -1,4 +1,4 @@
-"""`python -m landfall.serving`: the scoring service on the configured host and port."""
+"""`python -m landfall.serving`: the scoring service of every pipeline, on the configured host and port."""
 
 from __future__ import annotations
 
@@ -7,32 +7,38 @@ import os
 
 import uvicorn
 
-from landfall.core.settings import load_settings
+from landfall.core.settings import load_project
 from landfall.pipeline import registry
-from landfall.serving.app import create_app
+from landfall.pipeline.alerts import Alerts
+from landfall.serving.app import ServedPipeline, create_app
 from landfall.serving.follower import ChampionFollower
 from landfall.serving.slots import Slots
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = load_settings()
+    project = load_project(strict=False)
+    for name, problems in project.broken.items():  # the others are served; `landfall check` says more
+        logging.error("pipeline %s is invalid and not served:\n%s", name, "\n".join(problems))
     token = os.environ.get("LANDFALL_SERVING_TOKEN", "")
     if len(token) < 32:
         raise SystemExit("LANDFALL_SERVING_TOKEN (32+ characters) is not set; `landfall up` generates one")
-    follower = ChampionFollower(
-        Slots(),
-        settings.mlflow.model_name,
-        registry.client,
-        settings.serving.poll_interval_s,
-        experiment=settings.mlflow.experiment,
-    )
-    follower.start()
-    app = create_app(settings, follower, token)
+    pipelines = {}
+    for settings in project.all_settings():
+        follower = ChampionFollower(
+            Slots(),
+            settings.mlflow.model_name,
+            registry.client,
+            settings.serving.poll_interval_s,
+            experiment=settings.mlflow.experiment,
+        )
+        follower.start()
+        pipelines[settings.pipeline] = ServedPipeline(settings, follower)
+    app = create_app(pipelines, token, Alerts(project.notify.webhook_url))
     uvicorn.run(
         app,
-        host=settings.stack.host,
-        port=settings.stack.ports.serving,
+        host=project.stack.host,
+        port=project.stack.ports.serving,
         log_level="warning",
         access_log=False,
     )

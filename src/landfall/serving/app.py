@@ -1,18 +1,28 @@
-"""The HTTP API of the scoring service (FastAPI).
+"""The HTTP API of the scoring service (FastAPI): every pipeline's champion, each on its own.
 
     GET  /health             liveness; no credentials
-    GET  /ready              readiness (Kubernetes): 200 once the alias was read and its model loaded
-    GET  /version            {model, version, run_id} of the model answering /predict; 503 before a champion
+    GET  /ready              readiness (Kubernetes): 200 once every pipeline's alias was read and loaded
+    GET  /v1/models          each pipeline: its registered model, version and run id (null before a champion)
+
+and per pipeline, under /v1/models/<pipeline>:
+
+    GET  /version            {model, version, run_id} of the model answering predict; 503 before a champion
     POST /predict            {"rows": [{column: value, ...}]} -> {predictions, probabilities, version, run_id}
+    POST /invocations        the payloads of MLflow's scoring server (`dataframe_records`, `dataframe_split`,
+                             `inputs`): a client of `mlflow models serve` needs only the bearer token added
     POST /staging            {"run_id": ...}: load a candidate beside the champion (the canary's slot)
     POST /staging/predict    {"run_id": ..., "rows": [...]}: answered by that candidate, loaded into the
                              staging slot first if it is not there (so any replica can answer it)
     POST /activate           serve the current champion now (deploy calls it right after moving the alias)
 
+With one pipeline configured the same routes also answer at the root (`/predict`, `/version`, ...), as
+before pipelines.
+
 Every call but /health and /ready needs `Authorization: Bearer <LANDFALL_SERVING_TOKEN>`, checked before
 the body is read. A malformed row is a 422 that names the row and the column, never a 500. A model that
 cannot score valid rows is a 503 naming the version (`model_failure`), never a 500, and an alert (one per
-version and kind of failure). /predict and /staging/predict (the canary) answer through the same function.
+version and kind of failure). predict, invocations and staging/predict (the canary) answer through the
+same function.
 """
 
 from __future__ import annotations
@@ -20,9 +30,10 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
@@ -74,33 +85,49 @@ class BearerToken:
         await self.app(scope, receive, send)
 
 
-def create_app(
-    settings: Settings, follower: ChampionFollower, token: str, alerts: Alerts | None = None
-) -> FastAPI:
-    slots, landing, name = follower.slots, settings.landing, settings.mlflow.model_name
-    alerts = alerts or Alerts(settings.notify.webhook_url)
-    # (version, run, kind of failure): one alert each, not one per request
-    alerted: set[tuple[str | None, str, str]] = set()
+class ServedPipeline(NamedTuple):
+    settings: Settings
+    follower: ChampionFollower
+
+
+def mlflow_rows(body: Any) -> list[Any]:
+    """The rows of an MLflow scoring-server payload, as records; ValueError naming what is accepted."""
+    if not isinstance(body, dict):
+        raise ValueError("the body must be a JSON object")
+    if "dataframe_records" in body:
+        return list(body["dataframe_records"])
+    if "dataframe_split" in body:
+        split = body["dataframe_split"]
+        if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
+            raise ValueError("dataframe_split needs `columns` and `data`")
+        columns = split["columns"]
+        return [dict(zip(columns, row, strict=True)) for row in split.get("data") or []]
+    if "inputs" in body:
+        inputs = body["inputs"]
+        if isinstance(inputs, dict):  # column -> values
+            lengths = {len(values) if isinstance(values, list) else -1 for values in inputs.values()}
+            if len(lengths) != 1 or -1 in lengths:
+                raise ValueError("inputs as columns needs one list of values per column, all of one length")
+            count = lengths.pop()
+            return [{column: values[i] for column, values in inputs.items()} for i in range(count)]
+        return list(inputs)
+    raise ValueError("send one of dataframe_records, dataframe_split or inputs (MLflow's scoring formats)")
+
+
+def create_app(pipelines: Mapping[str, ServedPipeline], token: str, alerts: Alerts | None = None) -> FastAPI:
     app = FastAPI(title="Landfall scoring service", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(BearerToken, token=token)
-
-    def scored(served: Any, rows: list[Any]) -> dict[str, Any]:
-        """The one scoring path of /predict and of the canary's /staging/predict."""
-        try:
-            return score(served, rows, landing)
-        except RowError as error:
-            raise HTTPException(422, error.problems) from None
-        except ModelFailure:
-            raise
-        except Exception as error:  # the service's own failure on valid rows: still not a 500
-            raise ModelFailure.raised(served, error) from error
+    first = next(iter(pipelines.values()), None)
+    alerts = alerts or Alerts(first.settings.notify.webhook_url if first else None)
+    # (model, version, run, kind of failure): one alert each, not one per request
+    alerted: set[tuple[str, str | None, str, str]] = set()
 
     @app.exception_handler(ModelFailure)
     async def model_failed(request: Request, error: ModelFailure) -> JSONResponse:
-        served = error.served
+        served, name = error.served, error.model or "?"
         detail = f"{name} {error}"
         log.error("%s %s: %s", request.method, request.url.path, detail)
-        key = (served.version, served.run_id, error.kind)
+        key = (name, served.version, served.run_id, error.kind)
         alert = None
         if key not in alerted:
             alerted.add(key)
@@ -114,6 +141,65 @@ def create_app(
         body = {"detail": detail, "model_failure": True, "version": served.version, "run_id": served.run_id}
         return JSONResponse(body, status_code=503, background=alert)
 
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        # No error text without the token: it can name hosts and runs.
+        serving = {name: _version(p.follower) for name, p in pipelines.items()}
+        return {"status": "ok", "serving": serving}
+
+    @app.get("/ready")
+    def ready() -> JSONResponse:
+        # Not ready before the first look at every alias has loaded its model: a new pod of a rolling
+        # update takes no traffic while it downloads the champions.
+        if not all(p.follower.synced.is_set() for p in pipelines.values()):
+            return JSONResponse({"ready": False}, status_code=503)
+        return JSONResponse({"ready": True})
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        listed = {}
+        for name, served_pipeline in pipelines.items():
+            served = served_pipeline.follower.slots.active
+            listed[name] = {
+                "model": served_pipeline.settings.mlflow.model_name,
+                "version": served.version if served else None,
+                "run_id": served.run_id if served else None,
+            }
+        return {"models": listed}
+
+    for name, served_pipeline in pipelines.items():
+        routes = _pipeline_routes(served_pipeline)
+        app.include_router(routes, prefix=f"/v1/models/{name}")
+        if len(pipelines) == 1:
+            app.include_router(routes)
+    return app
+
+
+def _version(follower: ChampionFollower) -> str | None:
+    served = follower.slots.active
+    return served.version if served else None
+
+
+def _pipeline_routes(served_pipeline: ServedPipeline) -> APIRouter:
+    """One pipeline's routes: its champion, its staging slot, its schema."""
+    settings, follower = served_pipeline
+    slots, landing, name = follower.slots, settings.landing, settings.mlflow.model_name
+    router = APIRouter()
+
+    def scored(served: Any, rows: list[Any]) -> dict[str, Any]:
+        """The one scoring path of predict, invocations and the canary's staging/predict."""
+        try:
+            return score(served, rows, landing)
+        except RowError as error:
+            raise HTTPException(422, error.problems) from None
+        except ModelFailure as error:
+            error.model = name
+            raise
+        except Exception as error:  # the service's own failure on valid rows: still not a 500
+            failure = ModelFailure.raised(served, error)
+            failure.model = name
+            raise failure from error
+
     def active() -> Any:
         served = slots.active
         if served is None:
@@ -123,21 +209,7 @@ def create_app(
             raise HTTPException(503, detail)
         return served
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        served = slots.active
-        # No error text without the token: it can name hosts and runs.
-        return {"status": "ok", "serving": served.version if served else None}
-
-    @app.get("/ready")
-    def ready() -> JSONResponse:
-        # Not ready before the first look at the alias has loaded its model: a new pod of a rolling
-        # update takes no traffic while it downloads the champion.
-        if not follower.synced.is_set():
-            return JSONResponse({"ready": False}, status_code=503)
-        return JSONResponse({"ready": True})
-
-    @app.get("/version")
+    @router.get("/version")
     def version() -> dict[str, Any]:
         served = active()
         return {
@@ -149,9 +221,19 @@ def create_app(
 
     # Scoring is a few milliseconds of CPU under the GIL: done on the event loop, one request at a time,
     # it is faster than in a thread pool where eight requests fight over two cores.
-    @app.post("/predict")
+    @router.post("/predict")
     async def predict(body: Rows) -> JSONResponse:
         return JSONResponse(scored(active(), body.rows))
+
+    @router.post("/invocations")
+    async def invocations(request: Request) -> JSONResponse:
+        try:
+            rows = mlflow_rows(await request.json())
+        except ValueError as error:  # also a body that is not JSON
+            raise HTTPException(422, f"not an MLflow scoring payload: {error}") from None
+        if not 1 <= len(rows) <= MAX_ROWS:
+            raise HTTPException(422, f"send 1 to {MAX_ROWS} rows, not {len(rows)}")
+        return JSONResponse(scored(active(), rows))
 
     def staged(run_id: str) -> Any:
         try:
@@ -163,13 +245,13 @@ def create_app(
                 503, f"could not load run {run_id} from the registry: {type(error).__name__}: {error}"
             ) from None
 
-    @app.post("/staging")
+    @router.post("/staging")
     def stage(body: Stage) -> dict[str, Any]:
         started = time.perf_counter()
         staged(body.run_id)
         return {"staged": body.run_id, "load_s": round(time.perf_counter() - started, 3)}
 
-    @app.post("/staging/predict")
+    @router.post("/staging/predict")
     def staging_predict(body: StagedRows) -> JSONResponse:
         # On a replica other than the one /staging reached, the candidate is loaded first: `load_s`
         # says how long that took, so the canary's latency bound measures answering, not loading.
@@ -179,7 +261,7 @@ def create_app(
         load_s = 0.0 if held is served else time.perf_counter() - started
         return JSONResponse({**scored(served, body.rows), "load_s": round(load_s, 3)})
 
-    @app.post("/activate")
+    @router.post("/activate")
     def activate() -> dict[str, Any]:
         try:
             served = follower.sync()
@@ -189,4 +271,4 @@ def create_app(
             raise HTTPException(503, f"no champion for {name} yet")
         return {"model": name, "version": served.version, "run_id": served.run_id}
 
-    return app
+    return router

@@ -25,12 +25,16 @@ class ServingClient:
     url: str
     token: str
     timeout_s: float = 30.0
+    # The pipeline whose model this client talks to (its routes are under /v1/models/<pipeline>); None:
+    # the routes at the root, which a service with one pipeline answers.
+    pipeline: str | None = None
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
+        base = self.url.rstrip("/") + (f"/v1/models/{self.pipeline}" if self.pipeline else "")
         try:
             return requests.request(
                 method,
-                f"{self.url.rstrip('/')}{path}",
+                f"{base}{path}",
                 json=body,
                 headers={"Authorization": f"Bearer {self.token}"},
                 timeout=self.timeout_s,

@@ -72,6 +72,7 @@ class ModelFailure(RuntimeError):
         who = f"version {served.version}" if served.version else f"candidate run {served.run_id}"
         super().__init__(f"{who} could not score the rows: {detail}")
         self.served, self.kind, self.detail = served, kind, detail
+        self.model: str | None = None  # the registered model, set by the service's route that scored
 
     @classmethod
     def raised(cls, served: Served, error: Exception) -> ModelFailure:
