@@ -13,10 +13,14 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
+from landfall.core.catalog import chain_of
 from landfall.ops.follow import FollowResult, follow_landing
 from landfall.ops.landings import Landed, put_landing
 from landfall.ops.stack.components import executable
 from landfall.ops.stack.environment import process_environment
+
+CHURN = chain_of("churn")
+"""The names of the test stack's pipeline (the repository config's one): its DAGs, assets and pool."""
 
 TIMEOUT_S = 600
 POLL_TIMEOUT_S = 60

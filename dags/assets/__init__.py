@@ -1,67 +1,86 @@
-"""Every data product of the Landfall pipeline, with its URI: the one place that builds the Asset objects.
+"""Every data product of every Landfall pipeline, with its URI: the one place that builds the Asset objects.
 
-DAG files import these objects; nobody else spells a URI. Names come from `landfall.core.catalog`,
-buckets and prefixes from config/.
+DAG files import `PIPELINES` (one `PipelineAssets` per valid pipeline in config) and build each
+pipeline's DAGs from it; nobody else spells a URI. Names come from `landfall.core.catalog`, buckets and
+prefixes from config/. Settings are read once per process; an invalid pipeline is left out here and
+reported, with its keys, as the import error of `dags/operations/pipeline_config.py`.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from airflow.sdk import Asset, AssetWatcher
 
 from landfall.airflow.triggers.s3_landing import LandingWatch, S3LandingTrigger
-from landfall.core import catalog
-from landfall.core.settings import get_settings
+from landfall.core.catalog import Chain, chain_of
+from landfall.core.settings import Settings, get_project
 
-_settings = get_settings()
-_storage = _settings.storage
-_datasets = f"s3://{_storage.datasets_bucket}"
-_model = _settings.mlflow.model_name
-_group = catalog.ASSET_GROUP
 
-LANDING = Asset(
-    name=catalog.LANDING,
-    uri=f"{_datasets}/{_storage.landing_prefix}/",
-    group=_group,
-    extra={
-        "layout": f"{_storage.landing_prefix}/<YYYY-MM-DD>/{_storage.landing_filename}, or "
-        f"{_storage.landing_prefix}/<YYYY-MM-DD>/{_storage.landing_part_glob} completed by "
-        f"{_storage.landing_marker}"
-    },
-    watchers=[
-        AssetWatcher(
-            name="s3_landing_watcher",
-            trigger=S3LandingTrigger(watch=LandingWatch.from_settings(_settings)),
-        )
-    ],
-)
-"""Files landed in S3: one signed event per watcher poll that found new landings (raised by the triggerer)."""
+class PipelineAssets(NamedTuple):
+    settings: Settings
+    names: Chain
+    landing: Asset
+    """Files landed in S3: one signed event per watcher poll that found new landings (raised by the
+    triggerer)."""
+    raw: Asset
+    """A validated partition (partition key = YYYY-MM-DD, or YYYY-MM-DDTHH for an hour)."""
+    quarantine: Asset
+    """Landings that failed validation, moved aside with their reason.json (or refused unread)."""
+    training_dataset: Asset
+    """Features and the train/validation/test split of a partition."""
+    model_candidate: Asset
+    """The best trial of a training run (chosen on the validation split), logged in MLflow."""
+    evaluation: Asset
+    """Candidate vs champion on the same held-out data, with the deploy decision."""
+    production_model: Asset
+    """The registered model version that holds the `champion` alias."""
 
-RAW = Asset(name=catalog.RAW, uri=f"{_datasets}/{_storage.raw_prefix}/", group=_group)
-"""A validated daily partition (partition key = YYYY-MM-DD)."""
+    @property
+    def name(self) -> str:
+        return self.settings.pipeline
 
-QUARANTINE = Asset(name=catalog.QUARANTINE, uri=f"{_datasets}/{_storage.quarantine_prefix}/", group=_group)
-"""Landings that failed validation, moved aside with their reason.json (or refused unread)."""
 
-TRAINING_DATASET = Asset(
-    name=catalog.TRAINING_DATASET, uri=f"{_datasets}/{_storage.processed_prefix}/", group=_group
-)
-"""Features and the train/validation/test split of a partition."""
+def _assets_of(settings: Settings) -> PipelineAssets:
+    storage, names = settings.storage, chain_of(settings.pipeline)
+    datasets, model, group = f"s3://{storage.datasets_bucket}", settings.mlflow.model_name, names.asset_group
+    landing = Asset(
+        name=names.landing,
+        uri=f"{datasets}/{storage.landing_prefix}/",
+        group=group,
+        extra={
+            "layout": f"{storage.landing_prefix}/<YYYY-MM-DD>/{storage.landing_filename}, or "
+            f"{storage.landing_prefix}/<YYYY-MM-DD>/{storage.landing_part_glob} completed by "
+            f"{storage.landing_marker}"
+        },
+        watchers=[
+            AssetWatcher(
+                name=f"{settings.pipeline}_s3_landing_watcher",
+                trigger=S3LandingTrigger(watch=LandingWatch.from_settings(settings)),
+            )
+        ],
+    )
+    return PipelineAssets(
+        settings=settings,
+        names=names,
+        landing=landing,
+        raw=Asset(name=names.raw, uri=f"{datasets}/{storage.raw_prefix}/", group=group),
+        quarantine=Asset(name=names.quarantine, uri=f"{datasets}/{storage.quarantine_prefix}/", group=group),
+        training_dataset=Asset(
+            name=names.training_dataset, uri=f"{datasets}/{storage.processed_prefix}/", group=group
+        ),
+        model_candidate=Asset(name=names.model_candidate, uri=f"mlflow://{model}/candidate", group=group),
+        evaluation=Asset(name=names.evaluation, uri=f"mlflow://{model}/evaluation", group=group),
+        production_model=Asset(name=names.production_model, uri=f"mlflow://{model}/champion", group=group),
+    )
 
-MODEL_CANDIDATE = Asset(name=catalog.MODEL_CANDIDATE, uri=f"mlflow://{_model}/candidate", group=_group)
-"""The best trial of a training run (chosen on the validation split), logged in MLflow."""
 
-EVALUATION = Asset(name=catalog.EVALUATION, uri=f"mlflow://{_model}/evaluation", group=_group)
-"""Candidate vs champion on the same held-out data, with the deploy decision."""
+_PROJECT = get_project(strict=False)
 
-PRODUCTION_MODEL = Asset(name=catalog.PRODUCTION_MODEL, uri=f"mlflow://{_model}/champion", group=_group)
-"""The registered model version that holds the `champion` alias."""
+PIPELINES: tuple[PipelineAssets, ...] = tuple(_assets_of(settings) for settings in _PROJECT.all_settings())
+"""One entry per valid pipeline, in config order."""
 
-__all__ = [
-    "EVALUATION",
-    "LANDING",
-    "MODEL_CANDIDATE",
-    "PRODUCTION_MODEL",
-    "QUARANTINE",
-    "RAW",
-    "TRAINING_DATASET",
-]
+INVALID_PIPELINES: dict[str, list[str]] = _PROJECT.broken
+"""Pipelines left out, each with what is wrong in its block."""
+
+__all__ = ["INVALID_PIPELINES", "PIPELINES", "PipelineAssets"]

@@ -17,11 +17,9 @@ from datetime import timedelta
 
 from airflow.sdk import PartitionedAssetTimetable, dag, task
 
-from assets import EVALUATION, PRODUCTION_MODEL
+from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
-from landfall.core.catalog import PROMOTION_POOL
-from landfall.core.settings import get_settings
 
 default_args = {
     # 10 s, 20 s, 40 s: rides out an MLflow restart, then fails loudly (and alerts) within ~1.5 min.
@@ -33,73 +31,84 @@ default_args = {
 }
 
 
-@dag(
-    dag_id="landfall_deploy",
-    schedule=PartitionedAssetTimetable(assets=EVALUATION),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args,
-    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
-    tags=["landfall", "consumer", "deploy"],
-    doc_md=__doc__,
-)
-def landfall_deploy():
-    @task(multiple_outputs=False)
-    def evaluation(triggering_asset_events=None, dag_run=None) -> dict:
-        from landfall.airflow.tasks.events import latest_event_extra
+def deploy_dag(pipeline: PipelineAssets):
+    name, evaluations, production = pipeline.name, pipeline.evaluation, pipeline.production_model
 
-        events = list(triggering_asset_events[EVALUATION])
-        return latest_event_extra(events, EVALUATION.name, dag_run.partition_key)
+    @dag(
+        dag_id=pipeline.names.deploy_dag,
+        schedule=PartitionedAssetTimetable(assets=evaluations),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args,
+        deadline=chain_deadline(pipeline.settings.deploy.deadline_minutes),
+        tags=["landfall", name, "consumer", "deploy"],
+        doc_md=__doc__,
+    )
+    def landfall_deploy():
+        @task(multiple_outputs=False)
+        def evaluation(triggering_asset_events=None, dag_run=None) -> dict:
+            from landfall.airflow.tasks.events import latest_event_extra
 
-    @task.branch
-    def gate(evaluation: dict) -> str:
-        from landfall.airflow.tasks.deploy import gate as passes
+            events = list(triggering_asset_events[evaluations])
+            return latest_event_extra(events, evaluations.name, dag_run.partition_key)
 
-        return "canary" if passes(evaluation) else "skip"
+        @task.branch
+        def gate(evaluation: dict) -> str:
+            from landfall.airflow.tasks.deploy import gate as passes
 
-    @task(multiple_outputs=False)
-    def canary(evaluation: dict) -> dict:
-        from landfall.airflow.tasks.deploy import canary as run
+            return "canary" if passes(name, evaluation) else "skip"
 
-        return run(evaluation)
+        @task(multiple_outputs=False)
+        def canary(evaluation: dict) -> dict:
+            from landfall.airflow.tasks.deploy import canary as run
 
-    @task(multiple_outputs=False, outlets=[PRODUCTION_MODEL], pool=PROMOTION_POOL, max_active_tis_per_dag=1)
-    def promote(evaluation: dict, outlet_events=None, dag_run=None) -> dict:
-        from landfall.airflow.tasks.deploy import promote as run
+            return run(name, evaluation)
 
-        promoted = run(evaluation, dag_run.run_id)
-        outlet_events[PRODUCTION_MODEL].extra = promoted
-        return promoted
+        @task(
+            multiple_outputs=False,
+            outlets=[production],
+            pool=pipeline.names.promotion_pool,
+            max_active_tis_per_dag=1,
+        )
+        def promote(evaluation: dict, outlet_events=None, dag_run=None) -> dict:
+            from landfall.airflow.tasks.deploy import promote as run
 
-    @task(multiple_outputs=False)
-    def activate(promoted: dict) -> dict:
-        from landfall.airflow.tasks.deploy import activate as run
+            promoted = run(name, evaluation, dag_run.run_id)
+            outlet_events[production].extra = promoted
+            return promoted
 
-        return run(promoted)
+        @task(multiple_outputs=False)
+        def activate(promoted: dict) -> dict:
+            from landfall.airflow.tasks.deploy import activate as run
 
-    @task(multiple_outputs=False)
-    def skip(evaluation: dict) -> str:
-        return evaluation["reason"]
+            return run(name, promoted)
 
-    # After the gate said no, or after the promotion and activation; a failed canary or activation has
-    # alerted already (and fails the run), so this does not run then.
-    @task(multiple_outputs=False, trigger_rule="none_failed_min_one_success")
-    def notify(evaluation: dict, ti=None) -> dict:
-        from landfall.airflow.tasks.deploy import report
+        @task(multiple_outputs=False)
+        def skip(evaluation: dict) -> str:
+            return evaluation["reason"]
 
-        # Each None when its task was skipped (gate said no, a stale evaluation, already champion).
-        pulled = [ti.xcom_pull(task_ids=task_id) for task_id in ("canary", "promote", "activate")]
-        return report(evaluation, *pulled)
+        # After the gate said no, or after the promotion and activation; a failed canary or activation has
+        # alerted already (and fails the run), so this does not run then.
+        @task(multiple_outputs=False, trigger_rule="none_failed_min_one_success")
+        def notify(evaluation: dict, ti=None) -> dict:
+            from landfall.airflow.tasks.deploy import report
 
-    decision = evaluation()
-    branch = gate(decision)
-    canaried = canary(decision)
-    promoted = promote(decision)
-    activated = activate(promoted)
-    skipped = skip(decision)
-    branch >> [canaried, skipped]
-    canaried >> promoted
-    [branch, activated, skipped] >> notify(decision)
+            # Each None when its task was skipped (gate said no, a stale evaluation, already champion).
+            pulled = [ti.xcom_pull(task_ids=task_id) for task_id in ("canary", "promote", "activate")]
+            return report(name, evaluation, *pulled)
+
+        decision = evaluation()
+        branch = gate(decision)
+        canaried = canary(decision)
+        promoted = promote(decision)
+        activated = activate(promoted)
+        skipped = skip(decision)
+        branch >> [canaried, skipped]
+        canaried >> promoted
+        [branch, activated, skipped] >> notify(decision)
+
+    return landfall_deploy()
 
 
-landfall_deploy()
+for _pipeline in PIPELINES:
+    deploy_dag(_pipeline)

@@ -10,10 +10,9 @@ from datetime import timedelta
 
 from airflow.sdk import PartitionedAssetTimetable, dag, task
 
-from assets import EVALUATION, MODEL_CANDIDATE
+from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
-from landfall.core.settings import get_settings
 
 default_args = {
     "retries": 2,
@@ -23,33 +22,39 @@ default_args = {
 }
 
 
-@dag(
-    dag_id="landfall_evaluate",
-    schedule=PartitionedAssetTimetable(assets=MODEL_CANDIDATE),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args,
-    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
-    tags=["landfall", "consumer", "evaluate"],
-    doc_md=__doc__,
-)
-def landfall_evaluate():
-    @task(multiple_outputs=False)
-    def candidate(triggering_asset_events=None, dag_run=None) -> dict:
-        from landfall.airflow.tasks.events import latest_event_extra
+def evaluate_dag(pipeline: PipelineAssets):
+    name, candidates, evaluation = pipeline.name, pipeline.model_candidate, pipeline.evaluation
 
-        events = list(triggering_asset_events[MODEL_CANDIDATE])
-        return latest_event_extra(events, MODEL_CANDIDATE.name, dag_run.partition_key)
+    @dag(
+        dag_id=pipeline.names.evaluate_dag,
+        schedule=PartitionedAssetTimetable(assets=candidates),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args,
+        deadline=chain_deadline(pipeline.settings.deploy.deadline_minutes),
+        tags=["landfall", name, "consumer", "evaluate"],
+        doc_md=__doc__,
+    )
+    def landfall_evaluate():
+        @task(multiple_outputs=False)
+        def candidate(triggering_asset_events=None, dag_run=None) -> dict:
+            from landfall.airflow.tasks.events import latest_event_extra
 
-    @task(multiple_outputs=False, outlets=[EVALUATION])
-    def compare_with_champion(candidate: dict, outlet_events=None) -> dict:
-        from landfall.airflow.tasks.evaluate import evaluate
+            events = list(triggering_asset_events[candidates])
+            return latest_event_extra(events, candidates.name, dag_run.partition_key)
 
-        decision = evaluate(candidate)
-        outlet_events[EVALUATION].extra = decision
-        return decision
+        @task(multiple_outputs=False, outlets=[evaluation])
+        def compare_with_champion(candidate: dict, outlet_events=None) -> dict:
+            from landfall.airflow.tasks.evaluate import evaluate
 
-    compare_with_champion(candidate())
+            decision = evaluate(name, candidate)
+            outlet_events[evaluation].extra = decision
+            return decision
+
+        compare_with_champion(candidate())
+
+    return landfall_evaluate()
 
 
-landfall_evaluate()
+for _pipeline in PIPELINES:
+    evaluate_dag(_pipeline)

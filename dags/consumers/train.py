@@ -14,10 +14,9 @@ from datetime import timedelta
 
 from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
 
-from assets import MODEL_CANDIDATE, TRAINING_DATASET
+from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
-from landfall.core.settings import get_settings
 
 default_args = {
     "retries": 1,
@@ -27,82 +26,85 @@ default_args = {
 }
 
 
-@dag(
-    dag_id="landfall_train",
-    schedule=PartitionedAssetTimetable(assets=TRAINING_DATASET),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args,
-    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
-    tags=["landfall", "consumer", "train"],
-    doc_md=__doc__,
-)
-def landfall_train():
-    settings = get_settings()
+def train_dag(pipeline: PipelineAssets):
+    name, settings = pipeline.name, pipeline.settings
+    datasets, candidate = pipeline.training_dataset, pipeline.model_candidate
 
-    @task(multiple_outputs=False)
-    def training_dataset(triggering_asset_events=None, dag_run=None) -> dict:
-        """The window of `training.window_days` processed days ending at this run's partition."""
-        from landfall.airflow.tasks.events import latest_event_extra
-        from landfall.airflow.tasks.train import window_of
-
-        events = list(triggering_asset_events[TRAINING_DATASET])
-        return window_of(latest_event_extra(events, TRAINING_DATASET.name, dag_run.partition_key))
-
-    with TaskGroup("search", tooltip="one mapped task per hyperparameter combination"):
-
+    @dag(
+        dag_id=pipeline.names.train_dag,
+        schedule=PartitionedAssetTimetable(assets=datasets),
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args,
+        deadline=chain_deadline(settings.deploy.deadline_minutes),
+        tags=["landfall", name, "consumer", "train"],
+        doc_md=__doc__,
+    )
+    def landfall_train():
         @task(multiple_outputs=False)
-        def trials(dataset: dict) -> list[dict]:
-            """The grid; after the window, so a run whose window was coalesced skips all of it."""
-            from landfall.airflow.tasks.train import hyperparameter_trials
+        def training_dataset(triggering_asset_events=None, dag_run=None) -> dict:
+            """The window of `training.window_days` processed days ending at this run's partition."""
+            from landfall.airflow.tasks.events import latest_event_extra
+            from landfall.airflow.tasks.train import window_of
 
-            return hyperparameter_trials()
+            events = list(triggering_asset_events[datasets])
+            return window_of(name, latest_event_extra(events, datasets.name, dag_run.partition_key))
 
-        @task(multiple_outputs=False)
-        def trial_arguments(dataset: dict, trials: list[dict], dag_run=None) -> list[list[str]]:
-            """The trainer CLI argv of each trial: the same for the worker and for the pod."""
-            from landfall.airflow.compute import trial_arguments as build
+        with TaskGroup("search", tooltip="one mapped task per hyperparameter combination"):
 
-            return build(dataset, trials, dag_run.run_id)
+            @task(multiple_outputs=False)
+            def trials(dataset: dict) -> list[dict]:
+                """The grid; after the window, so a run whose window was coalesced skips all of it."""
+                from landfall.airflow.tasks.train import hyperparameter_trials
 
-        dataset = training_dataset()
-        arguments = trial_arguments(dataset, trials(dataset))
-        if settings.compute.profile == "kubernetes":
-            # The trainer image in a GPU pod; it writes its result to /airflow/xcom/return.json.
-            from landfall.airflow.compute import kubernetes_trial_operator
+                return hyperparameter_trials(name)
 
-            pods = kubernetes_trial_operator(max_active_tis_per_dag=settings.training.max_parallel_trials)
-            results = pods.expand(arguments=arguments).output
-        else:
+            @task(multiple_outputs=False)
+            def trial_arguments(dataset: dict, trials: list[dict], dag_run=None) -> list[list[str]]:
+                """The trainer CLI argv of each trial: the same for the worker and for the pod."""
+                from landfall.airflow.compute import trial_arguments as build
+                from landfall.core.settings import get_settings
 
-            @task(
-                task_id="train_trial",
-                multiple_outputs=False,
-                max_active_tis_per_dag=settings.training.max_parallel_trials,
-                map_index_template="{{ trial_name }}",
-            )
-            def train_trial(arguments: list[str]) -> dict:
-                from airflow.sdk import get_current_context
+                return build(dataset, trials, dag_run.run_id, get_settings(name))
 
-                from landfall.airflow.compute import run_trainer_locally, trial_name
+            dataset = training_dataset()
+            arguments = trial_arguments(dataset, trials(dataset))
+            if settings.compute.profile == "kubernetes":
+                from landfall.airflow.compute import kubernetes_trial_operator
 
-                get_current_context()["trial_name"] = trial_name(arguments)
-                return run_trainer_locally(arguments)
+                pods = kubernetes_trial_operator(max_active_tis_per_dag=settings.training.max_parallel_trials)
+                results = pods.expand(arguments=arguments).output
+            else:
 
-            results = train_trial.expand(arguments=arguments)
+                @task(
+                    task_id="train_trial",
+                    multiple_outputs=False,
+                    max_active_tis_per_dag=settings.training.max_parallel_trials,
+                    map_index_template="{{ trial_name }}",
+                )
+                def train_trial(arguments: list[str]) -> dict:
+                    from airflow.sdk import get_current_context
 
-    # all_done_min_one_success: failed trials are left out of the reduce; a skipped upstream (the window
-    # coalesced into a newer one skips training_dataset and so every trial) skips it too.
-    @task(multiple_outputs=False, outlets=[MODEL_CANDIDATE], trigger_rule="all_done_min_one_success")
-    def select_best(results, dataset: dict, outlet_events=None, dag_run=None) -> dict:
-        """Reduce over the lazy list of trial results; failed trials are left out."""
-        from landfall.airflow.tasks.train import pick_best
+                    from landfall.airflow.compute import run_trainer_locally, trial_name
 
-        best = pick_best(list(results), dataset, dag_run.run_id)
-        outlet_events[MODEL_CANDIDATE].extra = best
-        return best
+                    get_current_context()["trial_name"] = trial_name(arguments)
+                    return run_trainer_locally(arguments)
 
-    select_best(results, dataset)
+                results = train_trial.expand(arguments=arguments)
+
+        @task(multiple_outputs=False, outlets=[candidate], trigger_rule="all_done_min_one_success")
+        def select_best(results, dataset: dict, outlet_events=None, dag_run=None) -> dict:
+            """Reduce over the lazy list of trial results; failed trials are left out."""
+            from landfall.airflow.tasks.train import pick_best
+
+            best = pick_best(name, list(results), dataset, dag_run.run_id)
+            outlet_events[candidate].extra = best
+            return best
+
+        select_best(results, dataset)
+
+    return landfall_train()
 
 
-landfall_train()
+for _pipeline in PIPELINES:
+    train_dag(_pipeline)

@@ -20,72 +20,76 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from assets import QUARANTINE, RAW, TRAINING_DATASET
+from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadlines import freshness_deadline
 from landfall.core.catalog import LATE_ROLLUP_TASK
-from landfall.core.settings import get_settings
 from landfall.pipeline.keys import raw_head_key
 
-settings = get_settings()
 
+def freshness_dag(pipeline: PipelineAssets):
+    name, settings = pipeline.name, pipeline.settings
+    datasets, quarantine = pipeline.training_dataset, pipeline.quarantine
 
-@dag(
-    dag_id="landfall_freshness",
-    schedule=CronTriggerTimetable("0 0 * * *", timezone="UTC"),
-    catchup=False,
-    max_active_runs=3,
-    deadline=freshness_deadline(settings.landing.expected_by),
-    tags=["landfall", "operations", "deadline"],
-    doc_md=__doc__,
-)
-def landfall_freshness():
-    day = "{{ macros.ds_add(ds, -1) }}"  # the day before the run's date: the day that just ended
-    ingested = S3KeySensor(
-        task_id="wait_for_raw_partition",
-        # The day's raw head, or one of its hours' (raw/date=<day>T<HH>/_head.json), written by publish.
-        bucket_key=raw_head_key(settings.storage, day + "*"),
-        wildcard_match=True,
-        bucket_name=settings.storage.datasets_bucket,
-        aws_conn_id=settings.storage.aws_conn_id,
-        deferrable=True,
-        poke_interval=60,
-        timeout=timedelta(days=2).total_seconds(),
-        inlets=[RAW],
+    @dag(
+        dag_id=pipeline.names.freshness_dag,
+        schedule=CronTriggerTimetable("0 0 * * *", timezone="UTC"),
+        catchup=False,
+        max_active_runs=3,
+        deadline=freshness_deadline(name, settings.landing.expected_by),
+        tags=["landfall", name, "operations", "deadline"],
+        doc_md=__doc__,
     )
+    def landfall_freshness():
+        day = "{{ macros.ds_add(ds, -1) }}"  # the day before the run's date: the day that just ended
+        ingested = S3KeySensor(
+            task_id="wait_for_raw_partition",
+            # The day's raw head, or one of its hours' (raw/date=<day>T<HH>/_head.json), written by publish.
+            bucket_key=raw_head_key(settings.storage, day + "*"),
+            wildcard_match=True,
+            bucket_name=settings.storage.datasets_bucket,
+            aws_conn_id=settings.storage.aws_conn_id,
+            deferrable=True,
+            poke_interval=60,
+            timeout=timedelta(days=2).total_seconds(),
+            inlets=[pipeline.raw],
+        )
 
-    @task.short_circuit
-    def landed_hourly(watched: str) -> bool:
-        """Only a day landed hour by hour waits for its deadline; a daily landing ends the run here."""
-        from landfall.airflow.tasks.rollup import raw_heads
+        @task.short_circuit
+        def landed_hourly(watched: str) -> bool:
+            """Only a day landed hour by hour waits for its deadline; a daily landing ends the run here."""
+            from landfall.airflow.tasks.rollup import raw_heads
 
-        return raw_heads(watched)[1]
+            return raw_heads(name, watched)[1]
 
-    deadline = DateTimeSensorAsync(
-        task_id="wait_for_deadline",
-        target_time="{{ ds }}T" + settings.landing.expected_by.isoformat() + "+00:00",
-    )
+        deadline = DateTimeSensorAsync(
+            task_id="wait_for_deadline",
+            target_time="{{ ds }}T" + settings.landing.expected_by.isoformat() + "+00:00",
+        )
 
-    @task(multiple_outputs=False, task_id=LATE_ROLLUP_TASK, outlets=[TRAINING_DATASET])
-    def roll_up_late_day(watched: str, outlet_events=None, run_id=None) -> dict:
-        """The hours there at the deadline, rolled up for training; an alert names the missing ones."""
-        from landfall.airflow.tasks.rollup import late_rollup
+        @task(multiple_outputs=False, task_id=LATE_ROLLUP_TASK, outlets=[datasets])
+        def roll_up_late_day(watched: str, outlet_events=None, run_id=None) -> dict:
+            """The hours there at the deadline, rolled up for training; an alert names the missing ones."""
+            from landfall.airflow.tasks.rollup import late_rollup
 
-        rollup = late_rollup(watched, run_id)
-        outlet_events[TRAINING_DATASET].add_partitions([watched])
-        outlet_events[TRAINING_DATASET].extra = rollup
-        return rollup
+            rollup = late_rollup(name, watched, run_id)
+            outlet_events[datasets].add_partitions([watched])
+            outlet_events[datasets].extra = rollup
+            return rollup
 
-    @task(multiple_outputs=False, outlets=[QUARANTINE], trigger_rule="all_skipped")
-    def report_refused_day(outlet_events=None, run_id=None, ti=None) -> dict:
-        """The quarantine event and alert of a day the deadline rollup refused (no training for it)."""
-        from landfall.airflow.tasks.rollup import REFUSED_DAY_KEY, report_refused_day
+        @task(multiple_outputs=False, outlets=[quarantine], trigger_rule="all_skipped")
+        def report_refused_day(outlet_events=None, run_id=None, ti=None) -> dict:
+            """The quarantine event and alert of a day the deadline rollup refused (no training for it)."""
+            from landfall.airflow.tasks.rollup import REFUSED_DAY_KEY, report_refused_day
 
-        refused = ti.xcom_pull(task_ids=LATE_ROLLUP_TASK, key=REFUSED_DAY_KEY)
-        return report_refused_day(refused, outlet_events[QUARANTINE], run_id)
+            refused = ti.xcom_pull(task_ids=LATE_ROLLUP_TASK, key=REFUSED_DAY_KEY)
+            return report_refused_day(name, refused, outlet_events[quarantine], run_id)
 
-    rolled_up = ingested >> landed_hourly(day) >> deadline >> roll_up_late_day(day)
-    # report_refused_day is skipped when the rollup failed (all_skipped): this leaf fails the run then.
-    rolled_up >> [report_refused_day(), EmptyOperator(task_id="late_day_rolled_up")]
+        rolled_up = ingested >> landed_hourly(day) >> deadline >> roll_up_late_day(day)
+        # report_refused_day is skipped when the rollup failed (all_skipped): this leaf fails the run then.
+        rolled_up >> [report_refused_day(), EmptyOperator(task_id="late_day_rolled_up")]
+
+    return landfall_freshness()
 
 
-landfall_freshness()
+for _pipeline in PIPELINES:
+    freshness_dag(_pipeline)

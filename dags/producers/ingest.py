@@ -8,7 +8,7 @@ tasks and a burst pays a task's start-up per chunk, not per file. Only events th
 acted on; an event posted through the REST API is refused and reported.
 
 The schedule also has a daily timetable, which is what makes history re-processable with the plain
-CLI: `airflow backfill create --dag-id landfall_ingest --from-date 2026-11-01 --to-date 2026-11-03`
+CLI: `airflow backfill create --dag-id landfall_churn_ingest --from-date 2026-11-01 --to-date 2026-11-03`
 creates one run per day that re-reads that day's landed file and publishes it as the raw partition
 again; preprocess, train, evaluate and deploy follow per partition through the Assets. The same
 timetable's nightly run is a catch-up for the day that just ended: it finds the day's file if the
@@ -28,10 +28,9 @@ from airflow.sdk import (
     task,
 )
 
-from assets import LANDING, QUARANTINE, RAW
+from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
-from landfall.core.settings import get_settings
 
 # One data interval per calendar day (UTC): a backfilled or scheduled run re-reads the landing folder
 # of its interval's start date. (Wrapped in AssetOrTimeSchedule, a CronPartitionTimetable's partition
@@ -47,62 +46,68 @@ default_args = {
 }
 
 
-@dag(
-    dag_id="landfall_ingest",
-    schedule=AssetOrTimeSchedule(timetable=DAILY, assets=LANDING),
-    catchup=False,
-    max_active_runs=4,
-    default_args=default_args,
-    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
-    tags=["landfall", "producer", "ingest"],
-    doc_md=__doc__,
-)
-def landfall_ingest():
-    with TaskGroup("validate", tooltip="schema, types, nulls, ranges and row count; stage or quarantine"):
+def ingest_dag(pipeline: PipelineAssets):
+    name, landing, raw, quarantine = pipeline.name, pipeline.landing, pipeline.raw, pipeline.quarantine
 
-        @task(multiple_outputs=False)
-        def landed_objects(triggering_asset_events=None, dag_run=None) -> list[list[dict]]:
-            """The run's landings in chunks; several asset events can merge into one run, so read them all.
-            A backfill or catch-up run has no events: it looks up its day's landed file."""
-            from landfall.airflow.tasks.ingest import landed_chunks, landing_of_partition
+    @dag(
+        dag_id=pipeline.names.ingest_dag,
+        schedule=AssetOrTimeSchedule(timetable=DAILY, assets=landing),
+        catchup=False,
+        max_active_runs=4,
+        default_args=default_args,
+        deadline=chain_deadline(pipeline.settings.deploy.deadline_minutes),
+        tags=["landfall", name, "producer", "ingest"],
+        doc_md=__doc__,
+    )
+    def landfall_ingest():
+        with TaskGroup("validate", tooltip="schema, types, nulls, ranges and row count; stage or quarantine"):
 
-            events = list(triggering_asset_events[LANDING]) if LANDING in triggering_asset_events else []
-            if events:
-                return landed_chunks(events, dag_run.run_id)
-            day = dag_run.partition_key or (
-                dag_run.data_interval_start and dag_run.data_interval_start.date()
-            )
-            return landing_of_partition(str(day) if day else None)
+            @task(multiple_outputs=False)
+            def landed_objects(triggering_asset_events=None, dag_run=None) -> list[list[dict]]:
+                """The run's landings in chunks; several asset events can merge into one run, so read them
+                all. A backfill or catch-up run has no events: it looks up its day's landed file."""
+                from landfall.airflow.tasks.ingest import landed_chunks, landing_of_partition
 
-        @task(multiple_outputs=False, map_index_template="{{ chunk_label }}")
-        def validate_and_store(chunk: list[dict], dag_run=None) -> list[dict]:
-            from landfall.airflow.tasks.ingest import chunk_label, examine_chunk
+                events = list(triggering_asset_events[landing]) if landing in triggering_asset_events else []
+                if events:
+                    return landed_chunks(name, events, dag_run.run_id)
+                day = dag_run.partition_key or (
+                    dag_run.data_interval_start and dag_run.data_interval_start.date()
+                )
+                return landing_of_partition(name, str(day) if day else None)
 
-            get_current_context()["chunk_label"] = chunk_label(chunk)  # names the mapped task in the UI
-            return examine_chunk(chunk, reprocess=dag_run.run_type == "backfill")
+            @task(multiple_outputs=False, map_index_template="{{ chunk_label }}")
+            def validate_and_store(chunk: list[dict], dag_run=None) -> list[dict]:
+                from landfall.airflow.tasks.ingest import chunk_label, examine_chunk
 
-        outcomes = validate_and_store.expand(chunk=landed_objects())
+                get_current_context()["chunk_label"] = chunk_label(chunk)  # names the mapped task in the UI
+                return examine_chunk(name, chunk, reprocess=dag_run.run_type == "backfill")
 
-    with TaskGroup("publish", tooltip="emit the raw partitions and the quarantine record"):
+            outcomes = validate_and_store.expand(chunk=landed_objects())
 
-        @task(multiple_outputs=False, outlets=[RAW], map_index_template="{{ chunk_label }}")
-        def publish_raw_partition(outcomes: list[dict], outlet_events=None, dag_run=None) -> dict:
-            from landfall.airflow.tasks.ingest import chunk_label, publish_chunk
+        with TaskGroup("publish", tooltip="emit the raw partitions and the quarantine record"):
 
-            get_current_context()["chunk_label"] = chunk_label(outcomes)
-            reprocess = dag_run.run_type == "backfill"
-            return publish_chunk(outcomes, outlet_events[RAW], dag_run.run_id, reprocess)
+            @task(multiple_outputs=False, outlets=[raw], map_index_template="{{ chunk_label }}")
+            def publish_raw_partition(outcomes: list[dict], outlet_events=None, dag_run=None) -> dict:
+                from landfall.airflow.tasks.ingest import chunk_label, publish_chunk
 
-        @task(multiple_outputs=False, outlets=[QUARANTINE], map_index_template="{{ chunk_label }}")
-        def report_quarantine(outcomes: list[dict], outlet_events=None, dag_run=None) -> dict:
-            from landfall.airflow.tasks.ingest import chunk_label, report_chunk
+                get_current_context()["chunk_label"] = chunk_label(outcomes)
+                reprocess = dag_run.run_type == "backfill"
+                return publish_chunk(name, outcomes, outlet_events[raw], dag_run.run_id, reprocess)
 
-            get_current_context()["chunk_label"] = chunk_label(outcomes)
-            reprocess = dag_run.run_type == "backfill"
-            return report_chunk(outcomes, outlet_events[QUARANTINE], dag_run.run_id, reprocess)
+            @task(multiple_outputs=False, outlets=[quarantine], map_index_template="{{ chunk_label }}")
+            def report_quarantine(outcomes: list[dict], outlet_events=None, dag_run=None) -> dict:
+                from landfall.airflow.tasks.ingest import chunk_label, report_chunk
 
-        publish_raw_partition.expand(outcomes=outcomes)
-        report_quarantine.expand(outcomes=outcomes)
+                get_current_context()["chunk_label"] = chunk_label(outcomes)
+                reprocess = dag_run.run_type == "backfill"
+                return report_chunk(name, outcomes, outlet_events[quarantine], dag_run.run_id, reprocess)
+
+            publish_raw_partition.expand(outcomes=outcomes)
+            report_quarantine.expand(outcomes=outcomes)
+
+    return landfall_ingest()
 
 
-landfall_ingest()
+for _pipeline in PIPELINES:
+    ingest_dag(_pipeline)

@@ -4,7 +4,7 @@
 Partition-aware: one run per `raw_daily` partition key. A day (YYYY-MM-DD) is passed on to the
 `training_dataset` Asset as it is; an hour (YYYY-MM-DDTHH) is prepared as it lands, and the run that
 completes its day's 24 hours publishes the day rolled up (training stays daily). Only `raw_daily`
-events raised by landfall_ingest's publish task are read.
+events raised by the pipeline's ingest publish task are read.
 
 A rolled-up day that fails the whole-day checks a daily file gets (min_rows, both label classes) is not
 published: `report_refused_day` raises its `quarantine` event and the alert (it runs only when the
@@ -18,11 +18,10 @@ from datetime import timedelta
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
 
-from assets import QUARANTINE, RAW, TRAINING_DATASET
+from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
 from landfall.core.catalog import PUBLISH_DATASET_TASK
-from landfall.core.settings import get_settings
 
 default_args = {
     "retries": 2,
@@ -33,51 +32,60 @@ default_args = {
 }
 
 
-@dag(
-    dag_id="landfall_preprocess",
-    schedule=PartitionedAssetTimetable(assets=RAW),
-    catchup=False,
-    max_active_runs=2,
-    default_args=default_args,
-    deadline=chain_deadline(get_settings().deploy.deadline_minutes),
-    tags=["landfall", "producer", "preprocess"],
-    doc_md=__doc__,
-)
-def landfall_preprocess():
-    with TaskGroup("features", tooltip="features and the three-way split, written as parquet"):
-        # One task (not "read the event" + "prepare"): a task's start-up is the largest cost of a run,
-        # and a year of history makes 365 of them.
-        @task(multiple_outputs=False, outlets=[TRAINING_DATASET])
-        def build_training_dataset(triggering_asset_events=None, outlet_events=None, dag_run=None) -> dict:
-            """The partition the raw event published, if still current, is prepared; a day's dataset is
-            published, or a day rolled up from its 24 hours (by the hour that completes it). An hour of
-            an incomplete day is prepared, then skips: no event."""
-            from landfall.airflow.tasks.events import latest_event_extra
-            from landfall.airflow.tasks.preprocess import preprocess, raw_partition
-            from landfall.airflow.tasks.rollup import publishable
+def preprocess_dag(pipeline: PipelineAssets):
+    name, raw, quarantine, dataset = (
+        pipeline.name,
+        pipeline.raw,
+        pipeline.quarantine,
+        pipeline.training_dataset,
+    )
 
-            partition = dag_run.partition_key
-            extra = latest_event_extra(list(triggering_asset_events[RAW]), RAW.name, partition)
-            dataset = preprocess(raw_partition(extra, partition), partition)
-            published = publishable(dataset, dag_run.run_id)
-            outlet_events[TRAINING_DATASET].add_partitions([published["partition"]])
-            outlet_events[TRAINING_DATASET].extra = published
-            return published
+    @dag(
+        dag_id=pipeline.names.preprocess_dag,
+        schedule=PartitionedAssetTimetable(assets=raw),
+        catchup=False,
+        max_active_runs=2,
+        default_args=default_args,
+        deadline=chain_deadline(pipeline.settings.deploy.deadline_minutes),
+        tags=["landfall", name, "producer", "preprocess"],
+        doc_md=__doc__,
+    )
+    def landfall_preprocess():
+        with TaskGroup("features", tooltip="features and the three-way split, written as parquet"):
 
-        built = build_training_dataset()
+            @task(multiple_outputs=False, outlets=[dataset])
+            def build_training_dataset(
+                triggering_asset_events=None, outlet_events=None, dag_run=None
+            ) -> dict:
+                """The partition the raw event published, if still current, is prepared; a day's dataset is
+                published, or a day rolled up from its 24 hours (by the hour that completes it). An hour of
+                an incomplete day is prepared, then skips: no event."""
+                from landfall.airflow.tasks.events import latest_event_extra
+                from landfall.airflow.tasks.preprocess import preprocess, raw_partition
+                from landfall.airflow.tasks.rollup import publishable
 
-    @task(multiple_outputs=False, outlets=[QUARANTINE], trigger_rule="all_skipped")
-    def report_refused_day(outlet_events=None, dag_run=None, ti=None) -> dict:
-        """The quarantine event and alert of a day the task before refused (no training for it)."""
-        from landfall.airflow.tasks.rollup import REFUSED_DAY_KEY, report_refused_day
+                partition = dag_run.partition_key
+                extra = latest_event_extra(list(triggering_asset_events[raw]), raw.name, partition)
+                prepared = preprocess(name, raw_partition(name, extra, partition), partition)
+                published = publishable(name, prepared, dag_run.run_id)
+                outlet_events[dataset].add_partitions([published["partition"]])
+                outlet_events[dataset].extra = published
+                return published
 
-        refused = ti.xcom_pull(task_ids=PUBLISH_DATASET_TASK, key=REFUSED_DAY_KEY)
-        return report_refused_day(refused, outlet_events[QUARANTINE], dag_run.run_id)
+            built = build_training_dataset()
 
-    # The run's state: report_refused_day is skipped when building failed (all_skipped), which alone
-    # would end a failed run as a success. This leaf is upstream_failed then (the scheduler sets an
-    # EmptyOperator's state itself: no worker starts).
-    built >> [report_refused_day(), EmptyOperator(task_id="dataset_built")]
+        @task(multiple_outputs=False, outlets=[quarantine], trigger_rule="all_skipped")
+        def report_refused_day(outlet_events=None, dag_run=None, ti=None) -> dict:
+            """The quarantine event and alert of a day the task before refused (no training for it)."""
+            from landfall.airflow.tasks.rollup import REFUSED_DAY_KEY, report_refused_day
+
+            refused = ti.xcom_pull(task_ids=PUBLISH_DATASET_TASK, key=REFUSED_DAY_KEY)
+            return report_refused_day(name, refused, outlet_events[quarantine], dag_run.run_id)
+
+        built >> [report_refused_day(), EmptyOperator(task_id="dataset_built")]
+
+    return landfall_preprocess()
 
 
-landfall_preprocess()
+for _pipeline in PIPELINES:
+    preprocess_dag(_pipeline)

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from journeys import CHURN
 from landfall.core import catalog
 from landfall.core.paths import DAGS_FOLDER as DAGS
 from landfall.core.settings import get_settings
@@ -50,19 +51,20 @@ def test_ingest_dag_is_scheduled_on_the_watched_landing_asset_or_daily_for_backf
     sys.path.insert(0, str(DAGS))
     from airflow.dag_processing.dagbag import DagBag
 
-    from assets import LANDING, QUARANTINE, RAW
+    from assets import PIPELINES
 
+    [churn] = PIPELINES
     bag = DagBag(dag_folder=str(DAGS / "producers" / "ingest.py"), safe_mode=False)
-    dag = bag.dags["landfall_ingest"]
-    assert [w.name for w in LANDING.watchers] == ["s3_landing_watcher"]
+    dag = bag.dags[CHURN.ingest_dag]
+    assert [w.name for w in churn.landing.watchers] == ["churn_s3_landing_watcher"]
     # The watched landing Asset, or the daily timetable that backfills use.
-    assert dag.timetable.asset_condition == LANDING
+    assert dag.timetable.asset_condition == churn.landing
     from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
 
     assert isinstance(dag.timetable, AssetOrTimeSchedule)
     assert isinstance(dag.timetable.timetable, CronDataIntervalTimetable)
     outlets = {outlet.name for task in dag.tasks for outlet in task.outlets}
-    assert outlets == {RAW.name, QUARANTINE.name}
+    assert outlets == {CHURN.raw, CHURN.quarantine}
     assert dag.default_args["retries"] >= 1 and dag.tags and dag.doc_md
     assert {"validate", "publish"} <= set(dag.task_group.children)
 
@@ -76,7 +78,7 @@ def test_no_dag_declares_params_so_no_run_can_set_the_deploy_gate():
     bag = DagBag(dag_folder=str(DAGS), safe_mode=False)
     assert bag.import_errors == {} and len(bag.dags) == len(DAG_FILES)
     for dag_id, dag in bag.dags.items():
-        expected = {"to_version", "reason", "requested_by"} if dag_id == catalog.ROLLBACK_DAG else set()
+        expected = {"to_version", "reason", "requested_by"} if dag_id == CHURN.rollback_dag else set()
         assert set(dag.params) == expected, f"{dag_id} declares params {dict(dag.params)}"
 
 
@@ -86,17 +88,17 @@ def test_every_chain_dag_has_a_deadline_and_freshness_watches_the_raw_partition(
 
     bag = DagBag(dag_folder=str(DAGS), safe_mode=False)
     minutes = get_settings().deploy.deadline_minutes
-    for dag_id in (catalog.INGEST_DAG, *catalog.CHAIN):
+    for dag_id in (CHURN.ingest_dag, *CHURN.after_ingest):
         [alert] = bag.dags[dag_id].deadline
         assert alert.interval.total_seconds() == minutes * 60, dag_id
-    freshness = bag.dags[catalog.FRESHNESS_DAG]
+    freshness = bag.dags[CHURN.freshness_dag]
     sensor = freshness.get_task("wait_for_raw_partition")
     assert sensor.deferrable and sensor.wildcard_match
     assert sensor.bucket_key == "raw/date={{ macros.ds_add(ds, -1) }}*/_head.json"  # the day or its hours
     # A day landed hour by hour waits, deferred, for its deadline, then rolls up the hours there.
     assert freshness.get_task("wait_for_deadline").target_time.endswith("T06:00:00+00:00")
     late = freshness.get_task(catalog.LATE_ROLLUP_TASK)
-    assert [outlet.name for outlet in late.outlets] == [catalog.TRAINING_DATASET]
+    assert [outlet.name for outlet in late.outlets] == [CHURN.training_dataset]
 
 
 def test_the_dagbag_integrity_test_users_copy_from_the_astronomer_template_finds_no_import_errors(tmp_path):

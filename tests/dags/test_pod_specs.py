@@ -7,6 +7,7 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 
+from journeys import CHURN
 from landfall.airflow.compute import XCOM_RETURN_PATH
 from landfall.airflow.podspec import dag_shapes, render_pods
 from landfall.core.settings import get_settings
@@ -27,7 +28,7 @@ def _trainer(manifest: dict) -> dict:
 def test_one_pod_per_trial_of_the_configured_grid(pods):
     grid = trial_grid(get_settings().training.grid)
     assert len(pods) == len(grid) >= 2
-    assert {(p.dag_id, p.task_id) for p in pods} == {("landfall_train", "search.train_trial")}
+    assert {(p.dag_id, p.task_id) for p in pods} == {(CHURN.train_dag, "search.train_trial")}
     assert sorted(p.map_index for p in pods) == list(range(len(grid)))
     assert all(p.path.is_file() for p in pods)
 
@@ -122,12 +123,12 @@ def test_dag_files_are_the_same_for_both_profiles_only_the_trial_operator_differ
     for dag_id in local:
         assert local[dag_id].keys() == kubernetes[dag_id].keys()
     trial = "search.train_trial"
-    assert kubernetes["landfall_train"][trial] == "KubernetesPodOperator"
-    assert local["landfall_train"][trial] != "KubernetesPodOperator"
+    assert kubernetes[CHURN.train_dag][trial] == "KubernetesPodOperator"
+    assert local[CHURN.train_dag][trial] != "KubernetesPodOperator"
     differing = {
         (dag_id, task_id)
         for dag_id in local
         for task_id in local[dag_id]
         if local[dag_id][task_id] != kubernetes[dag_id][task_id]
     }
-    assert differing == {("landfall_train", trial)}
+    assert differing == {(CHURN.train_dag, trial)}

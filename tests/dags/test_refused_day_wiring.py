@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 
+from journeys import CHURN
 from landfall.core import catalog
 from landfall.core.paths import DAGS_FOLDER as DAGS
 
@@ -17,8 +18,8 @@ def _dags_that_roll_days_up():
 
     bag = DagBag(dag_folder=str(DAGS), safe_mode=False)
     for dag_id, rolls_up in (
-        (catalog.PREPROCESS_DAG, catalog.PUBLISH_DATASET_TASK),
-        (catalog.FRESHNESS_DAG, catalog.LATE_ROLLUP_TASK),
+        (CHURN.preprocess_dag, catalog.PUBLISH_DATASET_TASK),
+        (CHURN.freshness_dag, catalog.LATE_ROLLUP_TASK),
     ):
         yield bag.dags[dag_id], rolls_up
 
@@ -28,9 +29,9 @@ def test_the_refused_day_report_is_its_own_task_after_each_task_that_rolls_days_
         dag_id = dag.dag_id
         for task in dag.tasks:  # no task raises both (its success would raise both)
             names = {outlet.name for outlet in task.outlets}
-            assert not {catalog.TRAINING_DATASET, catalog.QUARANTINE} <= names, (dag_id, task.task_id)
+            assert not {CHURN.training_dataset, CHURN.quarantine} <= names, (dag_id, task.task_id)
         report = dag.get_task("report_refused_day")
-        assert [outlet.name for outlet in report.outlets] == [catalog.QUARANTINE]
+        assert [outlet.name for outlet in report.outlets] == [CHURN.quarantine]
         assert report.trigger_rule == "all_skipped" and report.upstream_task_ids == {rolls_up}
 
 

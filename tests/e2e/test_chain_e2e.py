@@ -15,8 +15,15 @@ from datetime import date, timedelta
 
 import pytest
 
-from journeys import land_and_follow, model_versions, partition_events, task_states, wait_for, xcom_value
-from landfall.core import catalog
+from journeys import (
+    CHURN,
+    land_and_follow,
+    model_versions,
+    partition_events,
+    task_states,
+    wait_for,
+    xcom_value,
+)
 from landfall.ops.follow import CHAIN, follow_chain
 from landfall.pipeline import plots, registry
 from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
@@ -24,7 +31,7 @@ from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
 pytestmark = pytest.mark.stack
 TIMEOUT_S = 600
 SEED = 4242
-STAGES = (catalog.TRAINING_DATASET, catalog.MODEL_CANDIDATE, catalog.EVALUATION)
+STAGES = (CHURN.training_dataset, CHURN.model_candidate, CHURN.evaluation)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +70,9 @@ def test_day_one_goes_through_every_dag_and_becomes_the_champion(stack, airflow_
     landing_to_champion = chain[-1].ended_at.timestamp() - landed.put_at
 
     # Every stage recorded its asset event for the partition.
-    for asset in (*STAGES, catalog.PRODUCTION_MODEL):
+    for asset in (*STAGES, CHURN.production_model):
         assert len(partition_events(airflow_api, asset, day)) == 1, asset
-    [candidate] = partition_events(airflow_api, catalog.MODEL_CANDIDATE, day)
+    [candidate] = partition_events(airflow_api, CHURN.model_candidate, day)
     candidate = candidate["extra"]
     from landfall.pipeline.training.trials import trial_grid
 
@@ -84,11 +91,11 @@ def test_day_one_goes_through_every_dag_and_becomes_the_champion(stack, airflow_
     train_run = chain[1].run_id
     storage = stack.settings.storage
     listing = stack.s3_client().list_objects_v2(
-        Bucket=storage.xcom_bucket, Prefix=f"{storage.xcom_prefix}/landfall_train/{train_run}/"
+        Bucket=storage.xcom_bucket, Prefix=f"{storage.xcom_prefix}/{CHURN.train_dag}/{train_run}/"
     )
     tasks = {o["Key"].split("/")[3] for o in listing.get("Contents", [])}
     assert {"search.train_trial", "select_best"} <= tasks
-    notice = xcom_value(stack, airflow_api, catalog.DEPLOY_DAG, chain[-1].run_id, "notify")
+    notice = xcom_value(stack, airflow_api, CHURN.deploy_dag, chain[-1].run_id, "notify")
     assert notice["outcome"] == "deployed"
 
     import mlflow
@@ -117,11 +124,11 @@ def test_a_day_that_cannot_beat_the_champion_is_skipped_and_says_why(stack, airf
     chain = follow_chain(airflow_api, day, ingest.queued_at, timeout_s=TIMEOUT_S)
     assert [r.state for r in chain] == ["success"] * 4
     assert chain[-1].tasks["promote"] == "skipped" and chain[-1].tasks["skip"] == "success"
-    [evaluation] = partition_events(airflow_api, catalog.EVALUATION, day)
+    [evaluation] = partition_events(airflow_api, CHURN.evaluation, day)
     assert evaluation["extra"]["should_deploy"] is False
     assert evaluation["extra"]["improvement"] <= stack.settings.deploy.min_improvement
-    assert partition_events(airflow_api, catalog.PRODUCTION_MODEL, day) == []
-    notice = xcom_value(stack, airflow_api, catalog.DEPLOY_DAG, chain[-1].run_id, "notify")
+    assert partition_events(airflow_api, CHURN.production_model, day) == []
+    notice = xcom_value(stack, airflow_api, CHURN.deploy_dag, chain[-1].run_id, "notify")
     assert notice["outcome"] == "skipped" and "improvement" in notice["message"]
     assert _champion(stack).version == shared["champion_version"]
     # The comparison picture now has the champion's bars and curve beside the candidate's.
@@ -137,7 +144,7 @@ def test_a_corrupt_day_is_quarantined_and_nothing_downstream_runs(stack, airflow
     time.sleep(10)  # longer than an asset event takes to start a downstream run
     for dag_id in CHAIN:
         assert not [r for r in airflow_api.dag_runs(dag_id) if r.get("partition_key") == day], dag_id
-    for asset in (catalog.RAW, *STAGES, catalog.PRODUCTION_MODEL):
+    for asset in (CHURN.raw, *STAGES, CHURN.production_model):
         assert partition_events(airflow_api, asset, day) == [], asset
     assert _champion(stack).version == shared["champion_version"]
 
@@ -146,8 +153,8 @@ def test_a_replayed_evaluation_event_is_refused_and_promotes_nothing(stack, airf
     """The same 'deploy me' event posted again through the REST API: deploy acts only on events its
     producer (landfall_evaluate) raised, so the run fails at once and nothing is registered or moved."""
     day = days["one"]
-    [evaluation] = partition_events(airflow_api, catalog.EVALUATION, day)
-    asset_id = airflow_api.asset_by_name(catalog.EVALUATION)["id"]
+    [evaluation] = partition_events(airflow_api, CHURN.evaluation, day)
+    asset_id = airflow_api.asset_by_name(CHURN.evaluation)["id"]
     airflow_api.post(
         "assets/events", {"asset_id": asset_id, "partition_key": day, "extra": evaluation["extra"]}
     )
@@ -155,13 +162,13 @@ def test_a_replayed_evaluation_event_is_refused_and_promotes_nothing(stack, airf
     def replay_run():
         runs = [
             r
-            for r in airflow_api.dag_runs(catalog.DEPLOY_DAG)
+            for r in airflow_api.dag_runs(CHURN.deploy_dag)
             if r.get("partition_key") == day and r["dag_run_id"] != shared["deploy_run"]
         ]
         return runs[0] if runs and runs[0]["state"] in ("success", "failed") else None
 
     run = wait_for(replay_run, TIMEOUT_S, "a deploy run for the replayed event")
-    states = task_states(airflow_api, catalog.DEPLOY_DAG, run["dag_run_id"])
+    states = task_states(airflow_api, CHURN.deploy_dag, run["dag_run_id"])
     assert run["state"] == "failed" and states["evaluation"] == "failed", states
     assert states["promote"] in ("upstream_failed", None)
     name = stack.settings.mlflow.model_name

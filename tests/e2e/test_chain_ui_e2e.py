@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from journeys import day_key, land, unique_day
+from journeys import CHURN, day_key, land, unique_day
 from landfall.core.paths import REPO_ROOT
 from landfall.ops.follow import follow_landing
 from landfall.pipeline.datagen import make_corrupt
@@ -38,18 +38,18 @@ CHROMIUM_ARGS = [
 SCREENSHOT_DIR = os.environ.get("LANDFALL_SCREENSHOT_DIR")
 # The pipeline, left to right: every asset and every DAG between them, as edges of the graph.
 PIPELINE_EDGES = [
-    ("landing", "landfall_ingest"),
-    ("landfall_ingest", "raw_daily"),
-    ("landfall_ingest", "quarantine"),
-    ("raw_daily", "landfall_preprocess"),
-    ("landfall_preprocess", "training_dataset"),
-    ("training_dataset", "landfall_train"),
-    ("landfall_train", "model_candidate"),
-    ("model_candidate", "landfall_evaluate"),
-    ("landfall_evaluate", "evaluation"),
-    ("evaluation", "landfall_deploy"),
-    ("landfall_deploy", "production_model"),
-    ("landfall_freshness", "training_dataset"),  # an hourly day's partial rollup at its deadline
+    (CHURN.landing, CHURN.ingest_dag),
+    (CHURN.ingest_dag, CHURN.raw),
+    (CHURN.ingest_dag, CHURN.quarantine),
+    (CHURN.raw, CHURN.preprocess_dag),
+    (CHURN.preprocess_dag, CHURN.training_dataset),
+    (CHURN.training_dataset, CHURN.train_dag),
+    (CHURN.train_dag, CHURN.model_candidate),
+    (CHURN.model_candidate, CHURN.evaluate_dag),
+    (CHURN.evaluate_dag, CHURN.evaluation),
+    (CHURN.evaluation, CHURN.deploy_dag),
+    (CHURN.deploy_dag, CHURN.production_model),
+    (CHURN.freshness_dag, CHURN.training_dataset),  # an hourly day's partial rollup at its deadline
 ]
 
 
@@ -91,20 +91,21 @@ def test_the_asset_graph_shows_the_pipeline_and_an_event_leads_to_its_run(stack,
 
     page.goto(f"{base}/assets")
     for asset in (
-        "landing",
-        "raw_daily",
-        "training_dataset",
-        "model_candidate",
-        "evaluation",
-        "production_model",
+        CHURN.landing,
+        CHURN.raw,
+        CHURN.quarantine,
+        CHURN.training_dataset,
+        CHURN.model_candidate,
+        CHURN.evaluation,
+        CHURN.production_model,
     ):
         playwright.expect(page.get_by_role("link", name=asset, exact=True)).to_be_visible()
     _shoot(page, stack, "assets-list.png")
 
-    page.get_by_role("link", name="landing", exact=True).click()
+    page.get_by_role("link", name=CHURN.landing, exact=True).click()
     graph = page.locator(".react-flow")
-    # 7 assets + 7 DAGs: the five of the chain, landfall_freshness (reads raw_daily; for a day landed
-    # hour by hour it produces the day's training_dataset at the deadline) and landfall_rollback.
+    # 7 assets + 7 DAGs: the five of the chain, the freshness DAG (reads raw_daily; for a day landed
+    # hour by hour it produces the day's training_dataset at the deadline) and the rollback DAG.
     playwright.expect(graph.locator(".react-flow__node")).to_have_count(14)
     nodes = {
         node.get_attribute("data-id"): node.inner_text().strip()
@@ -112,17 +113,19 @@ def test_the_asset_graph_shows_the_pipeline_and_an_event_leads_to_its_run(stack,
     }
     edges = set()
     for edge in graph.locator(".react-flow__edge").all():
-        source, _, target = edge.get_attribute("data-id").partition("-")  # "asset:1-dag:landfall_ingest"
+        source, _, target = edge.get_attribute("data-id").partition(
+            "-"
+        )  # "asset:1-dag:landfall_churn_ingest"
         edges.add((nodes[source], nodes[target]))
     assert set(PIPELINE_EDGES) <= edges, f"missing from the graph: {set(PIPELINE_EDGES) - edges}"
     time.sleep(1)  # let the graph finish fitting the view before the picture
     _shoot(page, stack, "asset-graph.png", graph)
 
     # The landing asset's events: ours is there and links to the ingest run it started.
-    run_link = page.locator(f'a[href="/dags/landfall_ingest/runs/{ingest.run_id}"]')
+    run_link = page.locator(f'a[href="/dags/{CHURN.ingest_dag}/runs/{ingest.run_id}"]')
     playwright.expect(run_link).to_be_visible()
     _shoot(page, stack, "asset-events.png")
     run_link.click()
-    page.wait_for_url(f"**/dags/landfall_ingest/runs/{ingest.run_id}**")
+    page.wait_for_url(f"**/dags/{CHURN.ingest_dag}/runs/{ingest.run_id}**")
     playwright.expect(page.get_by_text("report_quarantine").first).to_be_visible()
     _shoot(page, stack, "ingest-run.png")

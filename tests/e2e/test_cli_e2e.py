@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from journeys import airflow_cli
-from landfall.core import catalog
+from journeys import CHURN, airflow_cli
 from landfall.ops.stack.environment import process_environment
 
 pytestmark = pytest.mark.stack
@@ -32,17 +31,17 @@ def test_landfall_assets_lists_the_graph_with_producers_and_consumers(stack):
     assert done.returncode == 0, done.stderr[-2000:]
     graph = {asset["name"]: asset for asset in json.loads(done.stdout)}
     assert set(graph) == {
-        catalog.LANDING,
-        catalog.RAW,
-        catalog.QUARANTINE,
-        catalog.TRAINING_DATASET,
-        catalog.MODEL_CANDIDATE,
-        catalog.EVALUATION,
-        catalog.PRODUCTION_MODEL,
+        CHURN.landing,
+        CHURN.raw,
+        CHURN.quarantine,
+        CHURN.training_dataset,
+        CHURN.model_candidate,
+        CHURN.evaluation,
+        CHURN.production_model,
     }
-    assert graph[catalog.LANDING]["watchers"] == ["s3_landing_watcher"]
-    assert graph[catalog.LANDING]["consumers"] == [catalog.INGEST_DAG]
-    for asset, producers in catalog.PRODUCERS.items():
+    assert graph[CHURN.landing]["watchers"] == ["churn_s3_landing_watcher"]
+    assert graph[CHURN.landing]["consumers"] == [CHURN.ingest_dag]
+    for asset, producers in CHURN.producers.items():
         for producer in producers:
             assert f"{producer.dag_id}.{producer.task_id}" in graph[asset]["producers"], asset
 
@@ -58,7 +57,7 @@ def test_airflow_dags_list_prints_json_only(stack):
     done = airflow_cli(stack, "dags", "list", "-o", "json")
     assert done.returncode == 0, done.stderr[-2000:]
     dag_ids = {dag["dag_id"] for dag in json.loads(done.stdout)}  # nothing but JSON on stdout
-    assert {catalog.INGEST_DAG, *catalog.CHAIN} <= dag_ids
+    assert {CHURN.ingest_dag, *CHURN.after_ingest} <= dag_ids
 
 
 def test_airflow_assets_list_still_fails_upstream_so_landfall_assets_is_still_needed(stack):

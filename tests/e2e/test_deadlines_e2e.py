@@ -15,9 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from journeys import day_key, finished_run, land, unique_day, wait_for
+from journeys import CHURN, day_key, finished_run, land, unique_day, wait_for
 from landfall.airflow.deadlines import watched_day
-from landfall.core import catalog
 from landfall.ops.follow import follow_landing
 from landfall.pipeline.datagen import make_batch, to_parquet
 from landfall.pipeline.keys import raw_head_key
@@ -38,7 +37,7 @@ def test_a_missing_day_and_a_stuck_chain_run_each_raise_a_late_alert_naming_it(
 ):
     os.environ.update(stack.environment())
     # A chain run that cannot succeed: deploy triggered by hand has no evaluation event to act on.
-    stuck = airflow_api.trigger(catalog.DEPLOY_DAG, {})
+    stuck = airflow_api.trigger(CHURN.deploy_dag, {})
     # Freshness: a run whose deadline (logical date + expected_by) is 20 s away; its day never landed.
     due = datetime.now(UTC) + timedelta(seconds=20)
     logical = due - _after_midnight(settings.landing.expected_by)
@@ -48,7 +47,7 @@ def test_a_missing_day_and_a_stuck_chain_run_each_raise_a_late_alert_naming_it(
         Bucket=settings.storage.datasets_bucket, Prefix=head
     ), f"{day} has landed in this stack; the test needs a day that has not"
     missing = airflow_api.post(
-        f"dags/{catalog.FRESHNESS_DAG}/dagRuns", {"logical_date": logical.isoformat(), "conf": {}}
+        f"dags/{CHURN.freshness_dag}/dagRuns", {"logical_date": logical.isoformat(), "conf": {}}
     )
 
     # A day that did land and was ingested: its freshness run finds the raw partition and succeeds.
@@ -58,10 +57,10 @@ def test_a_missing_day_and_a_stuck_chain_run_each_raise_a_late_alert_naming_it(
     assert follow_landing(airflow_api, landed.key, landed.etag, timeout_s=300).outcome == "ingested"
     next_midnight = datetime.combine(date.fromisoformat(landed_day) + timedelta(days=1), time(), UTC)
     present = airflow_api.post(
-        f"dags/{catalog.FRESHNESS_DAG}/dagRuns", {"logical_date": next_midnight.isoformat(), "conf": {}}
+        f"dags/{CHURN.freshness_dag}/dagRuns", {"logical_date": next_midnight.isoformat(), "conf": {}}
     )
     done = finished_run(
-        airflow_api, catalog.FRESHNESS_DAG, lambda r: r["dag_run_id"] == present["dag_run_id"], 300
+        airflow_api, CHURN.freshness_dag, lambda r: r["dag_run_id"] == present["dag_run_id"], 300
     )
     assert done["state"] == "success"
 
@@ -74,7 +73,7 @@ def test_a_missing_day_and_a_stuck_chain_run_each_raise_a_late_alert_naming_it(
         lambda: _late(alerts, run_id=stuck["dag_run_id"]), 240, "a late alert for the stuck run"
     )
     assert (
-        f"{catalog.DEPLOY_DAG} run {stuck['dag_run_id']} has not succeeded within 1.5 min" in late_run["text"]
+        f"{CHURN.deploy_dag} run {stuck['dag_run_id']} has not succeeded within 1.5 min" in late_run["text"]
     )
     print(
         f"\nlate alerts after their deadlines: freshness {late_day['details']['alert_delay_s']} s, "

@@ -9,7 +9,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from journeys import day_key, land, unique_day
+from journeys import CHURN, day_key, land, unique_day
 from landfall.ops.follow import (
     find_run_for_key,
     follow_landing,
@@ -87,11 +87,11 @@ def test_s3_outage_during_ingest_is_retried_and_leaves_no_partial_objects(stack,
     time.sleep(3 * stack.settings.watcher.poll_interval_s + 2)
     assert len(raw_events_for(airflow_api, key)) == 1
     assert quarantine_events_for(airflow_api, key) == []
-    result = watch_run(airflow_api, "landfall_ingest", run["dag_run_id"], deadline)
+    result = watch_run(airflow_api, CHURN.ingest_dag, run["dag_run_id"], deadline)
     assert result.state == "success", result.tasks
     tries = {
         ti["task_id"]: ti["try_number"]
-        for ti in airflow_api.task_instances("landfall_ingest", run["dag_run_id"])
+        for ti in airflow_api.task_instances(CHURN.ingest_dag, run["dag_run_id"])
     }
     assert max(tries.values()) >= 2, f"no task needed a retry, so S3 was never missed: {tries}"
 
@@ -125,12 +125,12 @@ def test_scheduler_killed_during_training_recovers_without_a_second_version_or_p
     train_run = None
     while True:  # until a trial of this partition's training run is running
         assert time.monotonic() < deadline, "training never started"
-        runs = [r for r in airflow_api.dag_runs("landfall_train", limit=20) if r.get("partition_key") == day]
+        runs = [r for r in airflow_api.dag_runs(CHURN.train_dag, limit=20) if r.get("partition_key") == day]
         if runs:
             train_run = runs[0]["dag_run_id"]
             states = [
                 ti["state"]
-                for ti in airflow_api.task_instances("landfall_train", train_run)
+                for ti in airflow_api.task_instances(CHURN.train_dag, train_run)
                 if ti["task_id"].endswith("train_trial")
             ]
             if "running" in states:
@@ -144,7 +144,7 @@ def test_scheduler_killed_during_training_recovers_without_a_second_version_or_p
         dag_id: follow_partition(airflow_api, dag_id, day, ingest.queued_at, RUN_TIMEOUT_S)
         for dag_id in CHAIN
     }
-    assert runs["landfall_train"].run_id == train_run
+    assert runs[CHURN.train_dag].run_id == train_run
     assert [r.state for r in runs.values()] == ["success"] * 4, {d: r.tasks for d, r in runs.items()}
     candidate = [e for e in airflow_api.events_of("model_candidate") if e.get("partition_key") == day]
     assert len(candidate) == 1

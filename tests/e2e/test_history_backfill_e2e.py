@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from journeys import airflow_cli, model_versions
+from journeys import CHURN, airflow_cli, model_versions
 from landfall.core import catalog
 from landfall.ops.follow import CHAIN, follow_partition, landing_events_for, watch_run
 from landfall.pipeline import registry
@@ -25,7 +25,7 @@ from landfall.pipeline.landing_ledger import FolderLedger
 
 pytestmark = pytest.mark.stack
 TIMEOUT_S = 900
-INGEST = "landfall_ingest"
+INGEST = CHURN.ingest_dag
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,7 @@ def test_backfilling_the_same_day_again_promotes_nothing_twice(stack, airflow_ap
     # `completed` clears the day's existing backfill run and runs it again (same run id).
     [ingest] = _wait_for_backfill(airflow_api, [day], 1)
     assert ingest.outcome == "ingested" and ingest.started_at >= started
-    deploy = follow_partition(airflow_api, "landfall_deploy", day, started, TIMEOUT_S)
+    deploy = follow_partition(airflow_api, CHURN.deploy_dag, day, started, TIMEOUT_S)
     assert deploy.state == "success"
     # The same data trains the same model: not better than itself, so no promotion and no new version.
     assert deploy.tasks["promote"] == "skipped"

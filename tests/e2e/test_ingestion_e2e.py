@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hostile_inputs import HOSTILE_INPUTS, key_for
-from journeys import day_key, land, unique_day
+from journeys import CHURN, day_key, land, unique_day
 from landfall.ops.follow import follow_landing, landing_events_for, quarantine_events_for, raw_events_for
 from landfall.pipeline.datagen import make_batch, to_parquet
 from landfall.pipeline.publish import quarantine_records, raw_partitions
@@ -87,7 +87,7 @@ def test_dag_run_conf_can_neither_lower_the_gate_nor_start_a_deploy(stack, airfl
         "evaluation": {"should_deploy": True, "model_uri": "runs:/deadbeef/model", "run_id": "deadbeef"},
     }
     run = airflow_api.post("dags/landfall_deploy/dagRuns", {"logical_date": None, "conf": hostile_conf})
-    result = watch_run(airflow_api, "landfall_deploy", run["dag_run_id"], time.monotonic() + RUN_TIMEOUT_S)
+    result = watch_run(airflow_api, CHURN.deploy_dag, run["dag_run_id"], time.monotonic() + RUN_TIMEOUT_S)
     assert result.state == "failed" and result.tasks["evaluation"] == "failed"
     assert result.tasks.get("promote") in ("upstream_failed", "skipped", None)
     # Chains of other tests may promote meanwhile; the forged candidate never is.
@@ -107,9 +107,7 @@ def test_an_oversized_conf_is_refused_or_harmless(stack, airflow_api):
     else:
         from landfall.ops.follow import watch_run
 
-        result = watch_run(
-            airflow_api, "landfall_ingest", run["dag_run_id"], time.monotonic() + RUN_TIMEOUT_S
-        )
+        result = watch_run(airflow_api, CHURN.ingest_dag, run["dag_run_id"], time.monotonic() + RUN_TIMEOUT_S)
         # No landing event and no file for its day: nothing is ingested or published.
         assert not any(
             state == "success" for task, state in result.tasks.items() if task.startswith("publish")

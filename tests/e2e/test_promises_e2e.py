@@ -18,7 +18,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from journeys import day_key, finished_run, land, task_states, unique_day, wait_for
+from journeys import CHURN, day_key, finished_run, land, task_states, unique_day, wait_for
 from landfall.airflow.tasks.ingest import MAX_CHUNKS
 from landfall.core import catalog
 from landfall.ops.bench.phases import landing_runs, outcome_counts
@@ -61,14 +61,14 @@ def _check_burst(stack, api, keys: list[str], started: float) -> dict:
     events = wait_for(lambda: landing_runs(api, set(keys)), 120, "the landing events")
     runs = {run["run_id"] for evs in events.values() for event in evs for run in event["created_dagruns"]}
     states = {
-        r["dag_run_id"]: r for r in api.dag_runs(catalog.INGEST_DAG, limit=500) if r["dag_run_id"] in runs
+        r["dag_run_id"]: r for r in api.dag_runs(CHURN.ingest_dag, limit=500) if r["dag_run_id"] in runs
     }
     assert sum(1 for n in counts.values() if n == 0) == 0, "lost landings"
     assert {k: n for k, n in counts.items() if n > 1} == {}, "landings recorded twice"
     assert [r for r in states.values() if r["state"] == "failed"] == [], "failed ingest runs"
     for run_id in runs:
         mapped = [
-            t for t in api.task_instances(catalog.INGEST_DAG, run_id) if t["task_id"] == catalog.EXAMINE_TASK
+            t for t in api.task_instances(CHURN.ingest_dag, run_id) if t["task_id"] == catalog.EXAMINE_TASK
         ]
         assert len(mapped) <= MAX_CHUNKS, (run_id, len(mapped))
     figures = {"wall_s": round(wall, 1), "files_per_s": round(len(keys) / wall, 2), "runs": len(runs)}
@@ -121,16 +121,16 @@ def test_a_forged_landing_event_moves_no_data_and_is_reported(stack, airflow_api
         "objects": [{**target, "key": raw_key}, {**target, "key": landing.key}],
         "signature": "0" * 64,
     }
-    asset_id = airflow_api.asset_by_name(catalog.LANDING)["id"]
+    asset_id = airflow_api.asset_by_name(CHURN.landing)["id"]
     posted_at = time.time()
     airflow_api.post(
         "assets/events", {"asset_id": asset_id, "extra": {"from_trigger": True, "payload": forged}}
     )
 
     def refused_run():
-        for run in airflow_api.dag_runs(catalog.INGEST_DAG, limit=20):
+        for run in airflow_api.dag_runs(CHURN.ingest_dag, limit=20):
             events = airflow_api.get_tolerant(
-                f"dags/{catalog.INGEST_DAG}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
+                f"dags/{CHURN.ingest_dag}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
             )
             if events and any(
                 (e.get("extra") or {}).get("payload", {}).get("batch") == "forged"
@@ -142,7 +142,7 @@ def test_a_forged_landing_event_moves_no_data_and_is_reported(stack, airflow_api
     run = wait_for(refused_run, 300, "the run of the forged event")
     assert (
         run["state"] == "failed"
-        and task_states(airflow_api, catalog.INGEST_DAG, run["dag_run_id"])[catalog.LANDED_TASK] == "failed"
+        and task_states(airflow_api, CHURN.ingest_dag, run["dag_run_id"])[catalog.LANDED_TASK] == "failed"
     )
     after = {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in before}
     assert after == before, "a forged event moved or changed data"
@@ -159,20 +159,20 @@ def test_a_forged_landing_event_moves_no_data_and_is_reported(stack, airflow_api
 
 def test_a_forged_raw_partition_event_is_not_preprocessed_or_trained_on(stack, airflow_api):
     day = unique_day(2850)
-    asset_id = airflow_api.asset_by_name(catalog.RAW)["id"]
+    asset_id = airflow_api.asset_by_name(CHURN.raw)["id"]
     planted = {"uri": "s3://someone-elses/poisoned.parquet", "version": "1-" + "0" * 32, "rows": 10}
     airflow_api.post(
         "assets/events", {"asset_id": asset_id, "partition_key": day, "extra": {"partitions": {day: planted}}}
     )
-    run = finished_run(airflow_api, catalog.PREPROCESS_DAG, lambda r: r.get("partition_key") == day, 300)
+    run = finished_run(airflow_api, CHURN.preprocess_dag, lambda r: r.get("partition_key") == day, 300)
     assert run["state"] == "failed"
     assert (
-        task_states(airflow_api, catalog.PREPROCESS_DAG, run["dag_run_id"])[catalog.PUBLISH_DATASET_TASK]
+        task_states(airflow_api, CHURN.preprocess_dag, run["dag_run_id"])[catalog.PUBLISH_DATASET_TASK]
         == "failed"
     )
     time.sleep(5)
-    assert [e for e in airflow_api.events_of(catalog.TRAINING_DATASET) if e.get("partition_key") == day] == []
-    assert not [r for r in airflow_api.dag_runs(catalog.TRAIN_DAG, limit=50) if r.get("partition_key") == day]
+    assert [e for e in airflow_api.events_of(CHURN.training_dataset) if e.get("partition_key") == day] == []
+    assert not [r for r in airflow_api.dag_runs(CHURN.train_dag, limit=50) if r.get("partition_key") == day]
 
 
 def test_landing_the_same_bytes_again_after_a_quarantine_is_processed_again(stack, airflow_api):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from journeys import (
+    CHURN,
     day_key,
     finished_run,
     land,
@@ -35,8 +36,8 @@ def _champion(stack) -> str | None:
 
 
 def _set_pool(api, slots: int) -> None:
-    body = {"pool": catalog.PROMOTION_POOL, "slots": slots, "include_deferred": False}
-    api.patch(f"pools/{catalog.PROMOTION_POOL}", body, update_mask="slots")
+    body = {"pool": CHURN.promotion_pool, "slots": slots, "include_deferred": False}
+    api.patch(f"pools/{CHURN.promotion_pool}", body, update_mask="slots")
 
 
 def _land_day(stack, api, day: str, **batch) -> object:
@@ -71,17 +72,17 @@ def race(launcher):
         evaluations = {}
         for name, day in days.items():
             run = finished_run(
-                api, catalog.EVALUATE_DAG, lambda r, day=day: r.get("partition_key") == day, TIMEOUT_S
+                api, CHURN.evaluate_dag, lambda r, day=day: r.get("partition_key") == day, TIMEOUT_S
             )
             evaluations[name] = xcom_value(
-                stack, api, catalog.EVALUATE_DAG, run["dag_run_id"], catalog.COMPARE_TASK
+                stack, api, CHURN.evaluate_dag, run["dag_run_id"], catalog.COMPARE_TASK
             )
         assert _champion(stack) == weak, "a promotion ran while its pool was closed"
     finally:
         _set_pool(api, 1)
     deploys = {
         name: follow_partition(
-            api, catalog.DEPLOY_DAG, day, (first if name == "one" else second).queued_at, TIMEOUT_S
+            api, CHURN.deploy_dag, day, (first if name == "one" else second).queued_at, TIMEOUT_S
         )
         for name, day in days.items()
     }
@@ -108,19 +109,19 @@ def test_the_first_promotion_wins_and_the_stale_second_registers_nothing(stack, 
     champion = registry.champion(name, registry.client())
     assert champion.run_id == race["evaluations"]["one"]["run_id"]
     assert registry.version_for_run(name, race["evaluations"]["two"]["run_id"], registry.client()) is None
-    notice = xcom_value(stack, airflow_api, catalog.DEPLOY_DAG, two.run_id, "notify")
+    notice = xcom_value(stack, airflow_api, CHURN.deploy_dag, two.run_id, "notify")
     assert notice["outcome"] == "skipped" and "stale evaluation" in notice["message"], notice
-    assert partition_events(airflow_api, catalog.PRODUCTION_MODEL, race["days"]["two"]) == []
+    assert partition_events(airflow_api, CHURN.production_model, race["days"]["two"]) == []
 
 
 def test_clearing_an_old_deploy_run_leaves_the_champion_where_it_is(stack, airflow_api, race):
     """The most ordinary operator action: clear last week's deploy run in the UI (here: its REST call)."""
     champion_before, versions_before = _champion(stack), len(model_versions(stack.settings.mlflow.model_name))
-    airflow_api.post(f"dags/{catalog.DEPLOY_DAG}/dagRuns/{race['weak_run']}/clear", {"dry_run": False})
+    airflow_api.post(f"dags/{CHURN.deploy_dag}/dagRuns/{race['weak_run']}/clear", {"dry_run": False})
 
     def rerun_done():
-        run = airflow_api.get(f"dags/{catalog.DEPLOY_DAG}/dagRuns/{race['weak_run']}")
-        states = task_states(airflow_api, catalog.DEPLOY_DAG, race["weak_run"])
+        run = airflow_api.get(f"dags/{CHURN.deploy_dag}/dagRuns/{race['weak_run']}")
+        states = task_states(airflow_api, CHURN.deploy_dag, race["weak_run"])
         return states if run["state"] in ("success", "failed") and states.get("notify") == "success" else None
 
     states = wait_for(rerun_done, TIMEOUT_S, "the cleared deploy run to finish again")

@@ -7,8 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from journeys import partition_events, unique_day, wait_for
-from landfall.core import catalog
+from journeys import CHURN, partition_events, unique_day, wait_for
 from landfall.ops.follow import follow_chain, follow_landing, landing_events_for
 from landfall.ops.landings import land_day, land_parts
 from landfall.pipeline import s3 as s3ops
@@ -39,14 +38,14 @@ def test_multi_part_days_are_ingested_once_and_the_third_day_trains_on_all_three
     # partition holding every part (4,500 rows in 3 files).
     for part in one[:-1]:
         assert landing_events_for(airflow_api, part.key) == [], part.key
-    [raw] = partition_events(airflow_api, catalog.RAW, days[0].isoformat())
+    [raw] = partition_events(airflow_api, CHURN.raw, days[0].isoformat())
     head = published_head(raw)
     assert (head["rows"], len(head["files"]), head["source_key"]) == (4500, 3, one[-1].key)
 
     # (Preprocess runs, not training_dataset events: Airflow 3.3's REST API answers 500 for the events of
     # an asset while a run they created has not started, as queued train runs have not.)
     def preprocessed(day: date) -> bool:
-        runs = airflow_api.dag_runs(catalog.PREPROCESS_DAG, limit=100)
+        runs = airflow_api.dag_runs(CHURN.preprocess_dag, limit=100)
         return any(r.get("partition_key") == day.isoformat() and r["state"] == "success" for r in runs)
 
     wait_for(lambda: all(map(preprocessed, days[:2])), TIMEOUT_S, "the first two days' preprocessing")
@@ -54,7 +53,7 @@ def test_multi_part_days_are_ingested_once_and_the_third_day_trains_on_all_three
     ingest = follow_landing(airflow_api, three[-1].key, three[-1].etag, timeout_s=TIMEOUT_S)
     chain = follow_chain(airflow_api, days[2].isoformat(), ingest.queued_at, timeout_s=TIMEOUT_S)
     assert [run.state for run in chain] == ["success"] * 4, [(run.dag_id, run.tasks) for run in chain]
-    train = next(run for run in chain if run.dag_id == catalog.TRAIN_DAG)
+    train = next(run for run in chain if run.dag_id == CHURN.train_dag)
     assert train.tasks.get("select_best") == "success", train.tasks
     # The canary checks the service against the offline predictions of the day's own test rows, whatever
     # the window's held-out set is.

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from journeys import (
+    CHURN,
     POSTGRES,
     RABBITMQ,
     REDIS,
@@ -171,15 +172,15 @@ def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothin
     assert [r.state for r in runs] == ["success"] * 3
     stack.stop("mlflow")  # down, and kept down (a crash would be restarted by the supervisor)
     try:
-        deploy = follow_partition(api, "landfall_deploy", day, runs[-1].queued_at, TIMEOUT_S)
+        deploy = follow_partition(api, CHURN.deploy_dag, day, runs[-1].queued_at, TIMEOUT_S)
         assert deploy.state == "failed" and deploy.tasks["canary"] == "failed", deploy.tasks
         assert deploy.tasks["promote"] == "upstream_failed", deploy.tasks
         [canary] = [
-            ti for ti in api.task_instances("landfall_deploy", deploy.run_id) if ti["task_id"] == "canary"
+            ti for ti in api.task_instances(CHURN.deploy_dag, deploy.run_id) if ti["task_id"] == "canary"
         ]
         assert canary["try_number"] == 4, "three retries before giving up"
         deadline = time.monotonic() + 30
-        while not [a for a in alerts.of_kind("failure") if "landfall_deploy.canary" in a["text"]]:
+        while not [a for a in alerts.of_kind("failure") if f"{CHURN.deploy_dag}.canary" in a["text"]]:
             assert time.monotonic() < deadline, f"no failure alert: {alerts.received}"
             time.sleep(0.5)
     finally:
@@ -222,7 +223,7 @@ def test_the_whole_chain_runs_on_postgres_and_celery_with_the_same_dags(scaleout
         scaleout.airflow_database,
         "SELECT dag_id, count(*) FROM dag_run WHERE state = 'success' GROUP BY dag_id ORDER BY dag_id",
     )
-    assert {dag_id for dag_id, _ in runs} >= {"landfall_ingest", *CHAIN}
+    assert {dag_id for dag_id, _ in runs} >= {CHURN.ingest_dag, *CHAIN}
     task_rows = _query(
         scaleout,
         scaleout.airflow_database,

@@ -21,7 +21,7 @@ import uuid
 import pytest
 from mlflow.exceptions import MlflowException
 
-from journeys import day_key, finished_run, land, task_states, unique_day, wait_for, xcom_value
+from journeys import CHURN, day_key, finished_run, land, task_states, unique_day, wait_for, xcom_value
 from landfall.core import catalog
 from landfall.ops.follow import follow_chain, follow_landing
 from landfall.pipeline import registry
@@ -49,7 +49,7 @@ def _promote_day(stack, api, day: str, **batch) -> dict:
         (r.dag_id, r.tasks) for r in chain
     ]
     return {
-        task: xcom_value(stack, api, catalog.DEPLOY_DAG, deploy.run_id, task)
+        task: xcom_value(stack, api, CHURN.deploy_dag, deploy.run_id, task)
         for task in ("canary", "promote", "activate")
     }
 
@@ -124,8 +124,8 @@ def test_landfall_rollback_moves_the_alias_back_and_the_service_follows(two_cham
 
 def _rollback_run(api, run_id: str, conf: dict) -> dict:
     """Trigger the rollback DAG as run `run_id` and wait for it to finish."""
-    api.trigger(catalog.ROLLBACK_DAG, conf, dag_run_id=run_id)
-    return finished_run(api, catalog.ROLLBACK_DAG, lambda r: r["dag_run_id"] == run_id, timeout_s=300)
+    api.trigger(CHURN.rollback_dag, conf, dag_run_id=run_id)
+    return finished_run(api, CHURN.rollback_dag, lambda r: r["dag_run_id"] == run_id, timeout_s=300)
 
 
 def test_a_rollback_interrupted_before_its_alias_move_is_completed_by_its_run(
@@ -163,8 +163,8 @@ def test_a_rollback_interrupted_before_its_alias_move_is_completed_by_its_run(
 
     conf = {"to_version": None, "reason": reason, "requested_by": who}
     assert _rollback_run(api, run_id, conf)["state"] == "success"
-    assert task_states(api, catalog.ROLLBACK_DAG, run_id)["activate"] == "success"
-    rolled = xcom_value(stack, api, catalog.ROLLBACK_DAG, run_id, "rollback")
+    assert task_states(api, CHURN.rollback_dag, run_id)["activate"] == "success"
+    rolled = xcom_value(stack, api, CHURN.rollback_dag, run_id, "rollback")
     assert (rolled["version"], rolled["rolled_back_from"]) == (target, current)
     assert registry.champion_version(name, client) == target
     assert _served(stack).version()["version"] == target
@@ -186,8 +186,8 @@ def test_a_rollback_interrupted_before_its_alias_move_is_completed_by_its_run(
 
 
 def _set_pool(api, slots: int) -> None:
-    body = {"pool": catalog.PROMOTION_POOL, "slots": slots, "include_deferred": False}
-    api.patch(f"pools/{catalog.PROMOTION_POOL}", body, update_mask="slots")
+    body = {"pool": CHURN.promotion_pool, "slots": slots, "include_deferred": False}
+    api.patch(f"pools/{CHURN.promotion_pool}", body, update_mask="slots")
 
 
 def test_a_failed_canary_promotes_nothing_and_the_service_keeps_the_champion(two_champions, settings, alerts):
@@ -201,10 +201,8 @@ def test_a_failed_canary_promotes_nothing_and_the_service_keeps_the_champion(two
         for day, seed in zip(days, (941, 942), strict=True):
             landed = land(stack, day_key(day), to_parquet(make_batch(rows=5000, seed=seed)))
             assert follow_landing(api, landed.key, landed.etag, timeout_s=TIMEOUT_S).outcome == "ingested"
-        evaluated = finished_run(api, catalog.EVALUATE_DAG, lambda r: r.get("partition_key") == days[1])
-        evaluation = xcom_value(
-            stack, api, catalog.EVALUATE_DAG, evaluated["dag_run_id"], catalog.COMPARE_TASK
-        )
+        evaluated = finished_run(api, CHURN.evaluate_dag, lambda r: r.get("partition_key") == days[1])
+        evaluation = xcom_value(stack, api, CHURN.evaluate_dag, evaluated["dag_run_id"], catalog.COMPARE_TASK)
         assert evaluation["should_deploy"] and evaluation["canary_uri"], evaluation
         bucket, _, key = evaluation["canary_uri"].removeprefix("s3://").partition("/")
         s3 = stack.s3_client()
@@ -213,10 +211,10 @@ def test_a_failed_canary_promotes_nothing_and_the_service_keeps_the_champion(two
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(expected).encode())
     finally:
         _set_pool(api, 1)
-    first = finished_run(api, catalog.DEPLOY_DAG, lambda r: r.get("partition_key") == days[0])
-    second = finished_run(api, catalog.DEPLOY_DAG, lambda r: r.get("partition_key") == days[1])
-    assert task_states(api, catalog.DEPLOY_DAG, first["dag_run_id"])["activate"] == "success"
-    states = task_states(api, catalog.DEPLOY_DAG, second["dag_run_id"])
+    first = finished_run(api, CHURN.deploy_dag, lambda r: r.get("partition_key") == days[0])
+    second = finished_run(api, CHURN.deploy_dag, lambda r: r.get("partition_key") == days[1])
+    assert task_states(api, CHURN.deploy_dag, first["dag_run_id"])["activate"] == "success"
+    states = task_states(api, CHURN.deploy_dag, second["dag_run_id"])
     assert second["state"] == "failed"
     assert (states["canary"], states["promote"], states["activate"]) == (
         "failed",

@@ -90,13 +90,13 @@ def test_a_day_of_one_class_hours_is_refused_once_quarantined_with_its_hours_and
         assert len(left) == 2
 
         outlet = _Outlet()
-        rollup_task.report_refused_day(entry, outlet, "run-a")
+        rollup_task.report_refused_day("churn", entry, outlet, "run-a")
         assert outlet.extra["quarantined"] == [entry] and outlet.extra["rejected"] == []
         [alert] = [a for a in alerts.of_kind("quarantine") if a["details"].get("day") == day]
         assert alert["details"]["hours"] == [f"{hour:02d}" for hour in range(24)]
         assert "too_few_rows" in alert["text"] and "single_class_label" in alert["text"]
         with pytest.raises(AirflowSkipException, match="no day was refused"):
-            rollup_task.report_refused_day(None, _Outlet(), "run-c")
+            rollup_task.report_refused_day("churn", None, _Outlet(), "run-c")
     finally:
         _clean(s3, storage, day)
 
@@ -112,7 +112,7 @@ def test_a_deadline_rollup_of_too_few_rows_is_refused_the_same_way(s3, settings,
             head = {**_hour(hour), "label_counts": {"0": 2, "1": 1}}
             s3ops.put_json(s3, bucket, processed_head_key(storage, hour), head)
         with pytest.raises(AirflowSkipException, match="refused, not trained"):
-            rollup_task.late_rollup(day, "run-late")
+            rollup_task.late_rollup("churn", day, "run-late")
         [entry] = left
         assert [p["code"] for p in entry["problems"]] == ["too_few_rows"]
         assert entry["hours"] == ["00", "01", "02"] and len(entry["missing_hours"]) == 21

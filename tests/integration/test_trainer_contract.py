@@ -25,7 +25,7 @@ def sample_splits(s3, settings):
     parts = split(
         make_batch(600, seed=11), settings.landing, training.validation_fraction, training.test_fraction
     )
-    dataset = sample_dataset()
+    dataset = sample_dataset(settings)
     for name, frame in parts.items():
         bucket, _, key = dataset[f"{name}_uri"].removeprefix("s3://").partition("/")
         buffer = io.BytesIO()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from journeys import CHURN
 from landfall.core.stack_settings import PortSettings
 from landfall.ops.bench.report import add_comparison, format_table, percentiles
 from landfall.ops.bench.runner import PORT_SHIFT
@@ -261,7 +262,6 @@ def test_a_drifted_day_the_gate_skipped_is_promoted_for_the_benchmark_and_served
     from types import SimpleNamespace
 
     from journeys import logged_trial
-    from landfall.core import catalog
     from landfall.ops.bench.serving_load import promote_for_benchmark
     from landfall.pipeline import registry
 
@@ -270,9 +270,9 @@ def test_a_drifted_day_the_gate_skipped_is_promoted_for_the_benchmark_and_served
     assert registry.promote(name, first, f"runs:/{first}/model", None, "deploy-1", local_mlflow).moved
     skipped = "improvement -0.0025 over the champion (0.9657) is not above 0.0050"
     chain = [
-        SimpleNamespace(dag_id=catalog.EVALUATE_DAG, state="success", run_id="eval-1", tasks={}),
+        SimpleNamespace(dag_id=CHURN.evaluate_dag, state="success", run_id="eval-1", tasks={}),
         SimpleNamespace(
-            dag_id=catalog.DEPLOY_DAG, state="success", run_id="deploy-2", tasks={"promote": "skipped"}
+            dag_id=CHURN.deploy_dag, state="success", run_id="deploy-2", tasks={"promote": "skipped"}
         ),
     ]
     api = SimpleNamespace(xcom_value=lambda s3, dag_id, run_id, task: {"run_id": drifted, "reason": skipped})

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, time, timedelta
 
+from journeys import CHURN
 from landfall.airflow import deadlines
 
 
 def test_the_freshness_deadline_is_expected_by_after_the_runs_midnight():
-    alert = deadlines.freshness_deadline(time(6, 30))
+    alert = deadlines.freshness_deadline("churn", time(6, 30))
     assert alert.interval == timedelta(hours=6, minutes=30)
     assert type(alert.reference).__name__ == "DagRunLogicalDateDeadline"
     assert alert.callback.path == "landfall.airflow.deadlines.landing_missing"
+    assert alert.callback.kwargs == {"pipeline": "churn", "expected_by": "06:30:00"}
     assert deadlines.watched_day(datetime(2026, 11, 26, tzinfo=UTC)) == "2026-11-25"
 
 
@@ -31,19 +33,19 @@ def _context(**run) -> dict:
 
 
 def test_a_late_chain_run_is_reported_by_dag_and_run(alerts):
-    context = _context(dag_id="landfall_train", dag_run_id="asset_triggered__x", state="running")
+    context = _context(dag_id=CHURN.train_dag, dag_run_id="asset_triggered__x", state="running")
     asyncio.run(deadlines.chain_run_late(context, deadline_minutes=60))
     [late] = [a for a in alerts.of_kind("late") if a["details"].get("run_id") == "asset_triggered__x"]
-    assert "landfall_train run asset_triggered__x has not succeeded within 60 min" in late["text"]
+    assert f"{CHURN.train_dag} run asset_triggered__x has not succeeded within 60 min" in late["text"]
     assert late["details"]["alert_delay_s"] >= 3
 
 
 def test_a_missing_landing_is_reported_by_day(alerts, monkeypatch):
-    monkeypatch.setattr(deadlines, "_published", lambda day: False)
+    monkeypatch.setattr(deadlines, "_published", lambda pipeline, day: False)
     context = _context(
-        dag_id="landfall_freshness", dag_run_id="manual__y", logical_date="2026-03-02T00:00:00Z"
+        dag_id=CHURN.freshness_dag, dag_run_id="manual__y", logical_date="2026-03-02T00:00:00Z"
     )
-    asyncio.run(deadlines.landing_missing(context, expected_by="06:00:00"))
+    asyncio.run(deadlines.landing_missing(context, expected_by="06:00:00", pipeline="churn"))
     [late] = [a for a in alerts.of_kind("late") if a["details"].get("run_id") == "manual__y"]
     assert late["details"]["day"] == "2026-03-01"
     assert "The landing of 2026-03-01 has not been ingested by 06:00:00 UTC" in late["text"]
@@ -51,10 +53,12 @@ def test_a_missing_landing_is_reported_by_day(alerts, monkeypatch):
 
 def test_a_day_whose_raw_partition_is_there_is_not_late(alerts, monkeypatch):
     looked_for: list[str] = []
-    monkeypatch.setattr(deadlines, "_published", lambda day: looked_for.append(day) or True)
-    context = _context(
-        dag_id="landfall_freshness", dag_run_id="manual__z", logical_date="2026-03-05T00:00:00Z"
+    monkeypatch.setattr(
+        deadlines, "_published", lambda pipeline, day: looked_for.append(f"{pipeline} {day}") or True
     )
-    asyncio.run(deadlines.landing_missing(context, expected_by="06:00:00"))
-    assert looked_for == ["2026-03-04"]
+    context = _context(
+        dag_id=CHURN.freshness_dag, dag_run_id="manual__z", logical_date="2026-03-05T00:00:00Z"
+    )
+    asyncio.run(deadlines.landing_missing(context, expected_by="06:00:00", pipeline="churn"))
+    assert looked_for == ["churn 2026-03-04"]
     assert [a for a in alerts.of_kind("late") if a["details"].get("run_id") == "manual__z"] == []

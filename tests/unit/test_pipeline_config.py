@@ -174,6 +174,13 @@ def test_a_pipeline_name_must_fit_in_dag_ids_and_variable_names(tmp_path, monkey
         load_project()
 
 
+def test_queue_mode_is_refused_with_more_than_one_pipeline(tmp_path, monkeypatch):
+    write_config(tmp_path, monkeypatch, pipeline_block("churn") + more_pipeline("meters"))
+    monkeypatch.setenv("LANDFALL_WATCHER__MODE", "queue")
+    with pytest.raises(ConfigError, match=r"watcher\.mode queue serves one pipeline in this release"):
+        load_project(strict=False)
+
+
 def test_a_config_without_pipelines_says_how_to_add_one(tmp_path, monkeypatch):
     write_config(tmp_path, monkeypatch, "storage:\n  datasets_bucket: acme-data\n")
     with pytest.raises(ConfigError, match=r"no pipeline is configured .* add a `pipelines:` block"):
@@ -263,3 +270,25 @@ def test_landfall_check_prints_the_verdict_pipeline_by_pipeline(tmp_path, monkey
     assert bad.exit_code == 1
     assert "churn: ok" in bad.output
     assert "bad: invalid" in bad.output and "pipelines.bad.training.epochs: unknown key" in bad.output
+
+
+def test_with_several_pipelines_rollback_must_be_told_which_and_a_wrong_name_is_refused(
+    tmp_path, monkeypatch
+):
+    write_config(tmp_path, monkeypatch, pipeline_block("churn") + more_pipeline("meters"))
+    refused = CliRunner().invoke(main, ["rollback", "--reason", "bad model"])
+    assert refused.exit_code == 2
+    assert "name the pipeline with --pipeline NAME: the pipelines are churn, meters" in refused.output
+    wrong = CliRunner().invoke(main, ["land", "--date", "2026-11-20", "--pipeline", "meter"])
+    assert wrong.exit_code == 2 and "no pipeline 'meter'; the pipelines are churn, meters" in wrong.output
+
+
+def test_a_command_that_may_choose_says_which_pipeline_it_chose(tmp_path, monkeypatch):
+    from landfall.cli import _settings
+
+    write_config(tmp_path, monkeypatch, pipeline_block("churn") + more_pipeline("meters"))
+    runner = CliRunner()
+    with runner.isolation() as (_out, err, *_):
+        assert _settings().pipeline == "churn"
+        assert _settings("meters").pipeline == "meters"
+    assert "pipeline churn (of churn, meters; --pipeline NAME for another)" in err.getvalue().decode()

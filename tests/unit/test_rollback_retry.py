@@ -255,7 +255,7 @@ def test_the_rollback_report_of_a_call_that_moved_nothing_says_so(local_mlflow, 
 
     def report(by: str) -> dict:
         rolled = registry.rollback(NAME, None, "bad v4", by, local_mlflow)
-        return deploy.report_rollback({**rolled.as_dict(), "model_name": NAME}, None)
+        return deploy.report_rollback("churn", {**rolled.as_dict(), "model_name": NAME}, None)
 
     assert report("ana (run r1)")["outcome"] == "rolled_back"
     assert sent[-1][0] == "rolled_back" and "to v3 (from v4)" in sent[-1][1]
@@ -267,6 +267,8 @@ def test_the_rollback_report_of_a_call_that_moved_nothing_says_so(local_mlflow, 
     )
     assert "Rolled back" not in again["message"]
     overtaken = registry.Rollback("3", "run", "4", "bad v4", "ben (run r2)", "overtaken").as_dict()
-    assert deploy.report_rollback({**overtaken, "model_name": NAME}, None)["outcome"] == "nothing_moved"
+    assert (
+        deploy.report_rollback("churn", {**overtaken, "model_name": NAME}, None)["outcome"] == "nothing_moved"
+    )
     assert sent[-1][1].startswith("nothing moved: request ben (run r2) was overtaken")
     assert "does not roll back v4 (champion v3)" in sent[-1][1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 
+from journeys import CHURN
 from landfall.core.settings import load_settings
 from landfall.ops.stack.components import COMPONENTS, Context, components_of
 from landfall.ops.stack.state import StackState
@@ -121,15 +122,16 @@ class _SlowApi:
         return body
 
 
-def test_the_promotion_pool_is_made_once_even_when_the_first_request_times_out():
-    from landfall.core import catalog
+def test_each_pipelines_promotion_pool_is_made_once_even_when_the_first_request_times_out():
+    from landfall.core.catalog import chain_of
     from landfall.ops.stack.provision import create_pools
 
     api = _SlowApi()
-    create_pools(api)
-    assert api.pools == {catalog.PROMOTION_POOL} and api.posts == 1  # the retry's GET found it
-    create_pools(api)  # every start: nothing to do
-    assert api.posts == 1
+    create_pools(api, ["churn", "meters"])
+    assert api.pools == {CHURN.promotion_pool, chain_of("meters").promotion_pool}
+    assert api.posts == 2  # the retry's GET found the first
+    create_pools(api, ["churn", "meters"])  # every start: nothing to do
+    assert api.posts == 2
 
 
 def test_the_scaleout_profile_runs_extra_schedulers_and_triggerers_side_by_side(monkeypatch):

@@ -15,7 +15,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from landfall.core.kubernetes_settings import KubernetesSettings
-from landfall.core.settings import Settings, get_settings
+from landfall.core.settings import Settings, get_project
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -30,11 +30,10 @@ def trial_arguments(
     dataset: dict[str, Any],
     trials: list[dict[str, Any]],
     airflow_run_id: str,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> list[list[str]]:
     """One trainer argv per trial: everything the trainer needs travels in its arguments, so a pod built
     from an older config cannot train with different settings than the DAG asked for."""
-    settings = settings or get_settings()
     training = settings.training
     argvs = []
     for trial in trials:
@@ -155,7 +154,7 @@ def trial_pod_arguments(settings: Settings | None = None) -> dict[str, Any]:
     """Every KubernetesPodOperator argument of a training trial except `arguments` (mapped per trial)."""
     from kubernetes.client import models as k8s
 
-    k8s_settings = (settings or get_settings()).compute.kubernetes
+    k8s_settings = (settings.compute if settings else get_project(strict=False).compute).kubernetes
     volumes, mounts = pod_volumes(k8s_settings)
     return {
         "kubernetes_conn_id": k8s_settings.kubernetes_conn_id,

@@ -4,7 +4,7 @@ sends a `late` alert (webhook) naming what is late.
 
 * Chain: every run of a chain DAG (ingest, preprocess, train, evaluate, deploy) must succeed within
   `deploy.deadline_minutes` of being queued. A stuck, failing or starved run is reported by DAG and run.
-* Freshness: the `landfall_freshness` run of day X waits for the landing of day X-1 to be published as
+* Freshness: a pipeline's freshness run of day X waits for the landing of day X-1 to be published as
   raw data; its deadline is X + `landing.expected_by` (e.g. 06:00 UTC), and missing it names the day.
   The callback looks for the raw partition itself before alerting: the sensor pokes once a minute and a
   run created after its deadline (a manual run for a past day) fires at once, but a day that is there
@@ -32,12 +32,14 @@ def chain_deadline(minutes: float) -> DeadlineAlert:
     )
 
 
-def freshness_deadline(expected_by: time) -> DeadlineAlert:
+def freshness_deadline(pipeline: str, expected_by: time) -> DeadlineAlert:
     after_midnight = timedelta(hours=expected_by.hour, minutes=expected_by.minute, seconds=expected_by.second)
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
         interval=after_midnight,
-        callback=AsyncCallback(landing_missing, kwargs={"expected_by": expected_by.isoformat()}),
+        callback=AsyncCallback(
+            landing_missing, kwargs={"pipeline": pipeline, "expected_by": expected_by.isoformat()}
+        ),
         name="landing_freshness",
     )
 
@@ -59,10 +61,10 @@ def _delay(context: dict[str, Any]) -> float | None:
 
 
 async def _send(kind: str, text: str, details: dict[str, Any]) -> None:
-    from landfall.core.settings import get_settings
+    from landfall.core.settings import get_project
     from landfall.pipeline.alerts import Alerts
 
-    alerts = Alerts(get_settings().notify.webhook_url)
+    alerts = Alerts(get_project(strict=False).notify.webhook_url)
     await asyncio.to_thread(alerts.send, kind, text, details)
 
 
@@ -86,24 +88,25 @@ async def chain_run_late(context: dict[str, Any], deadline_minutes: float) -> No
     )
 
 
-def _published(day: str) -> bool | None:
+def _published(pipeline: str | None, day: str) -> bool | None:
     """Whether a raw partition of `day` (the day's, or one of its hours') is there; None when S3 could
     not say (then the alert goes out). A day landed hour by hour with hours missing is rolled up and
     alerted by the freshness run's own task, naming the hours."""
     from landfall.airflow.tasks.rollup import raw_heads
 
     try:
-        return any(raw_heads(day))
+        return any(raw_heads(pipeline, day))
     except Exception as error:  # S3 away, or its connection cannot be resolved: alert anyway
         log.warning("could not look for the raw partition of %s: %s", day, error)
         return None
 
 
-async def landing_missing(context: dict[str, Any], expected_by: str) -> None:
+async def landing_missing(context: dict[str, Any], expected_by: str, pipeline: str | None = None) -> None:
+    # `pipeline` is None in a deadline recorded before pipelines: the project's only one.
     run = context.get("dag_run") or {}
     logical = _parse(run.get("logical_date"))
     day = watched_day(logical) if logical else "?"
-    if logical and await asyncio.to_thread(_published, day):
+    if logical and await asyncio.to_thread(_published, pipeline, day):
         log.info("the raw partition of %s is there: not late", day)
         return
     text = (
@@ -115,6 +118,7 @@ async def landing_missing(context: dict[str, Any], expected_by: str) -> None:
         text,
         {
             "day": day,
+            "pipeline": pipeline,
             "dag_id": run.get("dag_id"),
             "run_id": run.get("dag_run_id"),
             "alert_delay_s": _delay(context),

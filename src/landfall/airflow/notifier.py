@@ -20,11 +20,11 @@ class LandfallNotifier(BaseNotifier):
         self.message = message
 
     def notify(self, context: dict[str, Any]) -> None:
-        from landfall.core.settings import get_settings
+        from landfall.core.settings import get_project
 
         ti = context.get("ti") or context.get("task_instance")
         where = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')} (run {context.get('run_id')})"
         error = context.get("exception")
         message = self.message or f"{where} {self.kind}" + (f": {error}" if error else "")
-        alerts = Alerts(get_settings().notify.webhook_url)
+        alerts = Alerts(get_project(strict=False).notify.webhook_url)  # shared by every pipeline
         alerts.send(self.kind, message, {"task": where, "error": str(error) if error else None})

@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from landfall.core.settings import get_settings
+from landfall.core.catalog import chain_of
+from landfall.core.settings import Settings, get_project
 
 SAMPLE_PARTITION = "2026-01-01"
 SAMPLE_RUN_ID = "render-pods"
@@ -38,11 +39,11 @@ class RenderedPod:
     manifest: dict[str, Any]
 
 
-def sample_dataset() -> dict[str, str]:
+def sample_dataset(settings: Settings) -> dict[str, str]:
     """A training_dataset Asset payload for a sample partition, named the way preprocess names it."""
     from landfall.pipeline.keys import processed_key
 
-    storage = get_settings().storage
+    storage = settings.storage
     uris = {
         f"{split}_uri": f"s3://{storage.datasets_bucket}/"
         + processed_key(storage, SAMPLE_PARTITION, SAMPLE_VERSION, split)
@@ -65,12 +66,12 @@ def _load_dags(dags_folder: Path) -> dict[str, Any]:
             f"  {path}: {error.splitlines()[-1]}" for path, error in bag.import_errors.items()
         )
         raise RuntimeError(
-            f"DAG files failed to import with compute.profile={get_settings().compute.profile}:\n{details}"
+            f"DAG files failed to import with compute.profile={get_project().compute.profile}:\n{details}"
         )
     return bag.dags
 
 
-def _pod_operators(task: Any) -> list[tuple[int | None, Any]]:
+def _pod_operators(task: Any, settings: Settings) -> list[tuple[int | None, Any]]:
     """The concrete KubernetesPodOperator(s) of a task: itself, or one per trial for a mapped task."""
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from airflow.sdk.definitions.mappedoperator import MappedOperator
@@ -85,8 +86,8 @@ def _pod_operators(task: Any) -> list[tuple[int | None, Any]]:
     expand_keys = set(task.expand_input.value)
     if expand_keys != {"arguments"}:
         raise NotImplementedError(f"{task.task_id}: only pods mapped over `arguments` can be rendered")
-    settings = get_settings()
-    argvs = trial_arguments(sample_dataset(), trial_grid(settings.training.grid), SAMPLE_RUN_ID, settings)
+    grid = trial_grid(settings.training.grid)
+    argvs = trial_arguments(sample_dataset(settings), grid, SAMPLE_RUN_ID, settings)
     kwargs = {k: v for k, v in task.partial_kwargs.items() if k not in ("task_group", "dag")}
     operators = []
     for index, argv in enumerate(argvs):
@@ -103,9 +104,10 @@ def _render_here(out: Path) -> list[dict[str, Any]]:
 
     client = ApiClient()
     written = []
+    pipeline_of = {dag_id: s for s in get_project().all_settings() for dag_id in chain_of(s.pipeline).dag_ids}
     for dag_id, dag in sorted(_load_dags(DAGS_FOLDER).items()):
         for task in dag.tasks:
-            for map_index, operator in _pod_operators(task):
+            for map_index, operator in _pod_operators(task, pipeline_of[dag_id]):
                 manifest = client.sanitize_for_serialization(operator.build_pod_request_obj(dry_run=True))
                 name = re.sub(r"[^A-Za-z0-9_.-]", "_", task.task_id)
                 suffix = "" if map_index is None else f"-{map_index}"

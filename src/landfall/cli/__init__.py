@@ -15,20 +15,47 @@ from pathlib import Path
 
 import click
 
-from landfall.core.settings import ConfigError, Settings, load_settings
+from landfall.core.settings import ConfigError, ProjectSettings, Settings, load_project
 
 
-def _settings() -> Settings:
+def _project() -> ProjectSettings:
+    """The whole config, strictly: any invalid pipeline stops a command (as `landfall check` shows)."""
     try:
-        return load_settings()
+        return load_project()
     except ConfigError as error:
         raise click.ClickException(str(error)) from None
 
 
-def _stack():
+def _settings(pipeline: str | None = None, *, required: bool = False) -> Settings:
+    """One pipeline's settings: the named one; without a name the only one, or (with several, where a
+    command may choose) the first, said on stderr."""
+    project = _project()
+    names = project.names()
+    if pipeline is None:
+        if len(names) > 1 and required:
+            raise click.UsageError(
+                f"name the pipeline with --pipeline NAME: the pipelines are {', '.join(names)}"
+            )
+        pipeline = names[0]
+        if len(names) > 1:
+            click.echo(f"pipeline {pipeline} (of {', '.join(names)}; --pipeline NAME for another)", err=True)
+    elif pipeline not in names:
+        raise click.BadParameter(f"no pipeline {pipeline!r}; the pipelines are {', '.join(names)}")
+    return project.settings_for(pipeline)
+
+
+def _stack(pipeline: str | None = None, *, required: bool = False):
     from landfall.ops.stack.launcher import Stack
 
-    return Stack(_settings(), echo=click.echo)
+    return Stack(_settings(pipeline, required=required), echo=click.echo)
+
+
+pipeline_option = click.option(
+    "--pipeline",
+    default=None,
+    metavar="NAME",
+    help="The pipeline (a key of `pipelines:` in config); default: the only one, or the first.",
+)
 
 
 @click.group(help=__doc__.splitlines()[0])
@@ -152,7 +179,9 @@ def _parse_date(_ctx: object, _param: object, value: str | None) -> date | None:
     type=click.IntRange(0, 23),
     help="Land one hour of the day, under daily/<date>/<HH>/ (the day trains once its 24 hours are in).",
 )
+@pipeline_option
 def land(
+    pipeline: str | None,
     day: date,
     rows: int,
     seed: int | None,
@@ -170,7 +199,7 @@ def land(
 
     if parts is not None and (raw_key or corrupt):
         raise click.UsageError("--parts lands a well-formed multi-part day: it takes no --key or --corrupt")
-    stack = _stack()
+    stack = _stack(pipeline)
     storage = stack.settings.storage
     if seed is None:  # from the date (and hour): small enough that part seeds keep ids in int64
         seed = int(day.strftime("%Y%m%d")) * (1 if hour is None else 25) + (0 if hour is None else hour + 1)
@@ -196,12 +225,13 @@ def land(
 @main.command()
 @click.option("--date", "day", default=None, callback=_parse_date, help="Partition to land (default: today).")
 @click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the pipeline.")
-def demo(day: date | None, timeout: float) -> None:
+@pipeline_option
+def demo(day: date | None, timeout: float, pipeline: str | None) -> None:
     """Bring the stack up, land one day of data and follow it through every DAG to the champion."""
     from landfall.ops.demo import DemoFailed, champion_line, run_demo, serving_line
     from landfall.ops.stack.launcher import StackError
 
-    stack = _stack()
+    stack = _stack(pipeline)
     try:
         result = run_demo(stack, day or datetime.now(UTC).date(), timeout, click.echo)
     except (StackError, DemoFailed) as error:
@@ -365,14 +395,18 @@ def render_pods(out: Path) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
-def assets(as_json: bool) -> None:
+@click.option("--pipeline", default=None, metavar="NAME", help="Only this pipeline's assets (default: all).")
+def assets(as_json: bool, pipeline: str | None) -> None:
     """List the Asset graph from the REST API: each asset, its producer and consumer DAGs, its last event.
 
     `airflow assets list` crashes on Airflow 3.3.2 when an asset has a watcher (the landing asset does);
     this reads the same from the REST API."""
     from landfall.ops.assets import asset_graph, format_graph
 
-    graph = asset_graph(_stack().api())
+    stack = _stack(pipeline)
+    graph = asset_graph(stack.api())
+    if pipeline:
+        graph = [asset for asset in graph if asset.get("group") == stack.settings.names.asset_group]
     click.echo(json.dumps(graph, indent=2) if as_json else format_graph(graph))
 
 

@@ -21,19 +21,23 @@ import yaml
     help="Why; recorded as a tag on both versions and in the alert.",
 )
 @click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the rollback run.")
-def rollback(to_version: str | None, reason: str, timeout: float) -> None:
+@click.option(
+    "--pipeline", default=None, metavar="NAME", help="Whose champion (required when several are configured)."
+)
+def rollback(to_version: str | None, reason: str, timeout: float, pipeline: str | None) -> None:
     """Move the `champion` alias back and have the scoring service serve it.
 
-    Runs the landfall_rollback DAG (the same pool as promotions, so the two never interleave) and follows
+    Runs the pipeline's rollback DAG (the same pool as promotions, so the two never interleave) and follows
     it; the Airflow UI shows the run."""
     from landfall.cli import _stack
     from landfall.ops.rollback import RollbackFailed, request_rollback
 
     if to_version is not None and not to_version.isdigit():
         raise click.BadParameter(f"{to_version!r} is not a model version number", param_hint="--to")
-    stack = _stack()
+    stack = _stack(pipeline, required=True)
     try:
         result = request_rollback(
+            stack.settings.names.rollback_dag,
             stack.api(),
             stack.s3_client(),
             to_version,

@@ -27,6 +27,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from landfall.core.catalog import Chain, chain_of
 from landfall.core.kubernetes_settings import ComputeSettings
 from landfall.core.paths import DEFAULT_CONFIG_FILE
 from landfall.core.pipeline_settings import (
@@ -165,6 +166,11 @@ class Settings(Section):
     notify: NotifySettings
     serving: ServingSettings
     stack: StackSettings
+
+    @property
+    def names(self) -> Chain:
+        """The pipeline's DAG ids, asset names and pool."""
+        return chain_of(self.pipeline)
 
 
 class ProjectSettings(BaseSettings):
@@ -373,6 +379,13 @@ def load_project(*, strict: bool = True) -> ProjectSettings:
                 f"  pipelines.{name}: no such pipeline in {path}, but {', '.join(variables)} set its keys "
                 "(a misspelt pipeline name?)",
             )
+    if project.watcher.mode == "queue" and len(project.pipelines) + len(project.broken) > 1:
+        # Every pipeline's watcher would read the one queue, each taking the others' notifications.
+        raise ConfigError(
+            "watcher.mode queue serves one pipeline in this release, and "
+            f"{len(project.pipelines) + len(project.broken)} are configured: use watcher.mode list "
+            f"(set in {path} or $LANDFALL_WATCHER__MODE)"
+        )
     if not project.pipelines and not project.broken:
         raise ConfigError(
             f"no pipeline is configured in {path}: add a `pipelines:` block with one entry per model "
@@ -397,14 +410,16 @@ def only_pipeline(project: ProjectSettings) -> str:
     return names[0]
 
 
-@lru_cache(maxsize=1)
-def get_project() -> ProjectSettings:
-    """The process-wide project settings, loaded once (strictly: an invalid pipeline raises)."""
-    return load_project()
+@lru_cache(maxsize=2)
+def get_project(*, strict: bool = True) -> ProjectSettings:
+    """The process-wide project settings, loaded once. Strict: an invalid pipeline raises; not strict
+    (the DAG files, and what every pipeline shares): invalid pipelines are set aside and named."""
+    return load_project(strict=strict)
 
 
 @lru_cache(maxsize=64)
 def get_settings(pipeline: str | None = None) -> Settings:
-    """The process-wide settings of one pipeline (without a name, the only one), loaded once."""
-    project = get_project()
+    """The process-wide settings of one valid pipeline (without a name, the only one), loaded once. An
+    invalid pipeline elsewhere in the project does not stop this one."""
+    project = get_project(strict=False)
     return project.settings_for(pipeline or only_pipeline(project))

@@ -36,7 +36,7 @@ def format_graph(graph: list[dict[str, Any]]) -> str:
         source = ", ".join(asset["producers"]) or (
             "watcher " + ", ".join(asset["watchers"]) if asset["watchers"] else "-"
         )
-        lines.append(f"{asset['name']:<18} {asset['uri']}")
+        lines.append(f"{asset['name']:<26} {asset['uri']}")
         lines.append(
             f"  produced by {source}; consumed by {', '.join(asset['consumers']) or '-'}; "
             f"last event {asset['last_event'] or 'never'}"

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from landfall.core import catalog
 from landfall.ops.follow import FollowResult, follow_chain, follow_landing
 from landfall.ops.landings import land_day
 from landfall.ops.stack.launcher import Stack
@@ -58,7 +57,11 @@ def run_demo(stack: Stack, day: date, timeout_s: float, echo: Callable[[str], No
     if chain[-1].state != "success":
         raise _failure(stack, chain[-1], "the pipeline stopped")
     evaluation = next(
-        (e["extra"] for e in api.events_of(catalog.EVALUATION) if e.get("partition_key") == day.isoformat()),
+        (
+            e["extra"]
+            for e in api.events_of(stack.settings.names.evaluation)
+            if e.get("partition_key") == day.isoformat()
+        ),
         {},
     )
     return DemoResult(
@@ -90,7 +93,9 @@ def serving_line(stack: Stack) -> str:
     from landfall.pipeline.canary import as_rows
     from landfall.serving.client import ServingClient, ServingError
 
-    client = ServingClient(stack.ctx.serving_url, stack.state.secrets().serving_token)
+    client = ServingClient(
+        stack.ctx.serving_url, stack.state.secrets().serving_token, pipeline=stack.settings.pipeline
+    )
     rows = as_rows(make_batch(1, seed=7)[stack.settings.landing.feature_columns])
     try:
         answer = client.predict(rows)

@@ -1,5 +1,8 @@
 """Follow what a landing did: find the ingest run its asset event started, watch it to the end, and read
-the landing's outcome (a raw partition or a quarantine record) from the asset events."""
+the landing's outcome (a raw partition or a quarantine record) from the asset events.
+
+Each function takes the pipeline's names (`chain`); left out, the project's only pipeline (with
+several, the caller must name one)."""
 
 from __future__ import annotations
 
@@ -9,13 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from landfall.core import catalog
+from landfall.core.catalog import Chain, chain_of
+from landfall.core.settings import get_settings
 from landfall.ops.airflow_api import AirflowApi
 from landfall.pipeline.landing import landings_in
 from landfall.pipeline.publish import published_head, quarantine_records
 
 TERMINAL = {"success", "failed"}
-CHAIN = catalog.CHAIN
+
+
+def names(chain: Chain | None) -> Chain:
+    """`chain`, or the names of the project's only pipeline."""
+    return chain or chain_of(get_settings().pipeline)
 
 
 @dataclass
@@ -34,36 +42,35 @@ def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def raw_events_for(api: AirflowApi, key: str) -> list[dict[str, Any]]:
+def raw_events_for(api: AirflowApi, key: str, chain: Chain | None = None) -> list[dict[str, Any]]:
     """The raw_daily events that published a partition from `key`."""
     return [
         event
-        for event in api.events_of(catalog.RAW)
+        for event in api.events_of(names(chain).raw)
         if (published_head(event) or {}).get("source_key") == key
     ]
 
 
-def quarantine_events_for(api: AirflowApi, key: str) -> list[dict[str, Any]]:
+def quarantine_events_for(api: AirflowApi, key: str, chain: Chain | None = None) -> list[dict[str, Any]]:
     """The quarantine events that report `key` (quarantined or refused)."""
     return [
         event
-        for event in api.events_of(catalog.QUARANTINE)
+        for event in api.events_of(names(chain).quarantine)
         if any(record.get("source_key") == key for record in quarantine_records(event.get("extra")))
     ]
 
 
-def landing_events_for(api: AirflowApi, key: str) -> list[dict[str, Any]]:
-    return [
-        e for e in api.events_of(catalog.LANDING) if key in [o["key"] for o in landings_in(e.get("extra"))]
-    ]
+def landing_events_for(api: AirflowApi, key: str, chain: Chain | None = None) -> list[dict[str, Any]]:
+    events = api.events_of(names(chain).landing)
+    return [e for e in events if key in [o["key"] for o in landings_in(e.get("extra"))]]
 
 
-def outcome_of(api: AirflowApi, key: str, etag: str | None = None) -> str | None:
+def outcome_of(api: AirflowApi, key: str, etag: str | None = None, chain: Chain | None = None) -> str | None:
     """ingested, quarantined or None (not decided yet), from the outcome events naming `key`."""
-    for event in raw_events_for(api, key):
+    for event in raw_events_for(api, key, chain):
         if etag is None or published_head(event)["source_etag"] == etag:
             return "ingested"
-    for event in quarantine_events_for(api, key):
+    for event in quarantine_events_for(api, key, chain):
         if etag is None or any(r.get("source_etag") == etag for r in quarantine_records(event["extra"])):
             return "quarantined"
     return None
@@ -73,10 +80,12 @@ def find_run_for_key(
     api: AirflowApi,
     key: str,
     etag: str | None,
-    dag_id: str = catalog.INGEST_DAG,
+    dag_id: str | None = None,
     checked: set[str] | None = None,
 ) -> dict[str, Any] | None:
-    """The most recent run of `dag_id` whose triggering asset events include the landed `key`."""
+    """The most recent run of `dag_id` (the only pipeline's ingest DAG when None) whose triggering asset
+    events include the landed `key`."""
+    dag_id = dag_id or names(None).ingest_dag
     checked = checked if checked is not None else set()
     for run in api.dag_runs(dag_id, limit=50):
         if run["dag_run_id"] in checked:
@@ -99,23 +108,25 @@ def follow_landing(
     etag: str | None = None,
     timeout_s: float = 300,
     echo: Callable[[str], None] = print,
+    chain: Chain | None = None,
 ) -> FollowResult:
     """Wait for the ingest run of `key`, printing each task's state change; raise TimeoutError if none."""
     deadline = time.monotonic() + timeout_s
     checked: set[str] = set()
-    echo(f"waiting for the S3 watcher to start a {catalog.INGEST_DAG} run for {key} ...")
+    ingest = names(chain).ingest_dag
+    echo(f"waiting for the S3 watcher to start a {ingest} run for {key} ...")
     run = None
     while run is None:
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"no {catalog.INGEST_DAG} run picked up {key} within {timeout_s:.0f}s: check "
+                f"no {ingest} run picked up {key} within {timeout_s:.0f}s: check "
                 "`landfall logs triggerer` and that the DAG is unpaused in the Airflow UI"
             )
-        run = find_run_for_key(api, key, etag, checked=checked)
+        run = find_run_for_key(api, key, etag, ingest, checked=checked)
         if run is None:
             time.sleep(0.5)
-    result = watch_run(api, catalog.INGEST_DAG, run["dag_run_id"], deadline, echo)
-    result.outcome = outcome_of(api, key, etag) or result.state
+    result = watch_run(api, ingest, run["dag_run_id"], deadline, echo)
+    result.outcome = outcome_of(api, key, etag, chain) or result.state
     return result
 
 
@@ -176,11 +187,12 @@ def follow_chain(
     after: datetime,
     timeout_s: float = 900,
     echo: Callable[[str], None] = print,
+    chain: Chain | None = None,
 ) -> list[FollowResult]:
     """Follow every DAG downstream of ingest for one partition; stop at the first one that fails."""
     results = []
     deadline = time.monotonic() + timeout_s
-    for dag_id in CHAIN:
+    for dag_id in names(chain).after_ingest:
         result = follow_partition(api, dag_id, partition, after, max(deadline - time.monotonic(), 1), echo)
         results.append(result)
         if result.state != "success":

@@ -27,21 +27,21 @@ def serving_client(settings: Settings) -> Any:
             "(`landfall env` prints it; in a cluster, a Secret)"
         )
     url = settings.serving.url or f"http://{settings.stack.host}:{settings.stack.ports.serving}"
-    return ServingClient(url, token)
+    return ServingClient(url, token, pipeline=settings.pipeline)
 
 
-def gate(evaluation: dict[str, Any]) -> bool:
+def gate(pipeline: str, evaluation: dict[str, Any]) -> bool:
     """Re-apply the gate from config to the evaluation's scores: nothing in run conf or params can pass it."""
     from landfall.pipeline.evaluation import decide
 
     baseline = evaluation["baseline_score"] if evaluation.get("champion_version") else None
     bound = evaluation.get("lower_bound")
-    decision = decide(float(evaluation["new_score"]), baseline, bound, get_settings().deploy)
+    decision = decide(float(evaluation["new_score"]), baseline, bound, get_settings(pipeline).deploy)
     log.info("Gate: %s", decision.reason)
     return decision.should_deploy
 
 
-def canary(evaluation: dict[str, Any]) -> dict[str, Any]:
+def canary(pipeline: str, evaluation: dict[str, Any]) -> dict[str, Any]:
     """Load the candidate into the service's staging slot and check that it answers the canary rows as
     the offline evaluation did, fast enough. A failure alerts and fails the task without retries: the
     alias and the service stay as they are. The service being away is an ordinary error (retried)."""
@@ -52,7 +52,7 @@ def canary(evaluation: dict[str, Any]) -> dict[str, Any]:
     from landfall.pipeline.canary import run_canary
     from landfall.pipeline.s3 import get_json
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     run_id = str(evaluation["run_id"])
     if not evaluation.get("canary_uri"):
         raise AirflowFailException(
@@ -91,14 +91,14 @@ def canary(evaluation: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def promote(evaluation: dict[str, Any], airflow_run_id: str) -> dict[str, Any]:
+def promote(pipeline: str, evaluation: dict[str, Any], airflow_run_id: str) -> dict[str, Any]:
     """Register and move the alias, only if the champion is still the one the evaluation beat."""
     from airflow.exceptions import AirflowSkipException
 
     from landfall.pipeline import registry
     from landfall.pipeline.training.models import run_model_uri
 
-    name = get_settings().mlflow.model_name
+    name = get_settings(pipeline).mlflow.model_name
     run_id = str(evaluation["run_id"])
     promotion = registry.promote(
         name,
@@ -121,11 +121,11 @@ def promote(evaluation: dict[str, Any], airflow_run_id: str) -> dict[str, Any]:
     }
 
 
-def activate(moved: dict[str, Any]) -> dict[str, Any]:
+def activate(pipeline: str, moved: dict[str, Any]) -> dict[str, Any]:
     """Make the service serve the version that now holds the alias, and wait until it answers with it.
     Kubernetes profile: patch the Deployment (its pods roll); locally: tell the service to sync now.
     Measured from the alias move (the promote or rollback task), so the task's own start-up counts."""
-    settings = get_settings()
+    settings = get_settings(pipeline)
     client = serving_client(settings)
     if settings.compute.profile == "kubernetes":
         from landfall.airflow.serving_k8s import patch_deployment
@@ -140,6 +140,7 @@ def activate(moved: dict[str, Any]) -> dict[str, Any]:
 
 
 def report(
+    pipeline: str,
     evaluation: dict[str, Any],
     canaried: dict[str, Any] | None,
     promoted: dict[str, Any] | None,
@@ -149,7 +150,7 @@ def report(
     from landfall.pipeline import registry
     from landfall.pipeline.alerts import Alerts
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     if promoted and activation:
         outcome = "deployed"
         text = (
@@ -181,14 +182,14 @@ def report(
     return {"outcome": outcome, "message": text}
 
 
-def rollback(params: dict[str, Any], dag_run: Any) -> dict[str, Any]:
+def rollback(pipeline: str, params: dict[str, Any], dag_run: Any) -> dict[str, Any]:
     """The rollback DAG's move of the alias; the request is named by its run: a retry finishes a move
     that failed, or moves nothing (`moved` false) once the request is done or overtaken."""
     from airflow.exceptions import AirflowFailException
 
     from landfall.pipeline import registry
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     who = params.get("requested_by") or getattr(dag_run, "triggering_user_name", None) or "unknown"
     try:
         done = registry.rollback(
@@ -225,13 +226,15 @@ def _nothing_moved(rolled: dict[str, Any]) -> str:
     return f"nothing moved: request {rolled['by']} was already done (champion v{rolled['version']})"
 
 
-def report_rollback(rolled: dict[str, Any], activation: dict[str, Any] | None) -> dict[str, Any]:
+def report_rollback(
+    pipeline: str, rolled: dict[str, Any], activation: dict[str, Any] | None
+) -> dict[str, Any]:
     """The rollback DAG's alert: what moved (and whether the service serves it), or that nothing did."""
     from landfall.pipeline.alerts import Alerts
 
     if not rolled.get("moved", True):
         text = _nothing_moved(rolled)
-        Alerts(get_settings().notify.webhook_url).send(
+        Alerts(get_settings(pipeline).notify.webhook_url).send(
             "rollback_nothing_moved", text, {"rollback": rolled, "activation": activation}
         )
         return {"outcome": "nothing_moved", "message": text}
@@ -244,7 +247,7 @@ def report_rollback(rolled: dict[str, Any], activation: dict[str, Any] | None) -
             "; the scoring service did not confirm it (see the activate task): it follows the alias "
             "once it is reachable"
         )
-    Alerts(get_settings().notify.webhook_url).send(
+    Alerts(get_settings(pipeline).notify.webhook_url).send(
         "rolled_back", text, {"rollback": rolled, "activation": activation}
     )
     return {"outcome": "rolled_back", "message": text}

@@ -11,7 +11,7 @@ from landfall.core.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
+def evaluate(pipeline: str, candidate: dict[str, Any]) -> dict[str, Any]:
     from airflow.exceptions import AirflowFailException
 
     from landfall.pipeline import plots, registry
@@ -20,7 +20,7 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
     from landfall.pipeline.training.trainer import predict
     from landfall.pipeline.window import read_sampled
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     metric, label, name = settings.training.metric, settings.landing.label, settings.mlflow.model_name
     client = registry.client()
     run_id = str(candidate["run_id"])
@@ -59,7 +59,7 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
         figures[f"{plots.PLOTS_DIR}/roc_candidate_vs_champion.png"] = plots.roc_figure(curves)
     plots.log_figures(run_id, figures)
     log.info("Candidate %s: %s", run_id, decision.reason)
-    canary_uri = write_canary(candidate, candidate_model, label) if decision.should_deploy else None
+    canary_uri = write_canary(pipeline, candidate, candidate_model, label) if decision.should_deploy else None
     return {
         **decision.as_dict(),
         "metric": metric,
@@ -71,7 +71,7 @@ def evaluate(candidate: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_canary(candidate: dict[str, Any], model: Any, label: str) -> str | None:
+def write_canary(pipeline: str, candidate: dict[str, Any], model: Any, label: str) -> str | None:
     """What deploy's canary expects of the service: the canary rows preprocess wrote (the head of the
     partition's own test split, as clients send them) and the offline path's predictions for them (the
     same rows of the processed test split through the candidate), as one JSON object beside the splits."""
@@ -88,7 +88,7 @@ def write_canary(candidate: dict[str, Any], model: Any, label: str) -> str | Non
 
     if not candidate.get("canary_uri"):
         return None  # a dataset prepared before the canary existed: deploy refuses it, saying why
-    settings = get_settings()
+    settings = get_settings(pipeline)
     s3 = s3_client(settings)
     bucket, _, key = str(candidate["canary_uri"]).removeprefix("s3://").partition("/")
     rows = pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))

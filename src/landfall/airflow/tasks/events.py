@@ -2,8 +2,8 @@
 
 An asset event can be posted by anyone with the REST API's asset permission (`POST /api/v2/assets/events`)
 or raised by any task that lists the asset as an outlet. Landfall's consumers act only on events whose
-source is the producer task named in `landfall.core.catalog.PRODUCERS`; the others are refused, logged
-and alerted, and never read, trained on or promoted.
+source is the producer task named in `landfall.core.catalog` (`Chain.producers`); the others are
+refused, logged and alerted, and never read, trained on or promoted.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from landfall.core.catalog import PRODUCERS
+from landfall.core.catalog import producers_of
 from landfall.pipeline.alerts import Alerts
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def trusted_events(events: Iterable[Any], asset_name: str, alerts: Alerts | None = None) -> list[Any]:
     """The events of `asset_name` raised by its producer task; every other one is reported."""
-    producers = {tuple(producer) for producer in PRODUCERS[asset_name]}
+    producers = {tuple(producer) for producer in producers_of(asset_name)}
     trusted, refused = [], []
     for event in events:
         source = (getattr(event, "source_dag_id", None), getattr(event, "source_task_id", None))
@@ -30,7 +30,7 @@ def trusted_events(events: Iterable[Any], asset_name: str, alerts: Alerts | None
         text = (
             f"Refused a {asset_name!r} event from {source} "
             f"(partition {getattr(event, 'partition_key', None)}): "
-            f"only {' or '.join(f'{p.dag_id}.{p.task_id}' for p in PRODUCERS[asset_name])} raises it; "
+            f"only {' or '.join(f'{p.dag_id}.{p.task_id}' for p in producers_of(asset_name))} raises it; "
             "it was not acted on"
         )
         log.error(text)
@@ -57,7 +57,7 @@ def latest_event_extra(
             f"no {asset_name!r} event from its producer for partition {partition!r}"
             + (f" ({refused} event(s) from elsewhere were refused)" if refused else "")
             + "; this DAG runs when its upstream Asset is updated by the pipeline, not by hand "
-            "(re-process history with `airflow backfill create` on landfall_ingest)"
+            "(re-process history with `airflow backfill create` on the pipeline's ingest DAG)"
         )
     newest = max(matching, key=lambda e: e.timestamp)
     return dict(newest.extra or {})

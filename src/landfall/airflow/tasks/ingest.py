@@ -58,7 +58,7 @@ def chunk_label(chunk: list[dict[str, Any]]) -> str:
     return first if len(chunk) == 1 else f"{first} +{len(chunk) - 1}"
 
 
-def landed_chunks(events: Iterable[Any], run_id: str) -> list[list[dict[str, Any]]]:
+def landed_chunks(pipeline: str, events: Iterable[Any], run_id: str) -> list[list[dict[str, Any]]]:
     """Every landing the triggering events report, verified and deduplicated, in chunks.
 
     Events that were not raised by the watcher are refused: recorded under the quarantine prefix and
@@ -67,7 +67,7 @@ def landed_chunks(events: Iterable[Any], run_id: str) -> list[list[dict[str, Any
     """
     from airflow.exceptions import AirflowFailException
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     key, s3, alerts = signing_key(), s3_client(settings), Alerts(settings.notify.webhook_url)
     landings: dict[tuple[str, str], Landing] = {}
     batches, forged = [], []
@@ -122,7 +122,7 @@ def _record_forged(s3: Any, settings: Settings, event: Any, reason: str, alerts:
     return uri
 
 
-def landing_of_partition(partition: str | None) -> list[list[dict[str, Any]]]:
+def landing_of_partition(pipeline: str, partition: str | None) -> list[list[dict[str, Any]]]:
     """The landing of one day, for a run no landing event started: a backfill run
     (`airflow backfill create`) or the daily catch-up run."""
     from datetime import date
@@ -132,13 +132,14 @@ def landing_of_partition(partition: str | None) -> list[list[dict[str, Any]]]:
     if not partition:
         raise AirflowFailException(
             "this run has neither landing events nor a day; start ingest by landing a file, or re-process "
-            "days with `airflow backfill create --dag-id landfall_ingest --from-date ... --to-date ...`"
+            f"days with `airflow backfill create --dag-id {get_settings(pipeline).names.ingest_dag} "
+            "--from-date ... --to-date ...`"
         )
     try:
         day = date.fromisoformat(partition)
     except ValueError:
         raise AirflowFailException(f"partition key {partition!r} is not a YYYY-MM-DD date") from None
-    settings = get_settings()
+    settings = get_settings(pipeline)
     storage, s3 = settings.storage, s3_client(settings)
     landings = day_landings(s3, storage, day)
     if not landings:
@@ -170,9 +171,9 @@ def day_landings(s3: Any, storage: Any, day: Any) -> list[Landing]:
     return chosen
 
 
-def examine_chunk(chunk: list[dict[str, Any]], reprocess: bool) -> list[dict[str, Any]]:
+def examine_chunk(pipeline: str, chunk: list[dict[str, Any]], reprocess: bool) -> list[dict[str, Any]]:
     """Validate and stage (or quarantine) each landing of the chunk."""
-    settings = get_settings()
+    settings = get_settings(pipeline)
     s3 = s3_client(settings)
     outcomes = []
     for payload in chunk:
@@ -195,12 +196,12 @@ def examine_chunk(chunk: list[dict[str, Any]], reprocess: bool) -> list[dict[str
 
 
 def publish_chunk(
-    outcomes: list[dict[str, Any]], outlet: Any, run_id: str, reprocess: bool
+    pipeline: str, outcomes: list[dict[str, Any]], outlet: Any, run_id: str, reprocess: bool
 ) -> dict[str, Any]:
     """Publish each staged landing's partition: one `raw_daily` event per partition whose head it became."""
     from airflow.exceptions import AirflowSkipException
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     s3, storage = s3_client(settings), settings.storage
     published: dict[str, dict[str, Any]] = {}
     for outcome in map(Outcome.from_dict, outcomes):
@@ -220,11 +221,13 @@ def publish_chunk(
     return {"partitions": sorted(published)}
 
 
-def report_chunk(outcomes: list[dict[str, Any]], outlet: Any, run_id: str, reprocess: bool) -> dict[str, Any]:
+def report_chunk(
+    pipeline: str, outcomes: list[dict[str, Any]], outlet: Any, run_id: str, reprocess: bool
+) -> dict[str, Any]:
     """One `quarantine` event (and one alert) for the chunk's quarantined and refused landings."""
     from airflow.exceptions import AirflowSkipException
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     s3, storage = s3_client(settings), settings.storage
     quarantined, rejected = [], []
     for outcome in map(Outcome.from_dict, outcomes):

@@ -18,7 +18,7 @@ from landfall.pipeline.publish import advance_ordered_head, current_head, raw_pa
 log = logging.getLogger(__name__)
 
 
-def raw_partition(extra: dict[str, Any], partition: str) -> dict[str, Any]:
+def raw_partition(pipeline: str, extra: dict[str, Any], partition: str) -> dict[str, Any]:
     """The partition this run prepares: the head the raw event published, checked against the current
     head (a newer landing of the day may have been published since; it has a run of its own)."""
     from airflow.exceptions import AirflowFailException, AirflowSkipException
@@ -26,7 +26,7 @@ def raw_partition(extra: dict[str, Any], partition: str) -> dict[str, Any]:
     published = raw_partitions(extra).get(partition)
     if published is None:
         raise AirflowFailException(f"the raw_daily event carries no partition {partition!r}")
-    settings = get_settings()
+    settings = get_settings(pipeline)
     head = current_head(s3_client(settings), settings.storage, partition)
     if head is not None and head["version"] != published["version"]:
         raise AirflowSkipException(
@@ -36,11 +36,11 @@ def raw_partition(extra: dict[str, Any], partition: str) -> dict[str, Any]:
     return published
 
 
-def preprocess(raw: dict[str, Any], partition: str) -> dict[str, Any]:
+def preprocess(pipeline: str, raw: dict[str, Any], partition: str) -> dict[str, Any]:
     """Raw version (one or many files) -> features + train/validation/test splits and the canary sample
     under the processed prefix, streamed through local files in bounded memory; then the partition's
     processed head names it, unless a newer raw version's preprocessing got there first."""
-    settings = get_settings()
+    settings = get_settings(pipeline)
     storage, training = settings.storage, settings.training
     s3 = s3_client(settings)
     bucket = storage.datasets_bucket

@@ -44,7 +44,7 @@ def late_marker(storage: Any, day: str) -> str:
     return f"{storage.processed_prefix}/date={day}/_late.json"
 
 
-def publishable(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
+def publishable(pipeline: str, dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
     """What the `training_dataset` event of this run carries: a day's own dataset; for an hour, its day
     rolled up once the 24th hour is processed, or once its deadline has passed (any hour landing after
     the deadline publishes the day again); an hour of an incomplete day publishes nothing yet."""
@@ -53,7 +53,7 @@ def publishable(dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
     partition = str(dataset["partition"])
     if not is_hourly(partition):
         return dataset
-    settings = get_settings()
+    settings = get_settings(pipeline)
     storage = settings.storage
     s3, day = s3_client(settings), day_of(partition)
     rollup = day_rollup(day, hour_heads(s3, storage, day))
@@ -130,7 +130,9 @@ def _leave_for_report(entry: dict[str, Any]) -> None:
     get_current_context()["ti"].xcom_push(key=REFUSED_DAY_KEY, value=entry)
 
 
-def report_refused_day(refused: dict[str, Any] | None, outlet: Any, run_id: str) -> dict[str, Any]:
+def report_refused_day(
+    pipeline: str, refused: dict[str, Any] | None, outlet: Any, run_id: str
+) -> dict[str, Any]:
     """The `quarantine` event and the alert for a day the task before refused (its XCom); skips when
     that task refused nothing (it published the day, or the day is not complete yet)."""
     from airflow.exceptions import AirflowSkipException
@@ -142,7 +144,7 @@ def report_refused_day(refused: dict[str, Any] | None, outlet: Any, run_id: str)
     outlet.extra = {"quarantined": [refused], "rejected": []}
     day, hours = refused["partition_date"], refused["hours"]
     codes = ", ".join(sorted({problem["code"] for problem in refused["problems"]}))
-    Alerts(get_settings().notify.webhook_url).send(
+    Alerts(get_settings(pipeline).notify.webhook_url).send(
         "quarantine",
         f"Refused the day {day} rolled up from {len(hours)} hour(s) ({codes}): "
         f"{'; '.join(problem['detail'] for problem in refused['problems'])}. Nothing is trained on it; "
@@ -185,9 +187,9 @@ def publish_rollup(
     return f"these hours were already rolled up and published by run {owner}"
 
 
-def raw_heads(day: str) -> tuple[bool, bool]:
+def raw_heads(pipeline: str, day: str) -> tuple[bool, bool]:
     """(the day has a raw head of its own, one of its hours has one): HEAD requests, no listing."""
-    settings = get_settings()
+    settings = get_settings(pipeline)
     storage, s3 = settings.storage, s3_client(settings)
     bucket = storage.datasets_bucket
     daily = s3ops.exists(s3, bucket, raw_head_key(storage, day))
@@ -195,7 +197,7 @@ def raw_heads(day: str) -> tuple[bool, bool]:
     return daily, hourly
 
 
-def late_rollup(day: str, run_id: str) -> dict[str, Any]:
+def late_rollup(pipeline: str, day: str, run_id: str) -> dict[str, Any]:
     """At a day's deadline: a day landed hour by hour with hours missing is trained on the hours that are
     there (if they pass the whole-day checks), and an alert names the missing ones. Anything else (a
     daily landing, a complete day, no hour at all) publishes nothing here."""
@@ -203,7 +205,7 @@ def late_rollup(day: str, run_id: str) -> dict[str, Any]:
 
     from landfall.pipeline.alerts import Alerts
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     storage, s3 = settings.storage, s3_client(settings)
     rollup = day_rollup(day, hour_heads(s3, storage, day))
     if rollup is None:

@@ -10,7 +10,7 @@ from landfall.core.settings import get_settings
 log = logging.getLogger(__name__)
 
 
-def window_of(dataset: dict[str, Any]) -> dict[str, Any]:
+def window_of(pipeline: str, dataset: dict[str, Any]) -> dict[str, Any]:
     """The window this run trains on: its own processed partition (from the event) and the current
     processed partitions of the `training.window_days - 1` days before it.
 
@@ -24,7 +24,7 @@ def window_of(dataset: dict[str, Any]) -> dict[str, Any]:
     from landfall.pipeline.publish import processed_heads
     from landfall.pipeline.window import training_window, window_dates
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     storage, training = settings.storage, settings.training
     s3, partition = s3_client(settings), str(dataset["partition"])
     if training.coalesce_history and not dataset.get("backfill"):
@@ -78,15 +78,17 @@ def newer_untrained_partition(s3: Any, storage: Any, partition: str, window_days
     return None
 
 
-def hyperparameter_trials() -> list[dict[str, Any]]:
+def hyperparameter_trials(pipeline: str) -> list[dict[str, Any]]:
     from landfall.pipeline.training.trials import trial_grid
 
-    trials = trial_grid(get_settings().training.grid)
+    trials = trial_grid(get_settings(pipeline).training.grid)
     log.info("%d trials: %s", len(trials), [t["trial"] for t in trials])
     return trials
 
 
-def pick_best(results: list[dict[str, Any] | None], dataset: dict[str, Any], run_id: str) -> dict[str, Any]:
+def pick_best(
+    pipeline: str, results: list[dict[str, Any] | None], dataset: dict[str, Any], run_id: str
+) -> dict[str, Any]:
     """The best trial on the validation split; the test split travels on for the evaluation. The day is
     recorded as trained (its version), so the days before it stop waiting for its window."""
     from landfall.airflow.tasks.ingest import s3_client
@@ -94,7 +96,7 @@ def pick_best(results: list[dict[str, Any] | None], dataset: dict[str, Any], run
     from landfall.pipeline.keys import trained_record
     from landfall.pipeline.training.trials import select_best
 
-    settings = get_settings()
+    settings = get_settings(pipeline)
     metric = settings.training.metric
     best = select_best(results, metric)
     record = {"version": dataset["version"], "run_id": run_id, "window": dataset.get("window_partitions")}

@@ -17,7 +17,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from landfall.core import catalog
 from landfall.ops.follow import follow_landing, follow_partition
 from landfall.pipeline.datagen import make_batch
 from landfall.pipeline.keys import marker_key, part_key
@@ -48,11 +47,12 @@ def generated_parts(target_bytes: int, scratch: Path, seed: int) -> Iterator[tup
 
 def big_day(bench: Any, gib: float) -> dict[str, Any]:
     """Land a multi-part day of `gib` GiB and follow it to its training dataset."""
+    names = bench.stack.settings.names
     api, s3, bucket = bench.api, bench.s3, bench.bucket
     storage = bench.stack.settings.storage
     day = next(bench._days)
     label = f"big_day_{gib:g}gib"
-    api.patch(f"dags/{catalog.TRAIN_DAG}", {"is_paused": True})
+    api.patch(f"dags/{names.train_dag}", {"is_paused": True})
     try:
         known = set(bench.sampler.peak_by_pid)
         rows = size = parts = 0
@@ -79,7 +79,7 @@ def big_day(bench: Any, gib: float) -> dict[str, Any]:
         if ingest.outcome != "ingested":
             raise RuntimeError(f"the big day was not ingested: {ingest.outcome} ({ingest.tasks})")
         preprocess = follow_partition(
-            api, catalog.PREPROCESS_DAG, day.isoformat(), ingest.queued_at, timeout_s=1800, echo=quiet
+            api, names.preprocess_dag, day.isoformat(), ingest.queued_at, timeout_s=1800, echo=quiet
         )
         if preprocess.state != "success":
             raise RuntimeError(f"the big day's preprocessing ended {preprocess.state}: {preprocess.tasks}")
@@ -89,7 +89,7 @@ def big_day(bench: Any, gib: float) -> dict[str, Any]:
         # A task process's command line names its task instance id: name the task instead.
         tasks = {
             ti.get("id"): f"{dag_id}.{ti['task_id']}"
-            for dag_id, run in ((catalog.INGEST_DAG, ingest), (catalog.PREPROCESS_DAG, preprocess))
+            for dag_id, run in ((names.ingest_dag, ingest), (names.preprocess_dag, preprocess))
             for ti in api.task_instances(dag_id, run.run_id)
         }
         by_process = sorted(
@@ -126,4 +126,4 @@ def big_day(bench: Any, gib: float) -> dict[str, Any]:
             }
         }
     finally:
-        api.patch(f"dags/{catalog.TRAIN_DAG}", {"is_paused": False})
+        api.patch(f"dags/{names.train_dag}", {"is_paused": False})

@@ -8,13 +8,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from landfall.core import catalog
 from landfall.ops.follow import follow_partition
+from landfall.ops.follow import names as pipeline_names
 from landfall.ops.landings import land_day
 from landfall.pipeline.datagen import make_batch, to_parquet
 
 
 def history(bench: Any, days: int, rows: int = 1000) -> dict[str, Any]:
+    names = bench.stack.settings.names
     api, s3, storage = bench.api, bench.s3, bench.stack.settings.storage
     dates = [next(bench._days) for _ in range(days)]
     bodies = [to_parquet(make_batch(rows, seed=3000 + n)) for n in range(min(days, 20))]
@@ -30,12 +31,12 @@ def history(bench: Any, days: int, rows: int = 1000) -> dict[str, Any]:
 
     newest = dates[-1].isoformat()
     timeout = 600 + 30 * days
-    deploy = follow_partition(api, catalog.DEPLOY_DAG, newest, started_at, timeout, quiet)
+    deploy = follow_partition(api, names.deploy_dag, newest, started_at, timeout, quiet)
     done_s = deploy.ended_at.timestamp() - last_put if deploy.ended_at else -1.0
     wanted = {day.isoformat() for day in dates}
-    train_runs = [r for r in _all_runs(api, catalog.TRAIN_DAG) if r.get("partition_key") in wanted]
+    train_runs = [r for r in _all_runs(api, names.train_dag) if r.get("partition_key") in wanted]
     trained = [r for r in train_runs if _state(api, r["dag_run_id"], "select_best") == "success"]
-    preprocess_runs = [r for r in _all_runs(api, catalog.PREPROCESS_DAG) if r.get("partition_key") in wanted]
+    preprocess_runs = [r for r in _all_runs(api, names.preprocess_dag) if r.get("partition_key") in wanted]
     return {
         f"history_{days}_days": {
             "days": days,
@@ -62,5 +63,6 @@ def _all_runs(api: Any, dag_id: str) -> list[dict[str, Any]]:
 
 
 def _state(api: Any, run_id: str, task_id: str) -> str | None:
-    states = {ti["task_id"]: ti.get("state") for ti in api.task_instances(catalog.TRAIN_DAG, run_id)}
+    names = pipeline_names(None)
+    states = {ti["task_id"]: ti.get("state") for ti in api.task_instances(names.train_dag, run_id)}
     return states.get(task_id)

@@ -17,11 +17,11 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from landfall.core import catalog
 from landfall.core.paths import REPO_ROOT
 from landfall.ops.airflow_api import AirflowApi
 from landfall.ops.bench.report import percentiles
 from landfall.ops.bench.rss import RssSampler, full_decode_peak_mb
+from landfall.ops.follow import names as pipeline_names
 from landfall.ops.follow import quarantine_events_for
 from landfall.ops.landings import put_landing
 from landfall.pipeline.datagen import decompression_bomb, make_batch, make_corrupt, to_parquet
@@ -60,7 +60,8 @@ def _ts(value: str | None) -> float | None:
 def landing_runs(api: AirflowApi, keys: set[str]) -> dict[str, list[dict[str, Any]]] | None:
     """For each landed key, the `landing` asset events naming it with the runs they created; None while
     Airflow answers its transient 500 (a created run not started yet)."""
-    asset = api.asset_by_name(catalog.LANDING)
+    names = pipeline_names(None)
+    asset = api.asset_by_name(names.landing)
     if asset is None:
         return {key: [] for key in keys}
     found: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
@@ -82,12 +83,13 @@ def landing_runs(api: AirflowApi, keys: set[str]) -> dict[str, list[dict[str, An
 
 def outcome_counts(api: AirflowApi, keys: set[str]) -> dict[str, int]:
     """How many raw or quarantine records each key got (exactly one when nothing is lost or doubled)."""
+    names = pipeline_names(None)
     counts = dict.fromkeys(keys, 0)
-    for event in api.events_of(catalog.RAW):
+    for event in api.events_of(names.raw):
         head = published_head(event) or {}
         if head.get("source_key") in counts:
             counts[head["source_key"]] += 1
-    for event in api.events_of(catalog.QUARANTINE):
+    for event in api.events_of(names.quarantine):
         for record in quarantine_records(event.get("extra")):
             if record.get("source_key") in counts:
                 counts[record["source_key"]] += 1
@@ -139,6 +141,7 @@ class Bench:
         }
 
     def landing_to_champion(self) -> dict[str, Any]:
+        names = pipeline_names(None)
         from landfall.ops.follow import follow_chain, follow_landing
 
         key = self._new_key()
@@ -159,7 +162,7 @@ class Bench:
         per_dag = {dag_id: self._run_compute(dag_id, run_id) for dag_id, run_id in runs}
         landing_to_champion = chain[-1].ended_at.timestamp() - put_at
         critical = sum(d["critical_path_s"] for d in per_dag.values())
-        compute = sum(per_dag[d]["task_seconds"] for d in (catalog.TRAIN_DAG, catalog.EVALUATE_DAG))
+        compute = sum(per_dag[d]["task_seconds"] for d in (names.train_dag, names.evaluate_dag))
         fit = self._fit_seconds(chain[1].run_id)
         return {
             "landing_to_champion_s": round(landing_to_champion, 2),
@@ -247,20 +250,22 @@ class Bench:
 
     def _wait_for_ingest_run_after(self, after: float, timeout_s: float) -> dict[str, Any]:
         """The first ingest run queued after `after`, once it has ended."""
+        names = pipeline_names(None)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             runs = [
                 r
-                for r in self.api.dag_runs(catalog.INGEST_DAG, limit=20)
+                for r in self.api.dag_runs(names.ingest_dag, limit=20)
                 if (_ts(r.get("queued_at")) or 0) >= after
             ]
             if runs and all(r["state"] in ("success", "failed") for r in runs):
                 return min(runs, key=lambda r: r["queued_at"])
             time.sleep(0.2)
-        raise TimeoutError(f"no {catalog.INGEST_DAG} run ended within {timeout_s:.0f}s of a landing")
+        raise TimeoutError(f"no {names.ingest_dag} run ended within {timeout_s:.0f}s of a landing")
 
     def burst(self, count: int) -> dict[str, Any]:
         """`count` files PUT as fast as S3 takes them; lost, duplicates, runs, time until all are recorded."""
+        names = pipeline_names(None)
         bodies = [make_corrupt("schema", seed=1000 + n) for n in range(min(count, 50))]
         keys = [self._new_key() for _ in range(count)]
         started = time.time()
@@ -281,7 +286,7 @@ class Bench:
         runs = {r["run_id"] for evs in events.values() for e in evs for r in e["created_dagruns"]}
         failed = [
             r
-            for r in self.api.dag_runs(catalog.INGEST_DAG, limit=200)
+            for r in self.api.dag_runs(names.ingest_dag, limit=200)
             if r["dag_run_id"] in runs and r["state"] == "failed"
         ]
         return {

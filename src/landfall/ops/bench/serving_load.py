@@ -24,6 +24,7 @@ import requests
 from landfall.core import catalog
 from landfall.ops.airflow_api import AirflowApi
 from landfall.ops.bench.report import percentiles
+from landfall.ops.follow import names as pipeline_names
 from landfall.pipeline import registry
 from landfall.pipeline.canary import as_rows
 from landfall.pipeline.datagen import make_batch
@@ -44,6 +45,7 @@ DRIFTED_ROWS = 5000  # at least: the margin in the docstring above was measured 
 def serving_phase(bench: Any, options: LoadOptions) -> dict[str, Any]:
     """A second champion (a drifted day, in a training window of its own, beats the first on its own
     data) through the real chain, then the load test with a switch back to the first."""
+    names = bench.stack.settings.names
     from landfall.ops.follow import follow_chain, follow_landing
     from landfall.pipeline.datagen import to_parquet
 
@@ -62,7 +64,7 @@ def serving_phase(bench: Any, options: LoadOptions) -> dict[str, Any]:
     ingest = follow_landing(bench.api, key, timeout_s=600, echo=lambda _line: None)
     chain = follow_chain(bench.api, day, ingest.queued_at, timeout_s=900, echo=lambda _line: None)
     token = stack.state.secrets().serving_token
-    if chain[-1].dag_id == catalog.DEPLOY_DAG and chain[-1].tasks.get("activate") == "success":
+    if chain[-1].dag_id == names.deploy_dag and chain[-1].tasks.get("activate") == "success":
         figures = {
             "second_champion": "promoted and served by its deploy run",
             **deploy_figures(bench.api, bench.s3, day),
@@ -72,7 +74,9 @@ def serving_phase(bench: Any, options: LoadOptions) -> dict[str, Any]:
             f"{figures['deploy_alias_to_serving_s']} s"
         )
     else:
-        figures = promote_for_benchmark(bench, chain, ServingClient(stack.ctx.serving_url, token))
+        figures = promote_for_benchmark(
+            bench, chain, ServingClient(stack.ctx.serving_url, token, pipeline=stack.settings.pipeline)
+        )
         bench.echo(f"  {figures['second_champion']}")
     bench.echo(f"  {options.requests:,} requests from {options.clients} clients ...")
     figures["load"] = load_test(stack.ctx.serving_url, token, name, options)
@@ -83,13 +87,14 @@ def promote_for_benchmark(bench: Any, chain: list[Any], served: ServingClient) -
     """The drifted day's deploy run did not promote it (the gate said skip, or the canary failed): promote
     its evaluated candidate for the benchmark and wait until the service serves it. The deploy figures
     are not measured then; `second_champion` says why."""
-    evaluated = next((r for r in chain if r.dag_id == catalog.EVALUATE_DAG and r.state == "success"), None)
+    names = bench.stack.settings.names
+    evaluated = next((r for r in chain if r.dag_id == names.evaluate_dag and r.state == "success"), None)
     if evaluated is None:
         raise RuntimeError(
             f"the drifted day was not evaluated, so there is no second champion: "
             f"{[(r.dag_id, r.state, r.tasks) for r in chain]}"
         )
-    evaluation = bench.api.xcom_value(bench.s3, catalog.EVALUATE_DAG, evaluated.run_id, catalog.COMPARE_TASK)
+    evaluation = bench.api.xcom_value(bench.s3, names.evaluate_dag, evaluated.run_id, catalog.COMPARE_TASK)
     name, client = bench.stack.settings.mlflow.model_name, registry.client()
     run_id = str(evaluation["run_id"])
     current = registry.champion_version(name, client)
@@ -117,9 +122,10 @@ def promote_for_benchmark(bench: Any, chain: list[Any], served: ServingClient) -
 
 def deploy_figures(api: AirflowApi, s3: Any, day: str) -> dict[str, Any]:
     """Canary and activation figures of the deploy run of `day`'s partition."""
-    [run] = [r for r in api.dag_runs(catalog.DEPLOY_DAG) if r.get("partition_key") == day][:1]
-    canary = api.xcom_value(s3, catalog.DEPLOY_DAG, run["dag_run_id"], "canary")
-    activation = api.xcom_value(s3, catalog.DEPLOY_DAG, run["dag_run_id"], "activate")
+    names = pipeline_names(None)
+    [run] = [r for r in api.dag_runs(names.deploy_dag) if r.get("partition_key") == day][:1]
+    canary = api.xcom_value(s3, names.deploy_dag, run["dag_run_id"], "canary")
+    activation = api.xcom_value(s3, names.deploy_dag, run["dag_run_id"], "activate")
     return {
         "canary_rows": canary["rows"],
         "canary_s": canary["canary_s"],

@@ -12,8 +12,11 @@ from landfall.ops.airflow_api import AirflowApi
 from landfall.ops.stack.components import StackError
 
 
-def wait_for_dags(api: AirflowApi, deadline: float, echo: Callable[[str], None]) -> None:
-    """Wait until the dag-processor has parsed every DAG file once.
+def wait_for_dags(
+    api: AirflowApi, deadline: float, echo: Callable[[str], None], dag_ids: set[str] | None = None
+) -> None:
+    """Wait until the dag-processor has parsed every DAG file once and built every DAG in `dag_ids`
+    (each pipeline's chain: a pipeline added to a running stack has DAGs before it has files).
 
     Healthy components are not enough: until a DAG is serialized its asset watcher is not
     registered, so a file landed right after `up` would wait unseen. A file that fails to import
@@ -21,12 +24,15 @@ def wait_for_dags(api: AirflowApi, deadline: float, echo: Callable[[str], None])
     """
     expected = dag_files()
     while True:
-        parsed = {dag["relative_fileloc"] for dag in api.get("dags", limit=1000)["dags"]}
+        dags = api.get("dags", limit=1000)["dags"]
+        parsed = {dag["relative_fileloc"] for dag in dags}
         errors = {
             _relative_to_dags(error["filename"]): error["stack_trace"]
             for error in api.get("importErrors", limit=1000)["import_errors"]
         }
         missing = expected - parsed - set(errors)
+        if not errors:  # with an import error, the DAGs of that file may never come
+            missing |= (dag_ids or set()) - {dag["dag_id"] for dag in dags}
         if not missing:
             break
         if time.monotonic() > deadline:
@@ -37,18 +43,22 @@ def wait_for_dags(api: AirflowApi, deadline: float, echo: Callable[[str], None])
         time.sleep(0.5)
     for filename, trace in sorted(errors.items()):
         echo(f"  WARNING: dags/{filename} failed to import:\n{trace.strip()[-1500:]}")
-    echo(f"  {len(expected) - len(errors)} of {len(expected)} DAG files are loaded")
+    echo(f"  {len(expected - set(errors))} of {len(expected)} DAG files are loaded")
+
+
+NO_DAG_FILES = {"operations/pipeline_config.py"}
+"""Files in the DAG folder that hold no DAG: the one that reports invalid pipelines by failing to import."""
 
 
 def dag_files() -> set[str]:
     """The DAG files (relative to dags/) the dag-processor must load: every module in producers/,
-    consumers/ and operations/ (assets/ only names Assets)."""
+    consumers/ and operations/ (assets/ only names Assets) that builds DAGs."""
     return {
         path.relative_to(DAGS_FOLDER).as_posix()
         for folder in ("producers", "consumers", "operations")
         for path in (DAGS_FOLDER / folder).glob("*.py")
         if not path.name.startswith("_")
-    }
+    } - NO_DAG_FILES
 
 
 def _relative_to_dags(filename: str) -> str:

@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from landfall.core.settings import Settings
+from landfall.core.catalog import chain_of
+from landfall.core.settings import Settings, load_project
 from landfall.ops.airflow_api import AirflowApi
-from landfall.ops.stack import provision
+from landfall.ops.stack import pipeline_changes, provision
 from landfall.ops.stack.components import Component, Context, StackError, by_name, components_of
 from landfall.ops.stack.dag_loading import wait_for_dags
 from landfall.ops.stack.environment import environment, process_environment
@@ -242,6 +243,7 @@ class Stack:
         with self._exclusive("up"):
             if self.is_up():
                 self.echo("Landfall stack is already up.")
+                self._apply_pipeline_changes(started + self.settings.stack.startup_timeout_s)
                 self.wait_for_dags(started + self.settings.stack.startup_timeout_s)
                 return 0.0
             deadline = started + self.settings.stack.startup_timeout_s
@@ -269,8 +271,27 @@ class Stack:
         for component in started:
             self._start(component)  # MLflow is running already: a no-op
         self._wait_healthy([c.name for c in started], deadline)
-        provision.create_pools(self.api())
+        project = load_project(strict=False)
+        provision.create_pools(self.api(), project.names())
         self.wait_for_dags(deadline)
+        pipeline_changes.record(self.state.root / "pipelines.json", pipeline_changes.fingerprints(project))
+
+    def _apply_pipeline_changes(self, deadline: float) -> None:
+        """A running stack takes a changed `pipelines:` block: pools for new pipelines, and a restart of
+        what reads the pipelines only at start (see `pipeline_changes`)."""
+        path = self.state.root / "pipelines.json"
+        project = load_project(strict=False)
+        now = pipeline_changes.fingerprints(project)
+        before = pipeline_changes.recorded(path)
+        changed = pipeline_changes.changes(before or {}, now)
+        if before is not None and changed:
+            self.echo(f"  the pipelines changed ({changed.describe()}): applying ...")
+            provision.create_pools(self.api(), project.names())
+            for name in pipeline_changes.RESTARTED_FOR_PIPELINES:
+                self.supervisor.stop(name)
+                self._start(by_name(name))
+            self._wait_healthy(list(pipeline_changes.RESTARTED_FOR_PIPELINES), deadline)
+        pipeline_changes.record(path, now)
 
     def _start_storage(self, secrets: StackSecrets, deadline: float) -> None:
         provision.render(self.ctx, secrets)
@@ -321,8 +342,10 @@ class Stack:
         return found
 
     def wait_for_dags(self, deadline: float) -> None:
-        """Wait until the dag-processor has parsed every DAG file once (see `dag_loading`)."""
-        wait_for_dags(self.api(), deadline, self.echo)
+        """Wait until the dag-processor has parsed every DAG file once and built every pipeline's DAGs
+        (see `dag_loading`)."""
+        dag_ids = {dag_id for name in load_project(strict=False).names() for dag_id in chain_of(name).dag_ids}
+        wait_for_dags(self.api(), deadline, self.echo, dag_ids)
 
     def _stop_all(self, quiet: bool) -> list[str]:
         stopped = []

@@ -341,9 +341,9 @@ def migrate(ctx: Context, env: dict[str, str], log_tail: Callable[[str, int], st
         )
 
 
-def create_pools(api: object) -> None:
-    """The one-slot pool every task that moves the champion alias takes. (A task whose pool does not
-    exist is never scheduled, so this runs on every start.)
+def create_pools(api: object, pipelines: list[str]) -> None:
+    """Each pipeline's one-slot pool, taken by every task that moves its champion alias. (A task whose
+    pool does not exist is never scheduled, so this runs on every start.)
 
     Right after start-up the api-server's write can wait on SQLite's lock (the dag-processor writes
     every DAG at once) for longer than the client waits: a timed-out POST is asked again after a GET,
@@ -351,32 +351,33 @@ def create_pools(api: object) -> None:
     import requests
     from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-    body = {
-        "name": catalog.PROMOTION_POOL,
-        "slots": 1,
-        "description": "Landfall: evaluate's comparison and deploy's promotion, one at a time",
-    }
-
     @retry(
         retry=retry_if_exception_type((requests.Timeout, requests.ConnectionError)),
         stop=stop_after_attempt(6),
         wait=wait_exponential(multiplier=1, max=8),
         reraise=True,
     )
-    def ensure() -> None:
+    def ensure(pipeline: str) -> None:
+        pool = catalog.chain_of(pipeline).promotion_pool
         try:
-            api.get(f"pools/{catalog.PROMOTION_POOL}")  # type: ignore[attr-defined]
+            api.get(f"pools/{pool}")  # type: ignore[attr-defined]
             return
         except requests.HTTPError as error:
             if error.response is None or error.response.status_code != 404:
                 raise
+        body = {
+            "name": pool,
+            "slots": 1,
+            "description": f"Landfall {pipeline}: deploy's promotions and rollbacks, one at a time",
+        }
         try:
             api.post("pools", body)  # type: ignore[attr-defined]
         except requests.HTTPError as error:
             if error.response is None or error.response.status_code != 409:  # 409: made meanwhile
                 raise
 
-    ensure()
+    for pipeline in pipelines:
+        ensure(pipeline)
 
 
 def without_password(url: str) -> str:

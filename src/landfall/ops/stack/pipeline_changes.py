@@ -1,0 +1,64 @@
+"""What `landfall up` applies to a running stack when the pipelines in config changed.
+
+The stack records a fingerprint of each pipeline's resolved settings after every start. When `up` finds
+the stack healthy but the fingerprints differ (a pipeline added, changed or removed), it creates the new
+pipelines' pools and restarts what reads the pipelines only when it starts: the dag-processor (so the
+DAGs are rebuilt now, not at its next periodic parse) and the scoring service (one follower per
+pipeline). Everything else reads the config per task or per parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import NamedTuple
+
+from landfall.core.settings import ProjectSettings
+
+RESTARTED_FOR_PIPELINES = ("dag-processor", "serving")
+
+
+class PipelineChanges(NamedTuple):
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+    def describe(self) -> str:
+        parts = [
+            f"{what} {', '.join(names)}"
+            for what, names in (("added", self.added), ("changed", self.changed), ("removed", self.removed))
+            if names
+        ]
+        return "; ".join(parts)
+
+
+def fingerprints(project: ProjectSettings) -> dict[str, str]:
+    """Each valid pipeline's resolved settings, hashed."""
+    return {
+        settings.pipeline: hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
+        for settings in project.all_settings()
+    }
+
+
+def changes(before: dict[str, str], now: dict[str, str]) -> PipelineChanges:
+    return PipelineChanges(
+        added=sorted(now.keys() - before.keys()),
+        changed=sorted(name for name in now.keys() & before.keys() if now[name] != before[name]),
+        removed=sorted(before.keys() - now.keys()),
+    )
+
+
+def recorded(path: Path) -> dict[str, str] | None:
+    """The fingerprints the running stack was started or last updated with; None if never recorded."""
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def record(path: Path, now: dict[str, str]) -> None:
+    path.write_text(json.dumps(now, indent=2, sort_keys=True))
