@@ -53,19 +53,29 @@ for _name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", 
     os.environ.pop(_name, None)
 # Airflow imported by the tests themselves reads the same (test) home as the stack they start.
 os.environ["AIRFLOW_HOME"] = str(_STATE / "airflow")
+# The test stack reads a copy of the repository's config, so that a test may add a pipeline to it (and
+# `landfall up` the change) without touching config/landfall.yaml.
+if "LANDFALL_CONFIG" not in os.environ:
+    from landfall.core.paths import DEFAULT_CONFIG_FILE
+
+    _STATE.mkdir(parents=True, exist_ok=True)
+    (_STATE / "landfall.yaml").write_text(DEFAULT_CONFIG_FILE.read_text())
+    os.environ["LANDFALL_CONFIG"] = str(_STATE / "landfall.yaml")
 
 
 # The end-to-end modules on the embedded stack build on each other in file order (day one sets the
 # champion the later days are judged against), so under pytest-xdist they are one unit of work, on one
 # worker and its one stack. The scale-out module (a stack of its own) and the embedded-stack modules that
-# need no champion (hourly days, deadlines) are a second unit, on the other worker, which starts its own
-# embedded stack after the scale-out one has stopped; the unit, DAG and integration tests fill in around
+# need no churn champion (hourly days, deadlines, a second pipeline) are a second unit, on the other
+# worker, which starts its own embedded stack after the scale-out one has stopped; the unit, DAG and
+# integration tests fill in around
 # them on whichever worker is free. (xdist's own `--dist loadgroup` does not group on pytest 9, which no
 # longer reads the node id it rewrites, so the grouping is this scheduler's.)
 SECOND_STACK_MODULES = (
     "tests/e2e/test_scaleout_e2e.py",
     "tests/e2e/test_hourly_landings_e2e.py",
     "tests/e2e/test_deadlines_e2e.py",
+    "tests/e2e/test_pipelines_e2e.py",
 )
 
 

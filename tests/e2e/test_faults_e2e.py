@@ -115,7 +115,7 @@ def test_scheduler_killed_during_training_recovers_without_a_second_version_or_p
     """SIGKILL of the scheduler takes its LocalExecutor workers, and so the running trials, with it."""
     from mlflow import MlflowClient
 
-    from landfall.ops.follow import CHAIN, follow_partition
+    from landfall.ops.follow import follow_partition
 
     day = unique_day(2600)
     put = land(stack, day_key(day), to_parquet(make_batch(5000, seed=51)))
@@ -142,7 +142,7 @@ def test_scheduler_killed_during_training_recovers_without_a_second_version_or_p
 
     runs = {
         dag_id: follow_partition(airflow_api, dag_id, day, ingest.queued_at, RUN_TIMEOUT_S)
-        for dag_id in CHAIN
+        for dag_id in CHURN.after_ingest
     }
     assert runs[CHURN.train_dag].run_id == train_run
     assert [r.state for r in runs.values()] == ["success"] * 4, {d: r.tasks for d, r in runs.items()}

@@ -33,7 +33,7 @@ from journeys import (
 )
 from landfall.core.settings import get_settings
 from landfall.core.stack_settings import PortSettings, ScaleoutSettings
-from landfall.ops.follow import CHAIN, follow_chain, follow_landing, follow_partition
+from landfall.ops.follow import follow_chain, follow_landing, follow_partition
 from landfall.ops.stack import accounts, postgres_role, provision
 from landfall.pipeline.datagen import make_batch, to_parquet
 
@@ -168,7 +168,7 @@ def test_mlflow_down_during_deploy_fails_loudly_after_retries_and_changes_nothin
     from mlflow import MlflowClient
 
     stack, api = scaleout_stack, scaleout_stack.api()
-    day, _, runs = _land_and_follow_to(stack, api, CHAIN[:3], seed=777)
+    day, _, runs = _land_and_follow_to(stack, api, CHURN.after_ingest[:3], seed=777)
     assert [r.state for r in runs] == ["success"] * 3
     stack.stop("mlflow")  # down, and kept down (a crash would be restarted by the supervisor)
     try:
@@ -203,7 +203,7 @@ def test_the_whole_chain_runs_on_postgres_and_celery_with_the_same_dags(scaleout
     ingest = follow_landing(api, landed.key, landed.etag, timeout_s=TIMEOUT_S)
     assert ingest.outcome == "ingested"
     chain = follow_chain(api, day, ingest.queued_at, timeout_s=TIMEOUT_S)
-    assert [r.dag_id for r in chain] == list(CHAIN)
+    assert [r.dag_id for r in chain] == list(CHURN.after_ingest)
     assert [r.state for r in chain] == ["success"] * 4
     assert chain[-1].tasks["promote"] == "success"
     landing_to_champion = chain[-1].ended_at.timestamp() - put_at
@@ -223,7 +223,7 @@ def test_the_whole_chain_runs_on_postgres_and_celery_with_the_same_dags(scaleout
         scaleout.airflow_database,
         "SELECT dag_id, count(*) FROM dag_run WHERE state = 'success' GROUP BY dag_id ORDER BY dag_id",
     )
-    assert {dag_id for dag_id, _ in runs} >= {CHURN.ingest_dag, *CHAIN}
+    assert {dag_id for dag_id, _ in runs} >= {CHURN.ingest_dag, *CHURN.after_ingest}
     task_rows = _query(
         scaleout,
         scaleout.airflow_database,
@@ -385,7 +385,7 @@ def test_a_burst_while_a_triggerer_and_a_scheduler_are_sigkilled_is_recorded_exa
     counts = outcome_counts(api, everything)
     runs_per_dag = {
         dag_id: [r for r in api.dag_runs(dag_id, limit=100) if r.get("partition_key") == good_day]
-        for dag_id in CHAIN
+        for dag_id in CHURN.after_ingest
     }
     events = landing_runs(api, everything) or {}
     event_runs = {e["id"]: len(e["created_dagruns"]) for evs in events.values() for e in evs}
@@ -403,4 +403,5 @@ def test_a_burst_while_a_triggerer_and_a_scheduler_are_sigkilled_is_recorded_exa
         },
     )
     assert all(n == 1 for n in counts.values()), {k: n for k, n in counts.items() if n != 1}
-    assert {dag_id: len(runs) for dag_id, runs in runs_per_dag.items()} == dict.fromkeys(CHAIN, 1)
+    per_dag = {dag_id: len(runs) for dag_id, runs in runs_per_dag.items()}
+    assert per_dag == dict.fromkeys(CHURN.after_ingest, 1)

@@ -191,26 +191,29 @@ def land(
     parts: int | None,
     hour: int | None,
 ) -> None:
-    """Write a daily batch to the landing prefix of the running stack's S3."""
+    """Write a day of sample rows (made from the pipeline's schema) to its landing prefix in S3."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from landfall.ops.landings import land_day, land_parts, put_landing
-    from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
+    from landfall.pipeline.datagen import make_corrupt, sample_batch, to_parquet
 
     if parts is not None and (raw_key or corrupt):
         raise click.UsageError("--parts lands a well-formed multi-part day: it takes no --key or --corrupt")
     stack = _stack(pipeline)
-    storage = stack.settings.storage
+    storage, landing = stack.settings.storage, stack.settings.landing
     if seed is None:  # from the date (and hour): small enough that part seeds keep ids in int64
         seed = int(day.strftime("%Y%m%d")) * (1 if hour is None else 25) + (0 if hour is None else hour + 1)
     s3 = stack.s3_client()
     try:
         if parts is not None:
             # Each part its own seed, so customer ids do not repeat across the parts of a day.
-            bodies = (to_parquet(make_batch(rows, seed * 1000 + index, drift)) for index in range(parts))
+            bodies = (
+                to_parquet(sample_batch(landing, rows, seed * 1000 + index, drift)) for index in range(parts)
+            )
             landed = land_parts(s3, storage, day, bodies, hour)
         else:
-            body = make_corrupt(corrupt, seed) if corrupt else to_parquet(make_batch(rows, seed, drift))
+            good = to_parquet(sample_batch(landing, rows, seed, drift))
+            body = make_corrupt(corrupt, seed, landing) if corrupt else good
             key_given = put_landing(s3, storage.datasets_bucket, raw_key, body) if raw_key else None
             landed = [key_given or land_day(s3, storage, day, body, hour)]
     except (BotoCoreError, ClientError) as error:

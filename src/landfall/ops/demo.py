@@ -11,7 +11,7 @@ from datetime import date
 from landfall.ops.follow import FollowResult, follow_chain, follow_landing
 from landfall.ops.landings import land_day
 from landfall.ops.stack.launcher import Stack
-from landfall.pipeline.datagen import make_batch, to_parquet
+from landfall.pipeline.datagen import sample_batch, to_parquet
 
 
 class DemoFailed(RuntimeError):
@@ -38,7 +38,7 @@ def run_demo(stack: Stack, day: date, timeout_s: float, echo: Callable[[str], No
     stack.up()
     storage = stack.settings.storage
     # A fresh seed each time: new rows, so the day is a new landing with a model of its own.
-    body = to_parquet(make_batch(5000, seed=int(time.time())))
+    body = to_parquet(sample_batch(stack.settings.landing, 5000, seed=int(time.time())))
     echo(
         f"2/3 landing s3://{storage.datasets_bucket}/{storage.landing_prefix}/{day}/... "
         f"({len(body)} bytes) ..."
@@ -48,10 +48,13 @@ def run_demo(stack: Stack, day: date, timeout_s: float, echo: Callable[[str], No
     api = stack.api()
     started = time.monotonic()
     try:
-        ingest = follow_landing(api, landed.key, landed.etag, timeout_s=timeout_s, echo=echo)
+        names = stack.settings.names
+        ingest = follow_landing(api, landed.key, landed.etag, timeout_s=timeout_s, echo=echo, chain=names)
         if ingest.state != "success" or ingest.outcome != "ingested":
             raise _failure(stack, ingest, f"the landing was {ingest.outcome}")
-        chain = follow_chain(api, day.isoformat(), ingest.queued_at, timeout_s=timeout_s, echo=echo)
+        chain = follow_chain(
+            api, day.isoformat(), ingest.queued_at, timeout_s=timeout_s, echo=echo, chain=names
+        )
     except TimeoutError as error:
         raise DemoFailed(str(error)) from None
     if chain[-1].state != "success":
@@ -96,7 +99,8 @@ def serving_line(stack: Stack) -> str:
     client = ServingClient(
         stack.ctx.serving_url, stack.state.secrets().serving_token, pipeline=stack.settings.pipeline
     )
-    rows = as_rows(make_batch(1, seed=7)[stack.settings.landing.feature_columns])
+    landing = stack.settings.landing
+    rows = as_rows(sample_batch(landing, 1, seed=7)[landing.feature_columns])
     try:
         answer = client.predict(rows)
     except ServingError as error:

@@ -13,6 +13,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from landfall.core.pipeline_settings import LandingSettings
+
 Corruption = Literal["schema", "nulls", "empty", "garbage"]
 CORRUPTIONS: tuple[Corruption, ...] = ("schema", "nulls", "empty", "garbage")
 CONTRACT_TYPES = ("monthly", "annual", "two_year")
@@ -56,23 +58,54 @@ def make_batch(
     )
 
 
+CHURN_COLUMNS = (
+    "customer_id",
+    "tenure_months",
+    "monthly_spend",
+    "support_calls",
+    "usage_hours",
+    "late_payments",
+    "contract_type",
+    "churned",
+)
+
+
+def sample_batch(
+    landing: LandingSettings, rows: int = 5000, seed: int = 0, drift: float = 0.0
+) -> pd.DataFrame:
+    """A day of sample rows for a pipeline: the churn table above for the churn schema, rows made from the
+    schema for any other (`schema_data.make_rows`)."""
+    if tuple(column.name for column in landing.columns) == CHURN_COLUMNS:
+        return make_batch(rows, seed, drift)
+    from landfall.pipeline.schema_data import make_rows
+
+    return make_rows(landing, rows, seed, drift)
+
+
 def to_parquet(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False, engine="pyarrow")
     return buffer.getvalue()
 
 
-def make_corrupt(kind: Corruption, seed: int = 0) -> bytes:
-    """A bad file of a given kind, for tests and for trying the quarantine path by hand."""
+def make_corrupt(kind: Corruption, seed: int = 0, landing: LandingSettings | None = None) -> bytes:
+    """A bad file of a given kind, for tests and for trying the quarantine path by hand (of the churn
+    table, or of `landing`'s schema)."""
     if kind == "empty":
         return b""
     if kind == "garbage":
         return np.random.default_rng(seed).bytes(4096)
-    frame = make_batch(rows=500, seed=seed)
-    if kind == "schema":
-        frame = frame.drop(columns=["usage_hours"]).rename(columns={"late_payments": "late_fees"})
+    if landing is None:  # the churn table: its usage and late payments
+        frame, first, last = make_batch(rows=500, seed=seed), "tenure_months", "usage_hours"
+        renamed = {"late_payments": "late_fees"}
+    else:
+        frame = sample_batch(landing, 500, seed)
+        inputs = [c for c in frame.columns if c not in (landing.id_column, landing.label)]
+        first, last, renamed = inputs[0], inputs[-1], {inputs[0]: f"{inputs[0]}_renamed"}
+    if kind == "schema":  # one column missing, another misnamed
+        frame = frame.drop(columns=[last]).rename(columns=renamed)
     elif kind == "nulls":
-        frame["tenure_months"] = frame["tenure_months"].where(frame.index % 7 != 0)
+        frame[first] = frame[first].where(frame.index % 7 != 0)
     else:
         raise ValueError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
     return to_parquet(frame)

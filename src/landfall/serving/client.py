@@ -29,8 +29,10 @@ class ServingClient:
     # the routes at the root, which a service with one pipeline answers.
     pipeline: str | None = None
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> requests.Response:
-        base = self.url.rstrip("/") + (f"/v1/models/{self.pipeline}" if self.pipeline else "")
+    def _call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, at_root: bool = False
+    ) -> requests.Response:
+        base = self.url.rstrip("/") + (f"/v1/models/{self.pipeline}" if self.pipeline and not at_root else "")
         try:
             return requests.request(
                 method,
@@ -57,6 +59,10 @@ class ServingClient:
         """What the service serves; None while it has no champion."""
         response = self._call("GET", "/version")
         return None if response.status_code == 503 else self._ok(response)
+
+    def models(self) -> dict[str, Any]:
+        """Every pipeline the service serves: its model, version and run id (`GET /v1/models`)."""
+        return self._ok(self._call("GET", "/v1/models", at_root=True))["models"]
 
     def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return self._ok(self._call("POST", "/predict", {"rows": rows}))

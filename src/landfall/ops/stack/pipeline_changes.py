@@ -3,8 +3,9 @@
 The stack records a fingerprint of each pipeline's resolved settings after every start. When `up` finds
 the stack healthy but the fingerprints differ (a pipeline added, changed or removed), it creates the new
 pipelines' pools and restarts what reads the pipelines only when it starts: the dag-processor (so the
-DAGs are rebuilt now, not at its next periodic parse) and the scoring service (one follower per
-pipeline). Everything else reads the config per task or per parse.
+DAGs are rebuilt now, not at its next periodic parse), the triggerer (its deadline callbacks keep the
+settings they first read; the watchers resume from their ledgers) and the scoring service (one
+follower per pipeline). Tasks read the config afresh in each task process.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import NamedTuple
 
 from landfall.core.settings import ProjectSettings
 
-RESTARTED_FOR_PIPELINES = ("dag-processor", "serving")
+RESTARTED_FOR_PIPELINES = ("dag-processor", "triggerer", "serving")
 
 
 class PipelineChanges(NamedTuple):

@@ -1,0 +1,74 @@
+"""Sample rows for any pipeline, made from its schema: `landfall land` and the tests can feed a pipeline
+nobody wrote a generator for.
+
+Every column gets values its schema accepts (numbers within min/max, categories from `allowed`, ids
+unique per seed). The label follows a logistic rule over the other columns, with weights drawn from the
+column names, so it is the same rule every day and a model can learn it; `drift` shifts the numbers and
+the rule, `label_noise` flips that share of labels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from landfall.core.pipeline_settings import ColumnSpec, LandingSettings
+
+DEFAULT_SPAN = 100.0
+"""A numeric column with no max spans this much above its min (or 0)."""
+
+
+def _weight(name: str) -> float:
+    """The rule's weight of a column: fixed by its name, so every day follows the same rule."""
+    digest = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+    return float(np.random.default_rng(digest).normal(0.0, 1.5))
+
+
+def _bounds(spec: ColumnSpec) -> tuple[float, float]:
+    low = spec.min if spec.min is not None else 0.0
+    high = spec.max if spec.max is not None else low + DEFAULT_SPAN
+    return low, high
+
+
+def make_rows(
+    landing: LandingSettings, rows: int = 5000, seed: int = 0, drift: float = 0.0, label_noise: float = 0.02
+) -> pd.DataFrame:
+    """`rows` rows that pass `landing`'s checks, with a learnable binary label."""
+    rng = np.random.default_rng(seed)
+    columns: dict[str, object] = {}
+    logit = np.zeros(rows)
+    for spec in landing.columns:
+        if spec.name == landing.label:
+            continue
+        if spec.name == landing.id_column:
+            columns[spec.name] = (np.arange(rows) + seed * 10_000_000).astype(spec.dtype)
+            continue
+        if spec.dtype == "string":
+            choices = spec.allowed or ["a", "b", "c"]
+            values = rng.choice(choices, rows)
+            columns[spec.name] = values.astype(object)
+            effects = {choice: _weight(f"{spec.name}={choice}") for choice in choices}
+            logit += np.array([effects[value] for value in values])
+        elif spec.dtype == "bool":
+            values = rng.random(rows) < 0.5
+            columns[spec.name] = values
+            logit += _weight(spec.name) * (values - 0.5) * 2
+        else:
+            low, high = _bounds(spec)
+            share = np.clip(rng.beta(2.0, 2.0, rows) + 0.15 * drift, 0.0, 1.0)
+            values = low + share * (high - low)
+            if spec.dtype == "int64":
+                values = np.floor(values).clip(np.ceil(low), np.floor(high))
+            columns[spec.name] = values.astype(spec.dtype)
+            logit += _weight(spec.name) * ((values - low) / max(high - low, 1e-9) - 0.5) * 4
+    logit += drift * _weight("drift")
+    label = (logit > np.median(logit)).astype("int64")  # both classes, about half each
+    flip = rng.random(rows) < label_noise
+    label[flip] = 1 - label[flip]
+    label_spec = next(spec for spec in landing.columns if spec.name == landing.label)
+    columns[landing.label] = (
+        label.astype(bool) if label_spec.dtype == "bool" else label.astype(label_spec.dtype)
+    )
+    return pd.DataFrame({spec.name: columns[spec.name] for spec in landing.columns})
