@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from landfall.core.paths import DEFAULT_CONFIG_FILE
+
 # Must happen before anything calls landfall.core.settings.get_settings() (it is cached per process).
 _STATE = Path(os.environ.get("LANDFALL_TEST_STATE_DIR") or tempfile.mkdtemp(prefix="landfall-test-"))
 # A second checkout can run its suite beside this one: every port the suite binds moves by the offset.
@@ -53,14 +55,15 @@ for _name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", 
     os.environ.pop(_name, None)
 # Airflow imported by the tests themselves reads the same (test) home as the stack they start.
 os.environ["AIRFLOW_HOME"] = str(_STATE / "airflow")
-# The test stack reads a copy of the repository's config, so that a test may add a pipeline to it (and
-# `landfall up` the change) without touching config/landfall.yaml.
-if "LANDFALL_CONFIG" not in os.environ:
-    from landfall.core.paths import DEFAULT_CONFIG_FILE
-
-    _STATE.mkdir(parents=True, exist_ok=True)
-    (_STATE / "landfall.yaml").write_text(DEFAULT_CONFIG_FILE.read_text())
-    os.environ["LANDFALL_CONFIG"] = str(_STATE / "landfall.yaml")
+# Each test process's stack reads its own copy of the config (a worker's copy, never the controller's
+# that xdist workers inherit), so that a test may add a pipeline to it (and `landfall up` the change)
+# without touching config/landfall.yaml or another worker's stack. A LANDFALL_CONFIG set before pytest
+# started is copied instead of the repository's.
+_USER_CONFIG = os.environ.get("LANDFALL_TEST_USER_CONFIG", os.environ.get("LANDFALL_CONFIG", ""))
+os.environ["LANDFALL_TEST_USER_CONFIG"] = _USER_CONFIG
+_STATE.mkdir(parents=True, exist_ok=True)
+(_STATE / "landfall.yaml").write_text(Path(_USER_CONFIG or DEFAULT_CONFIG_FILE).read_text())
+os.environ["LANDFALL_CONFIG"] = str(_STATE / "landfall.yaml")
 
 
 # The end-to-end modules on the embedded stack build on each other in file order (day one sets the

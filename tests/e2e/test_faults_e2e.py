@@ -146,10 +146,10 @@ def test_scheduler_killed_during_training_recovers_without_a_second_version_or_p
     }
     assert runs[CHURN.train_dag].run_id == train_run
     assert [r.state for r in runs.values()] == ["success"] * 4, {d: r.tasks for d, r in runs.items()}
-    candidate = [e for e in airflow_api.events_of("model_candidate") if e.get("partition_key") == day]
+    candidate = [e for e in airflow_api.events_of(CHURN.model_candidate) if e.get("partition_key") == day]
     assert len(candidate) == 1
     run_id = candidate[0]["extra"]["run_id"]
     versions = MlflowClient().search_model_versions(f"name = '{stack.settings.mlflow.model_name}'")
     assert len([v for v in versions if v.run_id == run_id]) <= 1, "the candidate was registered twice"
-    promoted = [e for e in airflow_api.events_of("production_model") if e.get("partition_key") == day]
+    promoted = [e for e in airflow_api.events_of(CHURN.production_model) if e.get("partition_key") == day]
     assert len(promoted) <= 1, "the alias moved twice"

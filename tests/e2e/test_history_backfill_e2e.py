@@ -144,7 +144,7 @@ def test_backfill_reprocesses_each_day_and_the_chain_follows_per_partition(stack
 
     # Exactly one raw event per day came from the backfill; each candidate was registered at most once.
     for day in history:
-        raw = [e for e in airflow_api.events_of("raw_daily") if e.get("partition_key") == day]
+        raw = [e for e in airflow_api.events_of(CHURN.raw) if e.get("partition_key") == day]
         assert len(raw) == 1, day
         key = f"{stack.settings.storage.landing_prefix}/{day}/{stack.settings.storage.landing_filename}"
         assert landing_events_for(airflow_api, key) == [], "the watcher reported history itself"

@@ -72,3 +72,21 @@ def test_a_bad_file_of_any_schema_is_caught_as_the_churn_ones_are(kind, code):
     body = make_corrupt(kind, seed=4, landing=METERS)
     report = validate_parquet(io.BytesIO(body), len(body), METERS)
     assert code in {problem.code for problem in report.problems}, report.problems
+
+
+def test_string_ids_ids_above_a_minimum_and_negative_ranges_fit_their_schema():
+    odd = LandingSettings.model_validate(
+        {
+            "id_column": "code",
+            "label": "y",
+            "columns": [
+                {"name": "code", "dtype": "string"},
+                {"name": "serial", "dtype": "int64", "min": 1},
+                {"name": "loss", "dtype": "float64", "max": -5},
+                {"name": "y", "dtype": "bool"},
+            ],
+        }
+    )
+    body = to_parquet(make_rows(odd, 300, seed=0))
+    report = validate_parquet(io.BytesIO(body), len(body), odd)
+    assert report.ok, report.problems

@@ -113,8 +113,18 @@ def test_invocations_answers_each_mlflow_scoring_payload_as_predict_does(
 
 @pytest.mark.parametrize(
     "payload",
-    [[], {"dataframe_split": {"data": [[1]]}}, {"inputs": {"a": [1, 2], "b": [1]}}, {"inputs": {}}],
+    [
+        [],
+        {"dataframe_split": {"data": [[1]]}},
+        {"dataframe_split": {"columns": ["a"], "data": 5}},
+        {"dataframe_split": {"columns": ["a"], "data": [5]}},
+        {"dataframe_records": 5},
+        {"dataframe_records": None},
+        {"inputs": 5},
+        {"inputs": {"a": [1, 2], "b": [1]}},
+        {"inputs": {}},
+    ],
 )
 def test_a_payload_mlflow_would_not_accept_either_is_refused_naming_the_formats(payload):
-    with pytest.raises(ValueError, match=r"JSON object|columns|one length|dataframe_records"):
+    with pytest.raises(ValueError, match=r"JSON object|columns|one length|list of|dataframe_records"):
         mlflow_rows(payload)

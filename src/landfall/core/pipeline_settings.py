@@ -16,9 +16,10 @@ from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from landfall.core.sections import Section
 
-PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-"""Lower case, digits and `_`: a pipeline's name is part of DAG ids, Asset names and environment variable
-names (`LANDFALL_PIPELINES__<NAME>__...`, which the environment spells in any case)."""
+PIPELINE_NAME = re.compile(r"^(?=.{1,40}$)[a-z](?:_?[a-z0-9])*$")
+"""Lower case, digits and single `_`s, at most 40: a pipeline's name is part of DAG ids, Asset names and
+environment variable names (`LANDFALL_PIPELINES__<NAME>__...`: the environment spells them in any case,
+and a `__` in a name would split it there)."""
 
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._=/-]*$")
 

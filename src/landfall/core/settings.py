@@ -61,8 +61,8 @@ class SharedStorage(Section):
     datasets_bucket: str = "landfall-datasets"
     mlflow_artifacts_bucket: str = "landfall-mlflow"
     xcom_bucket: str = "landfall-xcom"
-    # The watcher's records; each pipeline's are under `<ledger_prefix>/<name>` unless it names its own.
-    ledger_prefix: S3Prefix = "_landfall/landing-ledger"
+    # The watcher's records: each pipeline's under `<ledger_prefix>/<name>` unless it names its own.
+    ledger_prefix: S3Prefix = "_landfall/ledgers"
     xcom_prefix: S3Prefix = "xcom"
 
     @field_validator("datasets_bucket", "mlflow_artifacts_bucket", "xcom_bucket")
@@ -218,8 +218,9 @@ class ProjectSettings(BaseSettings):
         for name, block in data["pipelines"].items():
             if not PIPELINE_NAME.match(str(name)):
                 broken[str(name)] = [
-                    f"pipelines.{name}: {name!r} is not a pipeline name (lower-case letters, digits and _, "
-                    "starting with a letter, at most 40): it becomes part of DAG ids and variable names"
+                    f"pipelines.{name}: {name!r} is not a pipeline name (lower-case letters, digits and "
+                    "single _, starting with a letter, at most 40): it becomes part of DAG ids and variable "
+                    "names"
                 ]
                 continue
             try:
@@ -300,38 +301,42 @@ class _Claim(NamedTuple):
 
 def _cross_pipeline_problems(shared: Any, pipelines: dict[str, PipelineSettings]) -> dict[str, list[str]]:
     """What pipelines cannot share: a prefix (or one inside another: the watcher of one would see the
-    other's files), a registered model or an experiment. Each pipeline of a clash is named and stopped."""
+    other's files), a registered model or an experiment. Pipelines are taken in config order and a
+    clash sets aside the later one, naming the earlier: adding a pipeline never stops one that runs."""
     try:
         storage = SharedStorage.model_validate(shared or {})
     except ValidationError:
         storage = SharedStorage()  # its own error is reported by the project's validation
-    prefixes = [_Claim("", "storage.xcom_prefix", storage.xcom_prefix)]
-    models: list[_Claim] = []
-    for name, block in pipelines.items():
-        for key, prefix in block.storage.prefixes(name, storage.ledger_prefix).items():
-            prefixes.append(_Claim(name, f"storage.{key}", prefix))
-        models.append(_Claim(name, "mlflow.model_name", block.mlflow.model_name or f"landfall-{name}"))
-        models.append(_Claim(name, "mlflow.experiment", block.mlflow.experiment or f"landfall-{name}"))
-    clashes = [
-        (first, second, "overlaps")
-        for index, first in enumerate(prefixes)
-        for second in prefixes[index + 1 :]
-        if _overlap(first.value, second.value)
-    ] + [
-        (first, second, "is also")
-        for index, first in enumerate(models)
-        for second in models[index + 1 :]
-        if first.owner != second.owner and first.key == second.key and first.value == second.value
-    ]
+    accepted = [_Claim("", "storage.xcom_prefix", storage.xcom_prefix)]
     problems: dict[str, list[str]] = {}
-    for first, second, verb in clashes:
-        for mine, theirs in ((first, second), (second, first)):
-            if mine.owner and not (mine.owner == theirs.owner and mine is second):
-                variable = env_name(("pipelines", mine.owner, *mine.key.split(".")))
-                problems.setdefault(mine.owner, []).append(
-                    f"  {mine.where}: {mine.value!r} {verb} {theirs.where} ({theirs.value!r}): give each "
-                    f"its own (set in {config_file()} or ${variable})"
-                )
+    for name, block in pipelines.items():
+        mine = [
+            _Claim(name, f"storage.{key}", prefix)
+            for key, prefix in block.storage.prefixes(name, storage.ledger_prefix).items()
+        ]
+        names = [
+            _Claim(name, "mlflow.model_name", block.mlflow.model_name or f"landfall-{name}"),
+            _Claim(name, "mlflow.experiment", block.mlflow.experiment or f"landfall-{name}"),
+        ]
+        clashes = [
+            (claim, other, "overlaps")
+            for index, claim in enumerate(mine)
+            for other in [*accepted, *mine[:index]]
+            if _overlap(claim.value, other.value)
+        ] + [
+            (claim, other, "is also")
+            for claim in names
+            for other in accepted
+            if other.key == claim.key and other.value == claim.value
+        ]
+        for claim, other, verb in clashes:
+            variable = env_name(("pipelines", name, *claim.key.split(".")))
+            problems.setdefault(name, []).append(
+                f"  {claim.where}: {claim.value!r} {verb} {other.where} ({other.value!r}): give each its "
+                f"own (set in {config_file()} or ${variable})"
+            )
+        if not clashes:
+            accepted += [*mine, *names]
     return problems
 
 

@@ -27,15 +27,19 @@ def _weight(name: str) -> float:
 
 
 def _bounds(spec: ColumnSpec) -> tuple[float, float]:
-    low = spec.min if spec.min is not None else 0.0
-    high = spec.max if spec.max is not None else low + DEFAULT_SPAN
-    return low, high
+    if spec.min is not None:
+        return spec.min, spec.max if spec.max is not None else spec.min + DEFAULT_SPAN
+    high = spec.max if spec.max is not None else DEFAULT_SPAN
+    return min(0.0, high - DEFAULT_SPAN), high
 
 
 def make_rows(
     landing: LandingSettings, rows: int = 5000, seed: int = 0, drift: float = 0.0, label_noise: float = 0.02
 ) -> pd.DataFrame:
     """`rows` rows that pass `landing`'s checks, with a learnable binary label."""
+    label_spec = next(spec for spec in landing.columns if spec.name == landing.label)
+    if label_spec.dtype not in ("int64", "bool"):
+        raise ValueError(f"sample rows need a 0/1 or bool label; {landing.label!r} is {label_spec.dtype}")
     rng = np.random.default_rng(seed)
     columns: dict[str, object] = {}
     logit = np.zeros(rows)
@@ -43,7 +47,11 @@ def make_rows(
         if spec.name == landing.label:
             continue
         if spec.name == landing.id_column:
-            columns[spec.name] = (np.arange(rows) + seed * 10_000_000).astype(spec.dtype)
+            ids = np.arange(rows) + seed * 10_000_000 + int(spec.min or 0)  # unique per seed
+            as_text = spec.dtype == "string"
+            columns[spec.name] = (
+                np.array([f"id-{i}" for i in ids], dtype=object) if as_text else ids.astype(spec.dtype)
+            )
             continue
         if spec.dtype == "string":
             choices = spec.allowed or ["a", "b", "c"]
@@ -67,7 +75,6 @@ def make_rows(
     label = (logit > np.median(logit)).astype("int64")  # both classes, about half each
     flip = rng.random(rows) < label_noise
     label[flip] = 1 - label[flip]
-    label_spec = next(spec for spec in landing.columns if spec.name == landing.label)
     columns[landing.label] = (
         label.astype(bool) if label_spec.dtype == "bool" else label.astype(label_spec.dtype)
     )

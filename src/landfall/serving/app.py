@@ -95,13 +95,16 @@ def mlflow_rows(body: Any) -> list[Any]:
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
     if "dataframe_records" in body:
-        return list(body["dataframe_records"])
+        return _listed(body["dataframe_records"], "dataframe_records")
     if "dataframe_split" in body:
         split = body["dataframe_split"]
         if not isinstance(split, dict) or not isinstance(split.get("columns"), list):
-            raise ValueError("dataframe_split needs `columns` and `data`")
-        columns = split["columns"]
-        return [dict(zip(columns, row, strict=True)) for row in split.get("data") or []]
+            raise ValueError("dataframe_split needs `columns` (a list) and `data` (a list of rows)")
+        columns = [str(column) for column in split["columns"]]
+        data = _listed(split.get("data") or [], "dataframe_split.data")
+        if not all(isinstance(row, list) and len(row) == len(columns) for row in data):
+            raise ValueError(f"each row of dataframe_split.data must be a list of {len(columns)} values")
+        return [dict(zip(columns, row, strict=True)) for row in data]
     if "inputs" in body:
         inputs = body["inputs"]
         if isinstance(inputs, dict):  # column -> values
@@ -110,8 +113,14 @@ def mlflow_rows(body: Any) -> list[Any]:
                 raise ValueError("inputs as columns needs one list of values per column, all of one length")
             count = lengths.pop()
             return [{column: values[i] for column, values in inputs.items()} for i in range(count)]
-        return list(inputs)
+        return _listed(inputs, "inputs")
     raise ValueError("send one of dataframe_records, dataframe_split or inputs (MLflow's scoring formats)")
+
+
+def _listed(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{what} must be a list of rows")
+    return value
 
 
 def create_app(pipelines: Mapping[str, ServedPipeline], token: str, alerts: Alerts | None = None) -> FastAPI:

@@ -284,13 +284,18 @@ class Stack:
         now = pipeline_changes.fingerprints(project)
         before = pipeline_changes.recorded(path)
         changed = pipeline_changes.changes(before or {}, now)
+        provision.create_pools(self.api(), project.names())  # also for a stack started before pipelines
         if before is not None and changed:
             self.echo(f"  the pipelines changed ({changed.describe()}): applying ...")
-            provision.create_pools(self.api(), project.names())
-            for name in pipeline_changes.RESTARTED_FOR_PIPELINES:
+            restarted = [
+                component.name
+                for component in components_of(self.settings)
+                if component.name.startswith(pipeline_changes.RESTARTED_FOR_PIPELINES)  # and replicas
+            ]
+            for name in restarted:
                 self.supervisor.stop(name)
                 self._start(by_name(name))
-            self._wait_healthy(list(pipeline_changes.RESTARTED_FOR_PIPELINES), deadline)
+            self._wait_healthy(restarted, deadline)
         pipeline_changes.record(path, now)
 
     def _start_storage(self, secrets: StackSecrets, deadline: float) -> None:
@@ -378,7 +383,8 @@ class Stack:
                 f"Airflow UI   {self.airflow_url}   (login: admin / {secrets.admin_password})",
                 f"  Asset graph: {self.airflow_url}/assets",
                 f"MLflow UI    {self.mlflow_url}   (login: admin / the same password)",
-                f"Scoring      {self.ctx.serving_url}/predict   (Bearer token: `landfall env`, "
+                f"Scoring      {self.ctx.serving_url}/v1/models/{self.settings.pipeline}/predict   "
+                "(Bearer token: `landfall env`, "
                 "LANDFALL_SERVING_TOKEN)",
                 f"S3 endpoint  {self.s3_endpoint}   (landing: s3://{storage.datasets_bucket}/"
                 f"{storage.landing_prefix}/<YYYY-MM-DD>/{storage.landing_filename})",
