@@ -151,7 +151,7 @@ def test_a_corrupt_day_is_quarantined_and_nothing_downstream_runs(stack, airflow
 
 def test_a_replayed_evaluation_event_is_refused_and_promotes_nothing(stack, airflow_api, days, shared):
     """The same 'deploy me' event posted again through the REST API: deploy acts only on events its
-    producer (landfall_evaluate) raised, so the run fails at once and nothing is registered or moved."""
+    producer (the evaluate DAG) raised, so the run fails at once and nothing is registered or moved."""
     day = days["one"]
     [evaluation] = partition_events(airflow_api, CHURN.evaluation, day)
     asset_id = airflow_api.asset_by_name(CHURN.evaluation)["id"]

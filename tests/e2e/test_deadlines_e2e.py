@@ -1,6 +1,6 @@
 """Deadline alerts through the real scheduler and triggerer, delivered to the webhook receiver:
 
-* freshness: a landfall_freshness run whose day never landed alerts, naming the day, once
+* freshness: a freshness run whose day never landed alerts, naming the day, once
   `landing.expected_by` has passed; a run whose day was ingested succeeds (its deadline is dropped);
 * chain: a chain DAG run that has not succeeded within `deploy.deadline_minutes` (1.5 in the test
   stack) alerts, naming the DAG and the run.

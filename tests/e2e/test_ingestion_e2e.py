@@ -37,7 +37,7 @@ def test_a_good_file_is_ingested_and_published_as_the_raw_partition(stack, airfl
     # Every XCom of the run went through XComObjectStorageBackend into the local S3.
     storage = stack.settings.storage
     objects = stack.s3_client().list_objects_v2(
-        Bucket=storage.xcom_bucket, Prefix=f"{storage.xcom_prefix}/landfall_ingest/{result.run_id}/"
+        Bucket=storage.xcom_bucket, Prefix=f"{storage.xcom_prefix}/{CHURN.ingest_dag}/{result.run_id}/"
     )
     stored_tasks = {o["Key"].split("/")[3] for o in objects.get("Contents", [])}
     assert {
@@ -86,7 +86,7 @@ def test_dag_run_conf_can_neither_lower_the_gate_nor_start_a_deploy(stack, airfl
         "deploy": {"min_score": 0.0},
         "evaluation": {"should_deploy": True, "model_uri": "runs:/deadbeef/model", "run_id": "deadbeef"},
     }
-    run = airflow_api.post("dags/landfall_deploy/dagRuns", {"logical_date": None, "conf": hostile_conf})
+    run = airflow_api.post(f"dags/{CHURN.deploy_dag}/dagRuns", {"logical_date": None, "conf": hostile_conf})
     result = watch_run(airflow_api, CHURN.deploy_dag, run["dag_run_id"], time.monotonic() + RUN_TIMEOUT_S)
     assert result.state == "failed" and result.tasks["evaluation"] == "failed"
     assert result.tasks.get("promote") in ("upstream_failed", "skipped", None)
@@ -101,7 +101,7 @@ def test_an_oversized_conf_is_refused_or_harmless(stack, airflow_api):
 
     conf = {"blob": "x" * 2_000_000}
     try:
-        run = airflow_api.post("dags/landfall_ingest/dagRuns", {"logical_date": None, "conf": conf})
+        run = airflow_api.post(f"dags/{CHURN.ingest_dag}/dagRuns", {"logical_date": None, "conf": conf})
     except requests.HTTPError as error:
         assert 400 <= error.response.status_code < 500  # refused by the API: fine
     else:

@@ -10,6 +10,7 @@ import psutil
 import pytest
 import requests
 
+from journeys import CHURN
 from landfall.core.paths import REPO_ROOT
 
 pytestmark = pytest.mark.stack
@@ -128,7 +129,7 @@ def test_xcom_values_are_json_in_object_storage_never_pickle(stack, airflow_api)
     landed = land(stack, day_key(unique_day(2700)), make_corrupt("schema"))
     run = follow_landing(airflow_api, landed.key, landed.etag, timeout_s=240)
     listing = s3.list_objects_v2(
-        Bucket=storage.xcom_bucket, Prefix=f"{storage.xcom_prefix}/landfall_ingest/{run.run_id}/"
+        Bucket=storage.xcom_bucket, Prefix=f"{storage.xcom_prefix}/{CHURN.ingest_dag}/{run.run_id}/"
     )
     keys = [obj["Key"] for obj in listing.get("Contents", [])]
     assert len(keys) >= 3, keys  # landed_objects, validate_and_store, report_quarantine

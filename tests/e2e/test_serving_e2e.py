@@ -2,7 +2,7 @@
 
 * each promotion passes the canary (the service answers held-out rows as the offline evaluation did)
   and the service then answers /predict with the promoted version;
-* `landfall rollback` (the landfall_rollback DAG) moves the alias back and the service follows;
+* `landfall rollback` (the pipeline's rollback DAG) moves the alias back and the service follows;
 * a candidate whose canary fails is not promoted, the service keeps serving the champion, and an alert
   says why.
 
