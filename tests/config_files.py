@@ -1,10 +1,25 @@
-"""Config files written by tests: a small valid pipeline block, and pointing LANDFALL_CONFIG at a file."""
+"""Config files written by tests: a small valid pipeline block, a second pipeline's schema, and pointing
+LANDFALL_CONFIG at a file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+METERS_LANDING = """
+id_column: meter_id
+label: faulty
+min_rows: 100
+columns:
+  - {name: meter_id, dtype: int64, min: 0}
+  - {name: reading_kwh, dtype: float64, min: 0, max: 5000}
+  - {name: voltage, dtype: float64, min: 180, max: 260}
+  - {name: age_years, dtype: int64, min: 0, max: 40}
+  - {name: region, dtype: string, allowed: [north, south, east, west]}
+  - {name: faulty, dtype: int64, min: 0, max: 1}
+"""
+"""The landing block of a second pipeline with a schema of its own (meter readings, a faulty label)."""
 
 
 def pipeline_block(name: str, indent: str = "  ", **sections: str) -> str:

@@ -90,15 +90,7 @@ def test_the_asset_graph_shows_the_pipeline_and_an_event_leads_to_its_run(stack,
     page.wait_for_url(lambda url: "/auth/login" not in url)
 
     page.goto(f"{base}/assets")
-    for asset in (
-        CHURN.landing,
-        CHURN.raw,
-        CHURN.quarantine,
-        CHURN.training_dataset,
-        CHURN.model_candidate,
-        CHURN.evaluation,
-        CHURN.production_model,
-    ):
+    for asset in CHURN.asset_names:
         playwright.expect(page.get_by_role("link", name=asset, exact=True)).to_be_visible()
     _shoot(page, stack, "assets-list.png")
 

@@ -30,15 +30,7 @@ def test_landfall_assets_lists_the_graph_with_producers_and_consumers(stack):
     done = _landfall(stack, "assets", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     graph = {asset["name"]: asset for asset in json.loads(done.stdout)}
-    assert set(graph) == {
-        CHURN.landing,
-        CHURN.raw,
-        CHURN.quarantine,
-        CHURN.training_dataset,
-        CHURN.model_candidate,
-        CHURN.evaluation,
-        CHURN.production_model,
-    }
+    assert set(graph) == set(CHURN.asset_names)
     assert graph[CHURN.landing]["watchers"] == ["churn_s3_landing_watcher"]
     assert graph[CHURN.landing]["consumers"] == [CHURN.ingest_dag]
     for asset, producers in CHURN.producers.items():

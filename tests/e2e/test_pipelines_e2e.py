@@ -14,6 +14,7 @@ from datetime import date
 import pytest
 import yaml
 
+from config_files import METERS_LANDING
 from journeys import CHURN, TIMEOUT_S, partition_events, unique_day
 from landfall.core.settings import config_file, load_project
 from landfall.ops.follow import follow_chain, follow_landing
@@ -24,21 +25,8 @@ from landfall.pipeline.keys import raw_head_key
 
 pytestmark = pytest.mark.stack
 
-METERS = """
-landing:
-  id_column: meter_id
-  label: faulty
-  min_rows: 100
-  columns:
-    - {name: meter_id, dtype: int64, min: 0}
-    - {name: reading_kwh, dtype: float64, min: 0, max: 5000}
-    - {name: voltage, dtype: float64, min: 180, max: 260}
-    - {name: age_years, dtype: int64, min: 0, max: 40}
-    - {name: region, dtype: string, allowed: [north, south, east, west]}
-    - {name: faulty, dtype: int64, min: 0, max: 1}
-deploy:
-  min_score: 0.8
-"""
+# Its own schema, id, label and prefixes (defaulted under meters/); a gate its model clears.
+METERS = {"landing": yaml.safe_load(METERS_LANDING), "deploy": {"min_score": 0.8}}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +38,7 @@ def meters(launcher):
     path = config_file()  # the test stack's own copy (tests/conftest.py), never config/landfall.yaml
     original = path.read_text()
     config = yaml.safe_load(original)
-    config["pipelines"]["meters"] = yaml.safe_load(METERS)
+    config["pipelines"]["meters"] = METERS
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     try:
         stack.up()  # what `landfall up` does on a running stack: pools, dag-processor, triggerer, serving

@@ -8,28 +8,14 @@ import io
 import pytest
 import yaml
 
+from config_files import METERS_LANDING
 from landfall.core.pipeline_settings import LandingSettings
 from landfall.pipeline.datagen import sample_batch, to_parquet
 from landfall.pipeline.features import split
 from landfall.pipeline.schema_data import make_rows
 from landfall.pipeline.validation import validate_parquet
 
-METERS = LandingSettings.model_validate(
-    yaml.safe_load(
-        """
-        id_column: meter_id
-        label: faulty
-        columns:
-          - {name: meter_id, dtype: int64, min: 0}
-          - {name: reading_kwh, dtype: float64, min: 0, max: 5000}
-          - {name: voltage, dtype: float64, min: 180, max: 260}
-          - {name: age_years, dtype: int64, min: 0, max: 40}
-          - {name: region, dtype: string, allowed: [north, south, east, west]}
-          - {name: smart, dtype: bool}
-          - {name: faulty, dtype: int64, min: 0, max: 1}
-        """
-    )
-)
+METERS = LandingSettings.model_validate(yaml.safe_load(METERS_LANDING))
 
 
 @pytest.mark.parametrize("which", ["meters", "churn"])
@@ -74,7 +60,7 @@ def test_a_bad_file_of_any_schema_is_caught_as_the_churn_ones_are(kind, code):
     assert code in {problem.code for problem in report.problems}, report.problems
 
 
-def test_string_ids_ids_above_a_minimum_and_negative_ranges_fit_their_schema():
+def test_string_ids_ids_above_a_minimum_bools_and_negative_ranges_fit_their_schema():
     odd = LandingSettings.model_validate(
         {
             "id_column": "code",
@@ -83,6 +69,7 @@ def test_string_ids_ids_above_a_minimum_and_negative_ranges_fit_their_schema():
                 {"name": "code", "dtype": "string"},
                 {"name": "serial", "dtype": "int64", "min": 1},
                 {"name": "loss", "dtype": "float64", "max": -5},
+                {"name": "smart", "dtype": "bool"},
                 {"name": "y", "dtype": "bool"},
             ],
         }

@@ -61,6 +61,19 @@ class Chain(NamedTuple):
         return (self.preprocess_dag, self.train_dag, self.evaluate_dag, self.deploy_dag)
 
     @property
+    def asset_names(self) -> tuple[str, ...]:
+        """Every asset of the pipeline, in the order data flows through them."""
+        return (
+            self.landing,
+            self.raw,
+            self.quarantine,
+            self.training_dataset,
+            self.model_candidate,
+            self.evaluation,
+            self.production_model,
+        )
+
+    @property
     def dag_ids(self) -> tuple[str, ...]:
         return (self.ingest_dag, *self.after_ingest, self.rollback_dag, self.freshness_dag)
 
