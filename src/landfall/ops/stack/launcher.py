@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from landfall.core.catalog import chain_of
-from landfall.core.settings import Settings, load_project
+from landfall.core.settings import ProjectSettings, Settings, load_project
 from landfall.ops.airflow_api import AirflowApi
 from landfall.ops.stack import pipeline_changes, provision
 from landfall.ops.stack.components import Component, Context, StackError, by_name, components_of
@@ -243,8 +243,7 @@ class Stack:
         with self._exclusive("up"):
             if self.is_up():
                 self.echo("Landfall stack is already up.")
-                self._apply_pipeline_changes(started + self.settings.stack.startup_timeout_s)
-                self.wait_for_dags(started + self.settings.stack.startup_timeout_s)
+                self._settle_pipelines(started + self.settings.stack.startup_timeout_s, running=True)
                 return 0.0
             deadline = started + self.settings.stack.startup_timeout_s
             try:
@@ -271,21 +270,19 @@ class Stack:
         for component in started:
             self._start(component)  # MLflow is running already: a no-op
         self._wait_healthy([c.name for c in started], deadline)
-        project = load_project(strict=False)
-        provision.create_pools(self.api(), project.names())
-        self.wait_for_dags(deadline)
-        pipeline_changes.record(self.state.root / "pipelines.json", pipeline_changes.fingerprints(project))
+        self._settle_pipelines(deadline, running=False)
 
-    def _apply_pipeline_changes(self, deadline: float) -> None:
-        """A running stack takes a changed `pipelines:` block: pools for new pipelines, and a restart of
-        what reads the pipelines only at start (see `pipeline_changes`)."""
+    def _settle_pipelines(self, deadline: float, running: bool) -> None:
+        """Every pipeline in config gets its pool and its DAGs. A stack that was already running first takes
+        a changed `pipelines:` block: what reads the pipelines only at start is restarted (see
+        `pipeline_changes`)."""
         path = self.state.root / "pipelines.json"
         project = load_project(strict=False)
         now = pipeline_changes.fingerprints(project)
         before = pipeline_changes.recorded(path)
         changed = pipeline_changes.changes(before or {}, now)
-        provision.create_pools(self.api(), project.names())  # also for a stack started before pipelines
-        if before is not None and changed:
+        provision.create_pools(self.api(), project.names())  # on every start: a new pipeline's, or none yet
+        if running and before is not None and changed:
             self.echo(f"  the pipelines changed ({changed.describe()}): applying ...")
             restarted = [
                 component.name
@@ -296,6 +293,7 @@ class Stack:
                 self.supervisor.stop(name)
                 self._start(by_name(name))
             self._wait_healthy(restarted, deadline)
+        self.wait_for_dags(deadline, project)
         pipeline_changes.record(path, now)
 
     def _start_storage(self, secrets: StackSecrets, deadline: float) -> None:
@@ -346,10 +344,10 @@ class Stack:
                     found += [root, *root.children(recursive=True)]
         return found
 
-    def wait_for_dags(self, deadline: float) -> None:
+    def wait_for_dags(self, deadline: float, project: ProjectSettings) -> None:
         """Wait until the dag-processor has parsed every DAG file once and built every pipeline's DAGs
         (see `dag_loading`)."""
-        dag_ids = {dag_id for name in load_project(strict=False).names() for dag_id in chain_of(name).dag_ids}
+        dag_ids = {dag_id for name in project.names() for dag_id in chain_of(name).dag_ids}
         wait_for_dags(self.api(), deadline, self.echo, dag_ids)
 
     def _stop_all(self, quiet: bool) -> list[str]:
