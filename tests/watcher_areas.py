@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from landfall.airflow.triggers.landing_watch import LandingWatch
-from landfall.core.settings import WatcherSettings
+from landfall.core.shared_settings import WatcherSettings
 
 
 def watch_of(area: dict[str, Any], **knobs: Any) -> LandingWatch:

@@ -10,7 +10,8 @@ import pytest
 from airflow.triggers.base import BaseEventTrigger
 
 from landfall.airflow.triggers.s3_landing import TICK, LandingProducer, LandingWatch, S3LandingTrigger
-from landfall.core.settings import WatcherSettings, get_settings
+from landfall.core.settings import get_settings
+from landfall.core.shared_settings import WatcherSettings
 
 
 def _watch(**changes) -> LandingWatch:

@@ -3,7 +3,8 @@
 What differs per model lives here: where its data lands and is kept (`storage`), its schema and landing
 checks (`landing`), its training window, trainer and grid (`training`), its gate and canary (`deploy`)
 and its MLflow experiment and registered model (`mlflow`). What every pipeline shares (buckets, the
-watcher, compute, serving, the stack) stays at the top level (`landfall.core.settings`).
+watcher, compute, serving, the stack) stays at the top level (`landfall.core.shared_settings` and the
+other sections `landfall.core.settings` gathers).
 """
 
 from __future__ import annotations

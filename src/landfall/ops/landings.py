@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
-from landfall.core.settings import StorageSettings
+from landfall.core.shared_settings import StorageSettings
 from landfall.pipeline.keys import landing_key, marker_key, part_key
 
 

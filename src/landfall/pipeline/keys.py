@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from landfall.core.settings import StorageSettings
+from landfall.core.shared_settings import StorageSettings
 
 # ASCII digits only: `\d` would also accept e.g. fullwidth digits, which are no date folder. Always
 # fullmatch: `$` also matches before a final newline ("07\n" is no hour).

@@ -18,7 +18,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from landfall.core.settings import StorageSettings
+from landfall.core.shared_settings import StorageSettings
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.ingest import IngestError, Outcome
 from landfall.pipeline.keys import outcome_record, processed_head_key, raw_head_key

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from landfall.core.pipeline_settings import LandingSettings
-from landfall.core.settings import StorageSettings
+from landfall.core.shared_settings import StorageSettings
 from landfall.pipeline.features import SPLITS
 from landfall.pipeline.keys import hours_of
 from landfall.pipeline.validation import Problem, day_problems

@@ -4,7 +4,7 @@
 trigger in the DAG file, serialized into the trigger's kwargs as plain JSON (the metadata database
 stores them; `BaseEventTrigger` kwargs must serialize) and rebuilt, validated again, in the triggerer.
 The knobs are `WatcherSettings` itself, so each one is named, defaulted and bounded in one place
-(`landfall.core.settings`).
+(`landfall.core.shared_settings`).
 
 The shared-stream key is the whole object: two triggers share one stream only when every setting that
 shapes what the stream reports is the same (the triggerer builds the stream from the first trigger's
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from landfall.core.settings import WatcherSettings
+from landfall.core.shared_settings import WatcherSettings
 
 if TYPE_CHECKING:
     from landfall.core.settings import Settings
