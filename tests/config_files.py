@@ -21,6 +21,33 @@ columns:
 """
 """The landing block of a second pipeline with a schema of its own (meter readings, a faulty label)."""
 
+TIERS_LANDING = """
+id_column: account_id
+label: tier
+min_rows: 100
+columns:
+  - {name: account_id, dtype: int64, min: 0}
+  - {name: seats, dtype: int64, min: 1, max: 500}
+  - {name: monthly_usage, dtype: float64, min: 0, max: 10000}
+  - {name: region, dtype: string, allowed: [emea, amer, apac]}
+  - {name: tier, dtype: string, allowed: [bronze, silver, gold]}
+"""
+"""A multiclass pipeline's landing: three text classes."""
+
+PRICES_LANDING = """
+id_column: listing_id
+label: price
+min_rows: 100
+columns:
+  - {name: listing_id, dtype: int64, min: 0}
+  - {name: rooms, dtype: int64, min: 1, max: 8}
+  - {name: area_m2, dtype: float64, min: 15, max: 400}
+  - {name: distance_km, dtype: float64, min: 0, max: 50}
+  - {name: district, dtype: string, allowed: [north, south, centre]}
+  - {name: price, dtype: float64, min: 0, max: 2000000}
+"""
+"""A regression pipeline's landing: a price in money."""
+
 
 def pipeline_block(name: str, indent: str = "  ", **sections: str) -> str:
     """`pipelines:` with one small valid pipeline `name`; `sections` replace or add blocks

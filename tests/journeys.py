@@ -129,19 +129,24 @@ def logged_trial(settings: Any, experiment: str, seed: int = 1, tags: dict | Non
 
     from landfall.pipeline.datagen import make_batch
     from landfall.pipeline.features import split
+    from landfall.pipeline.training.estimators import mlp
     from landfall.pipeline.training.models import PIPELINE_TAGS, log_model
-    from landfall.pipeline.training.trainer import build_model
 
     parts = split(make_batch(600, seed=seed), settings.landing, 0.2, 0.2)
     label = settings.landing.label
     params = {"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "hidden_units": 8}
-    model = build_model(params, max_epochs=5)
+    model = mlp("binary", params, max_epochs=5)
     model.fit(parts["train"].drop(columns=[label]), parts["train"][label])
     mlflow.set_experiment(experiment)
     run_tags = {**PIPELINE_TAGS, "landfall.stage": "trial"} if tags is None else tags
     with mlflow.start_run(tags=run_tags) as run:
         log_model(model, "mlp")
     return run.info.run_id
+
+
+def positive(answer: dict[str, Any]) -> list[float]:
+    """The positive class's probability per row of a binary answer (the service maps class -> probability)."""
+    return [row["1"] for row in answer["probabilities"]]
 
 
 def unique_day(first_year: int) -> str:

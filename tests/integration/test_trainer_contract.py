@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from landfall.airflow.compute import XCOM_RETURN_PATH, run_trainer_locally
@@ -41,7 +42,7 @@ def test_trainer_cli_with_the_rendered_pod_arguments_writes_the_return_json_cont
     tmp_path, sample_splits, local_mlflow, settings
 ):
     from landfall.pipeline.training.models import load_trial_model
-    from landfall.pipeline.training.trainer import predict
+    from landfall.pipeline.training.trainer import answer_split
 
     pod = render_pods(tmp_path / "pods")[0]
     container = pod.manifest["spec"]["containers"][0]
@@ -65,8 +66,8 @@ def test_trainer_cli_with_the_rendered_pod_arguments_writes_the_return_json_cont
     assert not list(out.parent.glob("*.tmp")), "the result is written whole, then renamed"
 
     model = load_trial_model(local_mlflow, result["run_id"], settings.mlflow.experiment)
-    truth, predicted, probability = predict(model, sample_splits, settings.landing.label)
-    assert len(predicted) == len(truth) and ((probability >= 0) & (probability <= 1)).all()
+    truth, answers = answer_split(model, sample_splits, settings.landing.label, "binary")
+    assert len(answers.predicted) == len(truth) and np.allclose(answers.probabilities.sum(axis=1), 1.0)
 
 
 def test_local_backend_runs_the_same_cli_and_returns_the_same_contract(tmp_path, sample_splits, local_mlflow):

@@ -32,7 +32,12 @@ def test_rows_survive_json_exactly(settings):
     pd.testing.assert_frame_equal(again, rows)
 
 
-EXPECTED = {"predictions": [1, 0, 1, 0], "probabilities": [0.9, 0.2, 0.7, 0.4]}
+def _classes(*positives: float) -> list[dict[str, float]]:
+    """Binary answers' probabilities as the service sends them: class -> probability per row."""
+    return [{"0": 1.0 - p, "1": p} for p in positives]
+
+
+EXPECTED = {"predictions": [1, 0, 1, 0], "probabilities": _classes(0.9, 0.2, 0.7, 0.4)}
 
 
 def test_identical_answers_within_the_latency_bound_pass():
@@ -43,15 +48,31 @@ def test_identical_answers_within_the_latency_bound_pass():
 @pytest.mark.parametrize(
     ("answered", "why"),
     [
-        ({"predictions": [1, 0, 0, 0], "probabilities": [0.9, 0.2, 0.3, 0.4]}, "differ .* on 1 of 4 rows"),
-        ({"predictions": [1, 0, 1, 0], "probabilities": [0.9, 0.2, 0.7, 0.4 + 100 * TOLERANCE]}, "differ"),
-        ({"predictions": [1, 0, 1], "probabilities": [0.9, 0.2, 0.7]}, "3 predictions for 4 rows"),
+        (
+            {"predictions": [1, 0, 0, 0], "probabilities": _classes(0.9, 0.2, 0.3, 0.4)},
+            "differ .* on 1 of 4 rows",
+        ),
+        (
+            {"predictions": [1, 0, 1, 0], "probabilities": _classes(0.9, 0.2, 0.7, 0.4 + 100 * TOLERANCE)},
+            "differ",
+        ),
+        ({"predictions": [1, 0, 1], "probabilities": _classes(0.9, 0.2, 0.7)}, "3 predictions for 4 rows"),
+        # The same numbers under other class names: not the same classifier.
+        ({"predictions": [1, 0, 1, 0], "probabilities": [{"a": 0.1, "b": 0.9}] * 4}, "gap inf"),
     ],
 )
 def test_any_difference_from_the_offline_evaluation_fails(answered, why):
     report = compare(EXPECTED, answered, [10.0], max_latency_ms=50)
     assert not report.passed
     assert re.search(why, report.reason)
+
+
+def test_a_regression_canary_allows_the_configured_tolerance_and_no_more():
+    expected = {"predictions": [10.0, 20.5, -3.25]}
+    close = {"predictions": [10.0 + 4e-4, 20.5, -3.25 - 4e-4]}
+    assert compare(expected, close, [10.0], max_latency_ms=50, tolerance=1e-3).passed
+    far = compare(expected, close, [10.0], max_latency_ms=50, tolerance=1e-4)
+    assert not far.passed and "on 2 of 3 rows" in far.reason and "prediction gap" in far.reason
 
 
 def test_a_slow_service_fails_even_when_its_answers_are_right():

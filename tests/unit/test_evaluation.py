@@ -1,4 +1,5 @@
-"""The deploy gate: floor, minimum improvement, and a paired bootstrap telling improvement from noise."""
+"""The deploy gate: floor, minimum improvement, and a paired bootstrap telling improvement from noise, in
+the metric's direction; a first model must beat one that learned nothing."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import numpy as np
 import pytest
 
 from landfall.core.pipeline_settings import DeploySettings
-from landfall.pipeline.evaluation import Scored, bootstrap_differences, decide, lower_bound
+from landfall.pipeline.evaluation import bootstrap_differences, decide, lower_bound
+from landfall.pipeline.metrics import Answers
 
 GATE = DeploySettings(min_score=0.90, min_improvement=0.005, confidence=0.95, bootstrap_samples=1000)
 
@@ -26,20 +28,65 @@ GATE = DeploySettings(min_score=0.90, min_improvement=0.005, confidence=0.95, bo
     ],
 )
 def test_the_gate_needs_the_floor_the_margin_and_a_significant_improvement(new, baseline, bound, deploy):
-    decision = decide(new, baseline, bound, GATE)
+    decision = decide("accuracy", new, baseline, bound, GATE)
     assert decision.should_deploy is deploy, decision.reason
     assert decision.reason
 
 
+REGRESSION_GATE = DeploySettings(min_score=None, min_improvement=0.5, confidence=0.95, bootstrap_samples=1000)
+
+
+@pytest.mark.parametrize(
+    ("new", "champion", "bound", "deploy"),
+    [
+        (9.0, 10.0, 0.4, True),  # rmse 1.0 lower, more than the margin of 0.5, bound above zero
+        (11.0, 10.0, 0.4, False),  # a worse rmse is never an improvement, whatever the bound says
+        (9.6, 10.0, 0.1, False),  # 0.4 lower: not more than the margin
+        (9.0, 10.0, -0.1, False),  # could be noise
+    ],
+)
+def test_a_lower_is_better_metric_is_gated_in_its_own_direction(new, champion, bound, deploy):
+    decision = decide("rmse", new, champion, bound, REGRESSION_GATE)
+    assert decision.should_deploy is deploy, decision.reason
+    if deploy:
+        assert decision.improvement == pytest.approx(champion - new)
+
+
+def test_a_ceiling_for_a_lower_is_better_metric_refuses_a_score_above_it():
+    ceiling = REGRESSION_GATE.model_copy(update={"min_score": 5.0})
+    assert not decide("rmse", 6.0, None, None, ceiling).should_deploy
+    assert "not below deploy.min_score" in decide("rmse", 6.0, None, None, ceiling).reason
+    assert decide("rmse", 4.0, None, None, ceiling, trivial_score=9.0).should_deploy
+
+
+@pytest.mark.parametrize(
+    ("metric", "new", "trivial", "deploy"),
+    [
+        ("accuracy", 0.95, 0.60, True),  # learned something
+        ("accuracy", 0.95, 0.95, False),  # the majority class scores as much: a one-class day, say
+        ("accuracy", 0.953, 0.95, False),  # not by more than the margin
+        ("rmse", 2.0, 10.0, True),
+        ("rmse", 9.8, 10.0, False),  # the training mean is almost as good
+    ],
+)
+def test_a_first_model_must_beat_a_model_that_learned_nothing(metric, new, trivial, deploy):
+    gate = GATE if metric == "accuracy" else REGRESSION_GATE
+    decision = decide(metric, new, None, None, gate, trivial_score=trivial)
+    assert decision.should_deploy is deploy, decision.reason
+    if not deploy:
+        assert "learned nothing" in decision.reason or "min_score" in decision.reason
+
+
 def test_the_decision_reports_scores_improvement_and_bound():
-    decision = decide(0.97, 0.95, 0.01, GATE)
+    decision = decide("accuracy", 0.97, 0.95, 0.01, GATE)
     assert (decision.new_score, decision.baseline_score, decision.improvement, decision.lower_bound) == (
         0.97,
         0.95,
         0.02,
         0.01,
     )
-    assert decide(0.95, None, None, GATE).baseline_score == 0.0
+    assert decide("accuracy", 0.95, None, None, GATE).baseline_score == 0.0
+    assert decide("accuracy", 0.95, None, None, GATE, trivial_score=0.6).baseline_score == 0.6
 
 
 def _models(rows: int, candidate_accuracy: float, champion_accuracy: float, seed: int = 0):
@@ -47,10 +94,11 @@ def _models(rows: int, candidate_accuracy: float, champion_accuracy: float, seed
     rng = np.random.default_rng(seed)
     truth = rng.integers(0, 2, rows)
 
-    def answers(accuracy: float) -> Scored:
+    def answers(accuracy: float) -> Answers:
         wrong = rng.random(rows) > accuracy
         predicted = np.where(wrong, 1 - truth, truth)
-        return Scored(predicted, np.where(predicted == 1, 0.8, 0.2))
+        positive = np.where(predicted == 1, 0.8, 0.2)
+        return Answers(predicted, np.column_stack([1 - positive, positive]), (0, 1))
 
     return truth, answers(candidate_accuracy), answers(champion_accuracy)
 
@@ -69,12 +117,13 @@ def test_one_percent_on_a_thousand_rows_can_be_noise():
 
     def answers(wrong):
         predicted = np.where(wrong, 0, 1)
-        return Scored(predicted, predicted * 0.6 + 0.2)
+        positive = predicted * 0.6 + 0.2
+        return Answers(predicted, np.column_stack([1 - positive, positive]), (0, 1))
 
     candidate, champion = answers(candidate_wrong), answers(champion_wrong)
     bound = lower_bound(truth, candidate, champion, "accuracy", GATE)
     assert bound < 0
-    decision = decide(0.95, 0.94, bound, GATE)
+    decision = decide("accuracy", 0.95, 0.94, bound, GATE)
     assert not decision.should_deploy and "sampling noise" in decision.reason
     # Ten times the rows, the same error rates: now it is an improvement.
     big = np.tile(np.arange(1000), 10)
@@ -91,7 +140,34 @@ def test_the_same_model_twice_never_passes():
 
 def test_the_bootstrap_is_deterministic_and_works_for_every_metric():
     truth, candidate, champion = _models(800, 0.95, 0.9)
-    for metric in ("accuracy", "f1", "roc_auc"):
+    for metric in ("accuracy", "f1", "f1_macro", "roc_auc", "log_loss"):
         first = bootstrap_differences(truth, candidate, champion, metric, 200)
         assert np.array_equal(first, bootstrap_differences(truth, candidate, champion, metric, 200))
         assert first.mean() > 0, metric
+
+
+def test_the_regression_bootstrap_counts_a_smaller_error_as_better():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(50.0, 10.0, 2000)
+    close, far = Answers(truth + rng.normal(0, 1.0, 2000)), Answers(truth + rng.normal(0, 3.0, 2000))
+    for metric in ("rmse", "mae", "r2"):
+        differences = bootstrap_differences(truth, close, far, metric, 300)
+        assert np.percentile(differences, 5) > 0, metric  # the closer model is better, in every direction
+        assert np.percentile(bootstrap_differences(truth, far, close, metric, 300), 95) < 0, metric
+
+
+def test_the_vectorised_resamples_equal_the_metric_on_each_resample():
+    """The fast path (means of per-row terms) and the metric itself agree, resample by resample."""
+    from landfall.pipeline.metrics import METRICS
+
+    rng = np.random.default_rng(5)
+    truth = rng.normal(0.0, 1.0, 300)
+    ours, theirs = Answers(truth + rng.normal(0, 0.5, 300)), Answers(truth + rng.normal(0, 0.8, 300))
+    fast = bootstrap_differences(truth, ours, theirs, "rmse", 20, seed=9)
+    index = np.random.default_rng(9).integers(0, 300, (20, 300))
+    rmse = METRICS["rmse"]
+    slow = [
+        rmse.better(rmse.compute(truth[i], ours.take(i)), rmse.compute(truth[i], theirs.take(i)))
+        for i in index
+    ]
+    assert np.allclose(fast, slow)

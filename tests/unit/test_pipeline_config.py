@@ -50,12 +50,32 @@ def test_an_unset_prefix_or_name_defaults_under_the_pipelines_own_name(tmp_path,
     assert settings.mlflow.model_name == settings.mlflow.experiment == "landfall-meters"
 
 
+def test_task_metric_and_trainer_defaults_follow_the_task(tmp_path, monkeypatch):
+    write_config(
+        tmp_path,
+        monkeypatch,
+        pipeline_block("churn")
+        + more_pipeline("prices", training="task: regression\ntrainer: sklearn:sklearn.linear_model.Ridge")
+        + more_pipeline("tiers", training="task: multiclass\nmetric: f1_macro\ngrid: {hidden_units: [4]}"),
+    )
+    prices, tiers = load_settings("prices"), load_settings("tiers")
+    assert (prices.training.metric, prices.deploy.min_score, prices.training.grid) == ("rmse", None, {})
+    assert prices.training.builtin is False
+    assert (tiers.training.trainer, tiers.training.metric, tiers.deploy.min_score) == (
+        "mlp",
+        "f1_macro",
+        0.90,
+    )
+    assert tiers.training.grid["hidden_units"] == [4] and tiers.training.grid["batch_size"] == [64, 256]
+    assert load_settings("churn").training.trainer == "mlp"
+
+
 def test_environment_variables_reach_a_pipelines_keys(monkeypatch):
     monkeypatch.setenv("LANDFALL_PIPELINES__CHURN__DEPLOY__MIN_SCORE", "0.75")
     monkeypatch.setenv("LANDFALL_PIPELINES__CHURN__TRAINING__GRID__HIDDEN_UNITS", "[8, 16]")
     settings = load_settings("churn")
     assert settings.deploy.min_score == 0.75
-    assert settings.training.grid.hidden_units == [8, 16]
+    assert settings.training.grid["hidden_units"] == [8, 16]
     assert settings.landing.label == "churned"  # the rest of the block still comes from the file
 
 
@@ -86,6 +106,26 @@ def landing(id_column: str, label: str, *columns: str) -> str:
     [
         ({"training": "epochs: 3"}, r"pipelines\.bad\.training\.epochs: unknown key"),
         (
+            {"training": "task: regression\nmetric: accuracy"},
+            r"pipelines\.bad\.training: .*metric 'accuracy' does not score a regression task; use one of "
+            r"\['rmse', 'mae', 'r2'\]",
+        ),
+        ({"training": "task: multiclass\ntrainer: torch"}, r"torch trains binary tasks only"),
+        ({"training": "trainer: sklearn:Forest"}, r"pipelines\.bad\.training\.trainer: String should match"),
+        (
+            {"training": "trainer: python:module.fit"},
+            r"pipelines\.bad\.training\.trainer: String should match",
+        ),
+        ({"training": "model: mlp\ntrainer: torch"}, r"training\.model \('mlp'\) is the old name"),
+        (
+            {
+                "landing": "id_column: i\nlabel: y\n"
+                "columns: [{name: i, dtype: int64}, {name: y, dtype: string}]",
+                "training": "task: regression",
+            },
+            r"pipelines\.bad\.landing\.label: .*a regression label's dtype is one of \['int64', 'float64'\]",
+        ),
+        (
             {"landing": landing("id", "y", "x", "y")},
             r"pipelines\.bad\.landing: Value error, id_column 'id' is not one of the columns \['x', 'y'\]",
         ),
@@ -99,7 +139,7 @@ def landing(id_column: str, label: str, *columns: str) -> str:
         ),
         (
             {"deploy": "min_score: 2"},
-            r"pipelines\.bad\.deploy\.min_score: Input should be less than or equal",
+            r"pipelines\.bad\.deploy\.min_score: deploy\.min_score 2 is outside what accuracy can score",
         ),
         ({"storage": "raw_prefix: ../x"}, r"pipelines\.bad\.storage\.raw_prefix: .*not a safe S3 prefix"),
     ],

@@ -11,8 +11,8 @@ from journeys import logged_trial
 from landfall.pipeline import registry
 from landfall.pipeline.datagen import make_batch
 from landfall.pipeline.features import split
+from landfall.pipeline.training.estimators import mlp
 from landfall.pipeline.training.models import UntrustedModel, load_trial_model
-from landfall.pipeline.training.trainer import build_model
 
 NAME = "landfall-churn-test"
 EXPERIMENT = "landfall-test"
@@ -102,7 +102,9 @@ def test_a_pickled_model_or_one_with_code_is_never_loaded(local_mlflow, settings
     from landfall.pipeline.training.models import load_local_model
 
     parts = split(make_batch(300, seed=2), settings.landing, 0.2, 0.2)
-    model = build_model({"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "hidden_units": 4}, 3)
+    model = mlp(
+        "binary", {"learning_rate": 0.01, "batch_size": 64, "optimizer": "adam", "hidden_units": 4}, 3
+    )
     model.fit(parts["train"].drop(columns=["churned"]), parts["train"]["churned"])
     pickled = tmp_path / "pickled"
     mlflow.sklearn.save_model(model, pickled, serialization_format="cloudpickle")

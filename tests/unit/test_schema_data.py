@@ -8,7 +8,7 @@ import io
 import pytest
 import yaml
 
-from config_files import METERS_LANDING
+from config_files import METERS_LANDING, PRICES_LANDING, TIERS_LANDING
 from landfall.core.pipeline_settings import LandingSettings
 from landfall.pipeline.datagen import sample_batch, to_parquet
 from landfall.pipeline.features import split
@@ -16,6 +16,8 @@ from landfall.pipeline.schema_data import make_rows
 from landfall.pipeline.validation import validate_parquet
 
 METERS = LandingSettings.model_validate(yaml.safe_load(METERS_LANDING))
+TIERS = LandingSettings.model_validate(yaml.safe_load(TIERS_LANDING))
+PRICES = LandingSettings.model_validate(yaml.safe_load(PRICES_LANDING))
 
 
 @pytest.mark.parametrize("which", ["meters", "churn"])
@@ -35,6 +37,35 @@ def test_their_label_is_learnable_and_has_both_classes():
     accuracy = model.score(test.drop(columns=["faulty"]), test["faulty"])
     assert 0.3 < train["faulty"].mean() < 0.7
     assert accuracy > 0.9, accuracy
+
+
+@pytest.mark.parametrize(("landing", "task"), [(TIERS, "multiclass"), (PRICES, "regression")])
+def test_multiclass_and_regression_rows_pass_their_checks(landing, task):
+    body = to_parquet(make_rows(landing, 2000, seed=5, drift=1.0, task=task))
+    report = validate_parquet(io.BytesIO(body), len(body), landing)
+    assert report.ok, report.problems
+
+
+def test_a_multiclass_label_has_every_class_about_as_often_and_is_learnable():
+    from sklearn.linear_model import LogisticRegression
+
+    parts = split(make_rows(TIERS, 6000, seed=8, task="multiclass"), TIERS, 0.2, 0.2, task="multiclass")
+    train, test = parts["train"], parts["test"]
+    shares = train["tier"].value_counts(normalize=True)
+    assert set(shares.index) == {"bronze", "silver", "gold"} and shares.min() > 0.25
+    model = LogisticRegression(max_iter=3000).fit(train.drop(columns=["tier"]), train["tier"])
+    assert model.score(test.drop(columns=["tier"]), test["tier"]) > 0.8
+
+
+def test_a_regression_label_is_a_learnable_number_within_its_bounds():
+    from sklearn.linear_model import LinearRegression
+
+    frame = make_rows(PRICES, 6000, seed=8, task="regression")
+    assert frame["price"].between(0, 2_000_000).all() and frame["price"].nunique() > 5000
+    parts = split(frame, PRICES, 0.2, 0.2, task="regression")
+    train, test = parts["train"], parts["test"]
+    model = LinearRegression().fit(train.drop(columns=["price"]), train["price"])
+    assert model.score(test.drop(columns=["price"]), test["price"]) > 0.8  # R^2
 
 
 def test_every_day_follows_the_same_rule_and_ids_differ_by_seed():

@@ -95,7 +95,7 @@ def test_a_one_class_model_fails_the_canary_and_never_crashes_predict(service, s
     expected = {
         "run_id": CANDIDATE,
         "predictions": [int(p) for p in model.predict(features)],
-        "probabilities": [float(p) for p in model.predict_proba(features)[:, 1]],
+        "probabilities": [{"0": float(q), "1": float(p)} for q, p in model.predict_proba(features)],
     }
     slots.stage(Slots.served(model, None, CANDIDATE))
     via = _Through("http://testserver", TOKEN)
@@ -155,7 +155,7 @@ def test_a_model_answering_non_finite_probabilities_is_a_model_failure_not_bad_r
         asked.append(len(rows))
         return via.predict_staged(CANDIDATE, rows)
 
-    expected = {"run_id": CANDIDATE, "predictions": [0] * 4, "probabilities": [0.5] * 4}
+    expected = {"run_id": CANDIDATE, "predictions": [0] * 4, "probabilities": [{"0": 0.5, "1": 0.5}] * 4}
     report = run_canary(_rows(settings, 4, 1), expected, ask, 2, 60_000)
     assert not report.passed and "non-finite" in report.reason
     assert asked == [2]

@@ -74,7 +74,7 @@ def test_missing_config_file_says_which_path(monkeypatch, tmp_path):
 
 def test_adamw_needs_the_torch_model(monkeypatch):
     monkeypatch.setenv("LANDFALL_PIPELINES__CHURN__TRAINING__GRID__OPTIMIZER", '["adamw"]')
-    with pytest.raises(ConfigError, match="adamw needs model: torch"):
+    with pytest.raises(ConfigError, match="adamw needs trainer: torch"):
         load_settings()
-    monkeypatch.setenv("LANDFALL_PIPELINES__CHURN__TRAINING__MODEL", "torch")
-    assert load_settings().training.grid.optimizer == ["adamw"]
+    monkeypatch.setenv("LANDFALL_PIPELINES__CHURN__TRAINING__TRAINER", "torch")
+    assert load_settings().training.grid["optimizer"] == ["adamw"]

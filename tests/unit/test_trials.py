@@ -9,7 +9,7 @@ from landfall.pipeline.training.trials import NoSuccessfulTrial, select_best, tr
 def test_the_grid_is_the_cross_product_in_a_stable_order():
     grid = TrialGrid(
         learning_rate=[0.1, 0.01], batch_size=[32, 64, 128], optimizer=["adam", "sgd"], hidden_units=[8]
-    )
+    ).model_dump()
     trials = trial_grid(grid)
     assert len(trials) == 2 * 3 * 2
     assert trials == trial_grid(grid)
@@ -21,6 +21,20 @@ def test_the_grid_is_the_cross_product_in_a_stable_order():
         "hidden_units": 8,
         "trial": "learning_rate=0.1-batch_size=32-optimizer=adam-hidden_units=8",
     }
+
+
+def test_a_grid_over_any_estimator_parameters_and_an_empty_one():
+    trials = trial_grid({"max_depth": [3, None], "loss": ["squared_error"]})
+    assert [t["trial"] for t in trials] == [
+        "max_depth=3-loss=squared_error",
+        "max_depth=None-loss=squared_error",
+    ]
+    assert trial_grid({}) == [{"trial": "defaults"}]  # one trial of the estimator's own defaults
+
+
+def test_for_a_lower_is_better_metric_the_lowest_wins():
+    results = [{"run_id": r, "metrics": {"rmse": v}} for r, v in (("a", 3.0), ("b", 1.5), ("c", 2.0))]
+    assert select_best(results, "rmse")["run_id"] == "b"
 
 
 def _result(run_id, accuracy):
@@ -92,7 +106,7 @@ def _small_trial(uris: dict, label: str, experiment: str, **options) -> dict:
         [uris["validation"]],
         params,
         "2026-01-02",
-        model_kind="mlp",
+        trainer="mlp",
         label=label,
         max_epochs=3,
         experiment=experiment,

@@ -45,7 +45,8 @@ def trial_arguments(
             "--window", ",".join(dataset.get("window_partitions") or [str(dataset["partition"])]),
             "--partition", str(dataset["partition"]),
             "--params", json.dumps(trial, sort_keys=True),
-            "--model", training.model,
+            "--trainer", training.trainer,
+            "--task", training.task,
             "--label", settings.landing.label,
             "--max-epochs", str(training.max_epochs),
             "--experiment", settings.mlflow.experiment,
@@ -56,8 +57,11 @@ def trial_arguments(
             argv += ["--tag", f"landfall.missing_hours={hours}"]
         if dataset.get("missing_partitions"):
             argv += ["--tag", f"landfall.window_missing={','.join(dataset['missing_partitions'])}"]
+        argv += _repeated("--trusted-type", training.trusted_types)
         if settings.compute.profile == "kubernetes":
-            argv += ["--out", XCOM_RETURN_PATH]
+            argv += ["--out", XCOM_RETURN_PATH]  # the image's own code folder: its $LANDFALL_CODE_ROOT
+        elif not training.builtin:
+            argv += ["--code-path", str(settings.code_root)]
         argvs.append(argv)
     return argvs
 
@@ -74,9 +78,18 @@ def trial_name(argv: list[str]) -> str:
 def run_trainer_locally(argv: list[str]) -> dict[str, Any]:
     """The local backend: the trainer's entry function with the pod's argv, in this task's own process
     (the task process already isolates it; a second interpreter would pay every import again)."""
+    from airflow.exceptions import AirflowFailException
+
+    from landfall.pipeline.training.estimators import UserCodeError
+    from landfall.pipeline.training.models import ModelNotSavable
     from landfall.pipeline.training.trainer import parse_arguments, run
 
-    return run(parse_arguments(argv))
+    try:
+        return run(parse_arguments(argv))
+    except (UserCodeError, ModelNotSavable) as error:
+        # The pipeline's own code or model: the same trial would fail the same way, so no retry. The
+        # message holds the user's traceback; the search goes on with the other trials.
+        raise AirflowFailException(str(error)) from error
 
 
 # ---- the kubernetes backend ---------------------------------------------------------------------------

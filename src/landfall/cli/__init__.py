@@ -200,7 +200,7 @@ def land(
     if parts is not None and (raw_key or corrupt):
         raise click.UsageError("--parts lands a well-formed multi-part day: it takes no --key or --corrupt")
     stack = _stack(pipeline)
-    storage, landing = stack.settings.storage, stack.settings.landing
+    storage, landing, task = stack.settings.storage, stack.settings.landing, stack.settings.training.task
     if seed is None:  # from the date (and hour): small enough that part seeds keep ids in int64
         seed = int(day.strftime("%Y%m%d")) * (1 if hour is None else 25) + (0 if hour is None else hour + 1)
     s3 = stack.s3_client()
@@ -208,11 +208,12 @@ def land(
         if parts is not None:
             # Each part its own seed, so customer ids do not repeat across the parts of a day.
             bodies = (
-                to_parquet(sample_batch(landing, rows, seed * 1000 + index, drift)) for index in range(parts)
+                to_parquet(sample_batch(landing, rows, seed * 1000 + index, drift, task))
+                for index in range(parts)
             )
             landed = land_parts(s3, storage, day, bodies, hour)
         else:
-            good = to_parquet(sample_batch(landing, rows, seed, drift))
+            good = to_parquet(sample_batch(landing, rows, seed, drift, task))
             body = make_corrupt(corrupt, seed, landing) if corrupt else good
             key_given = put_landing(s3, storage.datasets_bucket, raw_key, body) if raw_key else None
             landed = [key_given or land_day(s3, storage, day, body, hour)]

@@ -10,4 +10,5 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG_FILE = REPO_ROOT / "config" / "landfall.yaml"
 DAGS_FOLDER = REPO_ROOT / "dags"
+PIPELINES_FOLDER = REPO_ROOT / "pipelines"  # the pipelines' own code (trainers, features)
 AIRFLOW_CFG_TEMPLATE = REPO_ROOT / "airflow.cfg.template"

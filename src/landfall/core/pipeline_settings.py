@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, ValidationError, field_validator, model_validator
 
 from landfall.core.sections import Section
 
@@ -154,6 +154,8 @@ class MlflowSettings(Section):
 
 
 class TrialGrid(Section):
+    """The built-in trainers' grid (`mlp`, `torch`): the network's knobs, each a list of values to try."""
+
     learning_rate: list[float] = Field([0.001, 0.01], min_length=1)
     batch_size: list[int] = Field([64, 256], min_length=1)
     optimizer: list[Literal["adam", "adamw", "sgd"]] = Field(["adam"], min_length=1)
@@ -174,16 +176,50 @@ class TrialGrid(Section):
         return values
 
 
+Task = Literal["binary", "multiclass", "regression"]
+MetricName = Literal["accuracy", "f1", "f1_macro", "roc_auc", "log_loss", "rmse", "mae", "r2"]
+_METRIC_TASKS: dict[str, tuple[str, ...]] = {  # landfall.pipeline.metrics.METRICS says the same; tested
+    "accuracy": ("binary", "multiclass"),
+    "f1": ("binary",),
+    "f1_macro": ("binary", "multiclass"),
+    "roc_auc": ("binary", "multiclass"),
+    "log_loss": ("binary", "multiclass"),
+    "rmse": ("regression",),
+    "mae": ("regression",),
+    "r2": ("regression",),
+}
+_SHARES = ("accuracy", "f1", "f1_macro", "roc_auc")  # metrics between 0 and 1, higher better
+_DEFAULT_METRIC = {"binary": "accuracy", "multiclass": "accuracy", "regression": "rmse"}
+_LABEL_DTYPES = {
+    "binary": ("int64", "bool", "string"),
+    "multiclass": ("int64", "string"),
+    "regression": ("int64", "float64"),
+}
+TRAINER = r"^(mlp|torch|sklearn:[A-Za-z_][\w.]*\.[A-Za-z_]\w*|python:[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
+"""`mlp`, `torch`, `sklearn:<module>.<EstimatorClass>` or `python:<module>:<fit function>`."""
+GridValue = bool | int | float | str | None
+
+
 class TrainingSettings(Section):
-    # mlp: scikit-learn MLPClassifier (default, CPU). torch: the same network in PyTorch, on CUDA when
-    # there is a GPU (`pip install landfall[torch]`).
-    model: Literal["mlp", "torch"] = "mlp"
+    # binary | multiclass | regression: what the label is, and so which metrics, pictures and answers apply.
+    task: Task = "binary"
+    # mlp: scikit-learn's MLP (classifier, or regressor for regression). torch: the same network in PyTorch
+    # on CUDA when there is a GPU (binary only; `pip install landfall[torch]`). sklearn:<module>.<Class>: any
+    # scikit-learn-style estimator, the grid over its constructor parameters. python:<module>:<function>:
+    # your own `fit(train, validation, params) -> estimator`, from the pipeline's code folder.
+    trainer: str = Field("mlp", pattern=TRAINER, validation_alias=AliasChoices("trainer", "model"))
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
-    metric: Literal["accuracy", "f1", "roc_auc"] = "accuracy"
+    # What the best trial and the deploy gate compare; unset: accuracy (classification) or rmse.
+    metric: MetricName | None = None
     max_parallel_trials: int = Field(2, ge=1, le=64)
     max_epochs: int = Field(60, ge=1, le=10_000)
-    grid: TrialGrid = TrialGrid()
+    # Lists of values to try, one trial per combination. mlp/torch: learning_rate, batch_size, optimizer,
+    # hidden_units (unset ones keep their defaults). Other trainers: any parameter names; empty: one trial.
+    grid: dict[str, list[GridValue]] = {}
+    # Classes (module.Name) a model of this pipeline may contain beyond scikit-learn's plain ones, e.g.
+    # sklearn.tree._tree.Tree for a forest: models are loaded with skops and only these types, never pickle.
+    trusted_types: list[str] = []
     # Each run trains on the processed partitions of the `window_days` days ending at its own (never a
     # later one: a backfill of an old day does not see the future); days missing in it are named.
     window_days: int = Field(7, ge=1, le=366)
@@ -194,13 +230,61 @@ class TrainingSettings(Section):
     # every day in turn; backfill runs (`airflow backfill create`) always train every day in order.
     coalesce_history: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_for_the_trainer(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "model" in data and "trainer" in data:
+            raise ValueError(
+                f"training.model ({data['model']!r}) is the old name of training.trainer "
+                f"({data['trainer']!r}): "
+                "set only trainer (an environment variable ..._TRAINING__MODEL counts too)"
+            )
+        return data
+
     @model_validator(mode="after")
-    def _optimizers_of_the_model(self) -> TrainingSettings:
+    def _consistent(self) -> TrainingSettings:
         if self.validation_fraction + self.test_fraction >= 0.9:
             raise ValueError("validation_fraction + test_fraction must leave at least 10% to train on")
-        if self.model == "mlp" and "adamw" in self.grid.optimizer:
-            raise ValueError("optimizer adamw needs model: torch (scikit-learn's MLP has adam and sgd)")
+        if self.metric is None:
+            object.__setattr__(self, "metric", _DEFAULT_METRIC[self.task])
+        if self.task not in _METRIC_TASKS[self.metric]:
+            fits = [name for name, tasks in _METRIC_TASKS.items() if self.task in tasks]
+            raise ValueError(f"metric {self.metric!r} does not score a {self.task} task; use one of {fits}")
+        if self.trainer == "torch" and self.task != "binary":
+            raise ValueError(
+                f"trainer torch trains binary tasks only; for {self.task} use mlp, sklearn: or python:"
+            )
+        if self.trainer in ("mlp", "torch"):
+            try:
+                grid = TrialGrid.model_validate(self.grid)
+            except ValidationError as error:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+                raise ValueError(f"grid of trainer {self.trainer}: {problems}") from None
+            if self.trainer == "mlp" and "adamw" in grid.optimizer:
+                raise ValueError("optimizer adamw needs trainer: torch (scikit-learn's MLP has adam and sgd)")
+            object.__setattr__(self, "grid", grid.model_dump())
         return self
+
+    @property
+    def builtin(self) -> bool:
+        """A trainer Landfall ships (its grid is the network's knobs), not the pipeline's own code."""
+        return self.trainer in ("mlp", "torch")
+
+    def check_label(self, label: ColumnSpec) -> None:
+        """Raise ValueError when the label column cannot be the label of this task."""
+        if label.dtype not in _LABEL_DTYPES[self.task]:
+            raise ValueError(
+                f"landing.label: a {self.task} label's dtype is one of {list(_LABEL_DTYPES[self.task])}, and "
+                f"{label.name!r} is {label.dtype} (or is training.task wrong?)"
+            )
+        if (
+            self.task == "binary"
+            and label.dtype == "string"
+            and (label.allowed is None or len(label.allowed) != 2)
+        ):
+            raise ValueError(
+                f"landing.label: a binary text label needs `allowed` with its two classes ({label.name!r})"
+            )
 
 
 class DeploySettings(Section):
@@ -208,8 +292,11 @@ class DeploySettings(Section):
     than `min_improvement`, and the improvement is not sampling noise: the lower end of a paired
     bootstrap interval (same held-out rows, `confidence` one-sided) is above zero."""
 
-    min_score: float = Field(0.90, ge=0, le=1)
-    min_improvement: float = Field(0.005, ge=0, le=1)
+    # The floor (a ceiling for a metric where lower is better); unset: 0.90 for accuracy, f1, f1_macro
+    # and roc_auc, none for the others. A first model must also beat a model that learned nothing.
+    min_score: float | None = None
+    # In the metric's own units (rmse: the label's units).
+    min_improvement: float = Field(0.005, ge=0)
     confidence: float = Field(0.95, ge=0.5, lt=1)
     bootstrap_samples: int = Field(1000, ge=100, le=100_000)
     # The canary: before the alias moves, the scoring service answers this many held-out rows with the
@@ -217,6 +304,8 @@ class DeploySettings(Section):
     # slowest 5% of its requests take at most canary_max_latency_ms.
     canary_rows: int = Field(200, ge=1, le=10_000)
     canary_max_latency_ms: float = Field(2000.0, gt=0)
+    # Regression: how far (absolute, the label's units) a served prediction may be from the offline one.
+    canary_tolerance: float = Field(1e-6, ge=0)
     # Every run of a chain DAG (ingest ... deploy) must finish within this many minutes of being queued;
     # a run that has not (stuck, failing, or still waiting) raises a `late` alert naming it.
     deadline_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60)
@@ -230,3 +319,17 @@ class PipelineSettings(Section):
     mlflow: PipelineMlflow = PipelineMlflow()
     training: TrainingSettings = TrainingSettings()
     deploy: DeploySettings = DeploySettings()
+    # Where this pipeline's own code is (`python:` trainers and features, estimator classes), relative to
+    # the config file; unset: the project's `pipelines/` folder.
+    code_path: str | None = None
+
+    @model_validator(mode="after")
+    def _label_fits_the_task(self) -> PipelineSettings:
+        label = next(column for column in self.landing.columns if column.name == self.landing.label)
+        self.training.check_label(label)
+        metric, floor = self.training.metric, self.deploy.min_score
+        if metric in _SHARES and floor is not None and not 0 <= floor <= 1:
+            raise ValueError(f"deploy.min_score {floor:g} is outside what {metric} can score (0 to 1)")
+        if floor is None and metric in _SHARES:
+            object.__setattr__(self, "deploy", self.deploy.model_copy(update={"min_score": 0.90}))
+        return self

@@ -14,6 +14,7 @@ project with any error (`strict=True`).
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -28,7 +29,7 @@ from pydantic_settings import (
 
 from landfall.core.catalog import Chain, chain_of
 from landfall.core.kubernetes_settings import ComputeSettings
-from landfall.core.paths import DEFAULT_CONFIG_FILE
+from landfall.core.paths import DEFAULT_CONFIG_FILE, PIPELINES_FOLDER
 from landfall.core.pipeline_settings import (
     PIPELINE_NAME,
     DeploySettings,
@@ -71,6 +72,10 @@ class Settings(Section):
     notify: NotifySettings
     serving: ServingSettings
     stack: StackSettings
+    # The pipeline's own code (python: trainers and features, estimator classes): `code_path` resolved
+    # against the config file's folder; unset, $LANDFALL_CODE_ROOT (the images set it), else the
+    # project's `pipelines/` folder.
+    code_root: Path
 
     @property
     def names(self) -> Chain:
@@ -178,6 +183,7 @@ class ProjectSettings(BaseSettings):
             notify=self.notify,
             serving=self.serving,
             stack=self.stack,
+            code_root=code_root(block.code_path),
         )
 
     def names(self) -> list[str]:
@@ -249,8 +255,19 @@ def config_file() -> Path:
     return Path(os.environ.get("LANDFALL_CONFIG", DEFAULT_CONFIG_FILE))
 
 
+def code_root(code_path: str | None) -> Path:
+    """Where a pipeline's own code is: `code_path` relative to the config file, else $LANDFALL_CODE_ROOT,
+    else the project's `pipelines/` folder."""
+    if code_path:
+        return (config_file().resolve().parent / code_path).resolve()
+    return Path(os.environ.get("LANDFALL_CODE_ROOT") or PIPELINES_FOLDER)
+
+
 def env_name(loc: tuple[Any, ...]) -> str:
     return ENV_PREFIX + "__".join(str(part).upper() for part in loc if isinstance(part, str))
+
+
+_NAMED_KEY = re.compile(r"^Value error, ((?:[a-z_]+\.)+[a-z_]+)[ :]")
 
 
 def describe_errors(error: ValidationError, within: tuple[str, ...] = ()) -> list[str]:
@@ -258,8 +275,11 @@ def describe_errors(error: ValidationError, within: tuple[str, ...] = ()) -> lis
     lines = []
     for issue in error.errors():
         loc = (*within, *issue["loc"])
-        location = ".".join(str(part) for part in loc) or "(top level)"
         message = issue["msg"]
+        # A check across sections names its key first ("deploy.min_score 2 is ..."): point at that key.
+        if found := _NAMED_KEY.match(message):
+            loc, message = (*loc, *found.group(1).split(".")), message.removeprefix("Value error, ")
+        location = ".".join(str(part) for part in loc) or "(top level)"
         if issue["type"] == "extra_forbidden":
             message = "unknown key (misspelt, or in the wrong block?)"
         lines.append(f"  {location}: {message} (set in {config_file()} or ${env_name(loc)})")

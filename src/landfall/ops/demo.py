@@ -38,7 +38,9 @@ def run_demo(stack: Stack, day: date, timeout_s: float, echo: Callable[[str], No
     stack.up()
     storage = stack.settings.storage
     # A fresh seed each time: new rows, so the day is a new landing with a model of its own.
-    body = to_parquet(sample_batch(stack.settings.landing, 5000, seed=int(time.time())))
+    body = to_parquet(
+        sample_batch(stack.settings.landing, 5000, seed=int(time.time()), task=stack.settings.training.task)
+    )
     echo(
         f"2/3 landing s3://{storage.datasets_bucket}/{storage.landing_prefix}/{day}/... "
         f"({len(body)} bytes) ..."
@@ -105,7 +107,7 @@ def serving_line(stack: Stack) -> str:
         answer = client.predict(rows)
     except ServingError as error:
         return f"Serving: {error}"
-    return (
-        f"Serving: version {answer['version']} at {stack.ctx.serving_url}/predict "
-        f"(one row -> {answer['predictions'][0]}, p={answer['probabilities'][0]:.2f})"
-    )
+    prediction = answer["predictions"][0]
+    probability = (answer.get("probabilities") or [{}])[0].get(str(prediction))
+    shown = f"{prediction}" + ("" if probability is None else f", p={probability:.2f}")
+    return f"Serving: version {answer['version']} at {stack.ctx.serving_url}/predict (one row -> {shown})"

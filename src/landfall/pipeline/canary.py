@@ -59,12 +59,27 @@ class CanaryReport:
         return asdict(self)
 
 
+def _probability_gap(expected: list[dict[str, float]], answered: list[dict[str, float]]) -> float:
+    """The largest difference of one class's probability in one row (inf: a row answered other classes)."""
+    gap = 0.0
+    for want, got in zip(expected, answered, strict=True):
+        if set(want) != set(got):
+            return float("inf")
+        gap = max(gap, *(abs(want[name] - got[name]) for name in want)) if want else gap
+    return gap
+
+
 def compare(
-    expected: dict[str, Any], answered: dict[str, Any], latencies_ms: list[float], max_latency_ms: float
+    expected: dict[str, Any],
+    answered: dict[str, Any],
+    latencies_ms: list[float],
+    max_latency_ms: float,
+    tolerance: float = TOLERANCE,
 ) -> CanaryReport:
-    want_p, got_p = np.asarray(expected["predictions"]), np.asarray(answered["predictions"])
-    want_q, got_q = np.asarray(expected["probabilities"]), np.asarray(answered["probabilities"])
-    if want_p.shape != got_p.shape:
+    """A classifier's answers must name the same class for every row, with every class's probability
+    within TOLERANCE; a regressor's predictions must be within `tolerance` (deploy.canary_tolerance)."""
+    want_p, got_p = list(expected["predictions"]), list(answered["predictions"])
+    if len(want_p) != len(got_p):
         return CanaryReport(
             len(want_p),
             len(want_p),
@@ -73,13 +88,20 @@ def compare(
             False,
             f"the service answered {len(got_p)} predictions for {len(want_p)} rows",
         )
-    mismatched = int((want_p != got_p).sum())
-    gap = float(np.abs(want_q - got_q).max()) if len(want_q) else 0.0
+    if "probabilities" in expected:  # a classifier: the same classes, probabilities to the last bits
+        mismatched = sum(want != got for want, got in zip(want_p, got_p, strict=True))
+        gap = _probability_gap(expected["probabilities"], answered.get("probabilities") or [{}] * len(want_p))
+        allowed = TOLERANCE
+    else:  # a regressor: numbers within the configured tolerance
+        errors = np.abs(np.asarray(want_p, dtype="float64") - np.asarray(got_p, dtype="float64"))
+        mismatched = int((errors > tolerance).sum())
+        gap, allowed = (float(errors.max()) if len(errors) else 0.0), tolerance
     p95 = float(np.percentile(latencies_ms, 95)) if latencies_ms else 0.0
-    if mismatched or gap > TOLERANCE:
+    if mismatched or gap > allowed:
+        what = "probability" if "probabilities" in expected else "prediction"
         reason = (
             f"the service's answers differ from the offline evaluation on {mismatched} of {len(want_p)} rows "
-            f"(largest probability gap {gap:.3g})"
+            f"(largest {what} gap {gap:.3g})"
         )
     elif p95 > max_latency_ms:
         reason = (
@@ -109,6 +131,7 @@ def run_canary(
     ask: Callable[[list[dict[str, Any]]], dict],
     batches: int,
     max_latency_ms: float,
+    tolerance: float = TOLERANCE,
 ) -> CanaryReport:
     """Ask the staged candidate for the rows in `batches` requests (timing each) and compare. A replica
     that had to load the candidate first says how long that took (`load_s`); that is not answering time.
@@ -133,5 +156,5 @@ def run_canary(
                 rows, f"answered by run {answer['run_id']}, not the candidate {expected.get('run_id')}"
             )
         answered["predictions"] += answer["predictions"]
-        answered["probabilities"] += answer["probabilities"]
-    return compare(expected, answered, latencies, max_latency_ms)
+        answered["probabilities"] += answer.get("probabilities") or []
+    return compare(expected, answered, latencies, max_latency_ms, tolerance)

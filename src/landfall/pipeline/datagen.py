@@ -71,7 +71,7 @@ CHURN_COLUMNS = (
 
 
 def sample_batch(
-    landing: LandingSettings, rows: int = 5000, seed: int = 0, drift: float = 0.0
+    landing: LandingSettings, rows: int = 5000, seed: int = 0, drift: float = 0.0, task: str = "binary"
 ) -> pd.DataFrame:
     """A day of sample rows for a pipeline: the churn table above for the churn schema, rows made from the
     schema for any other (`schema_data.make_rows`)."""
@@ -79,7 +79,7 @@ def sample_batch(
         return make_batch(rows, seed, drift)
     from landfall.pipeline.schema_data import make_rows
 
-    return make_rows(landing, rows, seed, drift)
+    return make_rows(landing, rows, seed, drift, task=task)
 
 
 def to_parquet(frame: pd.DataFrame) -> bytes:

@@ -36,6 +36,16 @@ def build_features(frame: pd.DataFrame, landing: LandingSettings) -> pd.DataFram
 SPLITS = ("train", "validation", "test")
 
 
+def label_values(values: pd.Series, task: str = "binary") -> pd.Series:
+    """The label as models learn it: numbers for regression; 0/1 for a binary number or bool label;
+    text and whole-number classes as they are."""
+    if task == "regression":
+        return values.astype("float64")
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return values.astype("int64")
+    return values.astype(object)
+
+
 def split_of(ids: pd.Series, validation_fraction: float, test_fraction: float) -> np.ndarray:
     """ "train", "validation" or "test" per row, from a hash of its id: the same row always lands in the
     same split, whatever the row order, the day or the file it came in."""
@@ -46,11 +56,15 @@ def split_of(ids: pd.Series, validation_fraction: float, test_fraction: float) -
 
 
 def split(
-    frame: pd.DataFrame, landing: LandingSettings, validation_fraction: float, test_fraction: float
+    frame: pd.DataFrame,
+    landing: LandingSettings,
+    validation_fraction: float,
+    test_fraction: float,
+    task: str = "binary",
 ) -> dict[str, pd.DataFrame]:
     """Features plus the label column, split three ways: trials are fitted on `train` and compared on
     `validation`; `test` is held out for the candidate-vs-champion evaluation, which no trial has seen."""
     features = build_features(frame, landing)
-    features[landing.label] = frame[landing.label].astype("int64")
+    features[landing.label] = label_values(frame[landing.label], task)
     which = split_of(frame[landing.id_column], validation_fraction, test_fraction)
     return {name: features[which == name].reset_index(drop=True) for name in SPLITS}

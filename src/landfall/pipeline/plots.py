@@ -1,22 +1,28 @@
 """Pictures for MLflow: what people look at rather than read.
 
-Each trial logs a confusion matrix and ROC / precision-recall curves; the evaluation logs the
-candidate-vs-champion comparison. Figures are drawn with matplotlib's Agg backend (no display) and
-returned, so they can be tested without MLflow; `log_figures` sends them to a run.
+Each trial logs the pictures of its task: a confusion matrix (and, binary, ROC / precision-recall
+curves) for a classifier; predicted vs actual and the residuals for a regressor. The evaluation logs the
+candidate-vs-champion comparison and the same pictures of both on the held-out rows. Figures are
+drawn with matplotlib's Agg backend (no display) and returned, so they can be tested without MLflow;
+`log_figures` sends them to a run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from landfall.pipeline.metrics import Answers
 
 PLOTS_DIR = "plots"
 CONFUSION_MATRIX = f"{PLOTS_DIR}/confusion_matrix.png"
 ROC_CURVE = f"{PLOTS_DIR}/roc_curve.png"
 PR_CURVE = f"{PLOTS_DIR}/precision_recall_curve.png"
 CANDIDATE_VS_CHAMPION = f"{PLOTS_DIR}/candidate_vs_champion.png"
+PREDICTED_VS_ACTUAL = f"{PLOTS_DIR}/predicted_vs_actual.png"
+RESIDUALS = f"{PLOTS_DIR}/residuals.png"
 
 
 def has_both_classes(truth: np.ndarray) -> bool:
@@ -34,12 +40,20 @@ def _figure(width: float = 4.5, height: float = 4.0) -> tuple[Any, Any]:
     return figure, figure.add_subplot()
 
 
-def confusion_matrix_figure(truth: np.ndarray, predicted: np.ndarray, labels: tuple[str, str]) -> Any:
+def confusion_matrix_figure(truth: np.ndarray, predicted: np.ndarray, classes: Sequence[Any]) -> Any:
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    figure, axes = _figure()
+    side = max(4.5, 0.5 * len(classes) + 2.5)
+    figure, axes = _figure(side, side - 0.5)
+    codes = {value: index for index, value in enumerate(classes)}
     ConfusionMatrixDisplay.from_predictions(
-        truth, predicted, labels=[0, 1], display_labels=list(labels), ax=axes, colorbar=False, cmap="Blues"
+        [codes.get(value, -1) for value in truth],
+        [codes.get(value, -1) for value in predicted],
+        labels=list(range(len(classes))),
+        display_labels=[str(value) for value in classes],
+        ax=axes,
+        colorbar=False,
+        cmap="Blues",
     )
     axes.set_title("Confusion matrix (held-out split)")
     return figure
@@ -83,20 +97,77 @@ def comparison_figure(
         bars = axes.bar(positions + width / 2, [champion.get(n, 0.0) for n in names], width, label="champion")
         axes.bar_label(bars, fmt="%.3f", fontsize=8)
     axes.set_xticks(positions, names)
-    axes.set_ylim(0, 1.1)
+    values = [*candidate.values(), *(champion or {}).values()]
+    if all(0.0 <= value <= 1.0 for value in values):  # shares (accuracy, AUC): on one 0-1 scale
+        axes.set_ylim(0, 1.1)
     axes.set_title(f"Candidate vs champion: {decision}", fontsize=10)
     axes.legend(loc="lower right")
     return figure
 
 
-def classifier_figures(truth: np.ndarray, predicted: np.ndarray, probability: np.ndarray) -> dict[str, Any]:
+def predicted_vs_actual_figure(truth: np.ndarray, predicted: Mapping[str, np.ndarray]) -> Any:
+    """Each model's predictions against the truth, with the line a perfect model would sit on."""
+    figure, axes = _figure()
+    for name, values in predicted.items():
+        axes.scatter(truth, values, s=6, alpha=0.5, label=name)
+    low, high = float(np.min(truth)), float(np.max(truth))
+    axes.plot([low, high], [low, high], linestyle=":", color="grey", label="perfect")
+    axes.set_xlabel("actual")
+    axes.set_ylabel("predicted")
+    axes.set_title("Predicted vs actual (held-out split)")
+    axes.legend(loc="upper left")
+    return figure
+
+
+def residuals_figure(truth: np.ndarray, predicted: np.ndarray) -> Any:
+    figure, axes = _figure()
+    axes.hist(predicted - truth, bins=40, color="tab:blue")
+    axes.axvline(0.0, linestyle=":", color="grey")
+    axes.set_xlabel("predicted - actual")
+    axes.set_title("Residuals (held-out split)")
+    return figure
+
+
+def trial_figures(task: str, truth: np.ndarray, answers: Answers) -> dict[str, Any]:
     """The figures every trial logs, by artifact path (curves only when both classes are present)."""
-    figures = {CONFUSION_MATRIX: confusion_matrix_figure(truth, predicted, ("stays", "churns"))}
-    if has_both_classes(truth):
-        curves = {"model": (truth, probability)}
+    if task == "regression":
+        return {
+            PREDICTED_VS_ACTUAL: predicted_vs_actual_figure(truth, {"model": answers.predicted}),
+            RESIDUALS: residuals_figure(truth, answers.predicted),
+        }
+    classes = list(answers.classes or np.unique(truth))
+    figures = {CONFUSION_MATRIX: confusion_matrix_figure(truth, answers.predicted, classes)}
+    if task == "binary" and has_both_classes(truth) and answers.probabilities is not None:
+        curves = {"model": (truth == classes[-1], answers.probabilities[:, -1])}
         figures[ROC_CURVE] = roc_figure(curves)
         figures[PR_CURVE] = precision_recall_figure(curves)
     return figures
+
+
+def evaluation_figures(task: str, truth: np.ndarray, answers: Mapping[str, Answers]) -> dict[str, Any]:
+    """The evaluation's pictures of candidate (and champion) on the same held-out rows."""
+    if task == "regression":
+        return {
+            f"{PLOTS_DIR}/predicted_vs_actual_candidate_vs_champion.png": predicted_vs_actual_figure(
+                truth, {name: found.predicted for name, found in answers.items()}
+            )
+        }
+    candidate = answers["candidate"]
+    if task == "multiclass":
+        classes = list(candidate.classes or np.unique(truth))
+        return {
+            f"{PLOTS_DIR}/confusion_matrix_candidate.png": confusion_matrix_figure(
+                truth, candidate.predicted, classes
+            )
+        }
+    if not has_both_classes(truth):
+        return {}
+    curves = {
+        name: (truth == (found.classes or (0, 1))[-1], found.probabilities[:, -1])
+        for name, found in answers.items()
+        if found.probabilities is not None
+    }
+    return {f"{PLOTS_DIR}/roc_candidate_vs_champion.png": roc_figure(curves)}
 
 
 def log_figures(run_id: str, figures: Mapping[str, Any]) -> None:

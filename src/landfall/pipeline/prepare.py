@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from landfall.core.pipeline_settings import LandingSettings
 from landfall.pipeline.canary import CANARY_SPLIT
-from landfall.pipeline.features import SPLITS, build_features, split_of
+from landfall.pipeline.features import SPLITS, build_features, label_values, split_of
 from landfall.pipeline.parquet_io import open_streaming
 
 BATCH_ROWS = 65_536
@@ -44,8 +44,10 @@ def prepare(
     canary_rows: int,
     out_dir: Path,
     batch_rows: int = BATCH_ROWS,
+    task: str = "binary",
 ) -> Prepared:
-    """Stream `sources` (validated raw parquet files, in order) into `<out_dir>/<split>.parquet`."""
+    """Stream `sources` (validated raw parquet files, in order) into `<out_dir>/<split>.parquet`. Rows
+    per label class are counted for a classifier (a regression label has no classes to count)."""
     prepared = Prepared(files={name: out_dir / f"{name}.parquet" for name in (*SPLITS, CANARY_SPLIT)})
     prepared.rows = dict.fromkeys(SPLITS, 0)
     writers: dict[str, pq.ParquetWriter] = {}
@@ -58,8 +60,10 @@ def prepare(
                 raw = batch.to_pandas()
                 which = split_of(raw[landing.id_column], validation_fraction, test_fraction)
                 features = build_features(raw, landing)
-                features[landing.label] = raw[landing.label].astype("int64")
-                for value, count in features[landing.label].value_counts().items():
+                features[landing.label] = label_values(raw[landing.label], task)
+                for value, count in (
+                    features[landing.label].value_counts().items() if task != "regression" else ()
+                ):
                     key = str(value)  # a JSON key: the counts travel in heads and asset events
                     prepared.label_counts[key] = prepared.label_counts.get(key, 0) + int(count)
                 prepared.features = prepared.features or [c for c in features.columns if c != landing.label]
@@ -76,7 +80,7 @@ def prepare(
             writer.close()
     for name in SPLITS:
         if name not in writers:  # no row fell in this split: still write the (empty) file
-            _empty(prepared.files[name], prepared.features, landing.label)
+            _empty(prepared.files[name], writers, prepared.features, landing.label, task)
     sample = pd.concat(canary, ignore_index=True) if canary else pd.DataFrame(columns=landing.feature_columns)
     sample.to_parquet(prepared.files[CANARY_SPLIT], index=False)
     return prepared
@@ -89,7 +93,13 @@ def _write(writers: dict[str, pq.ParquetWriter], name: str, path: Path, frame: p
     writers[name].write_table(table.cast(writers[name].schema))
 
 
-def _empty(path: Path, features: list[str], label: str) -> None:
+def _empty(
+    path: Path, writers: dict[str, pq.ParquetWriter], features: list[str], label: str, task: str
+) -> None:
+    """An empty split with the schema the other splits have (or the label type of the task)."""
+    if writers:
+        pq.write_table(next(iter(writers.values())).schema.empty_table(), path)
+        return
     columns = {name: pa.array([], pa.float64()) for name in features}
-    columns[label] = pa.array([], pa.int64())
+    columns[label] = pa.array([], pa.float64() if task == "regression" else pa.int64())
     pq.write_table(pa.table(columns), path)

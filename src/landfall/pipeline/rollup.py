@@ -80,9 +80,10 @@ def _label_counts(hours: list[str], heads: list[dict[str, Any]]) -> tuple[dict[s
     return (None if unknown else counts), unknown
 
 
-def rollup_problems(rollup: dict[str, Any], landing: LandingSettings) -> list[Problem]:
-    """The whole-day verdict on a rolled-up day, the same as a daily file gets (`day_problems`)."""
-    counts = rollup.get("label_counts")
+def rollup_problems(rollup: dict[str, Any], landing: LandingSettings, task: str = "binary") -> list[Problem]:
+    """The whole-day verdict on a rolled-up day, the same as a daily file gets (`day_problems`); a
+    regression label has no classes to count (the rows are checked, the trainer does the rest)."""
+    counts = None if task == "regression" else rollup.get("label_counts")
     classes = None if counts is None else [_label(value) for value, count in counts.items() if int(count) > 0]
     return day_problems(int(rollup.get("rows", 0)), classes, landing)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 
 import uvicorn
 
 from landfall.core.settings import load_project
 from landfall.pipeline import registry
 from landfall.pipeline.alerts import Alerts
+from landfall.pipeline.training.estimators import use_code_root
+from landfall.pipeline.training.models import load_trial_model
 from landfall.serving.app import ServedPipeline, create_app
 from landfall.serving.follower import ChampionFollower
 from landfall.serving.slots import Slots
@@ -25,12 +28,14 @@ def main() -> None:
         raise SystemExit("LANDFALL_SERVING_TOKEN (32+ characters) is not set; `landfall up` generates one")
     pipelines = {}
     for settings in project.all_settings():
+        use_code_root(settings.code_root)  # the pipeline's own estimator classes and features
         follower = ChampionFollower(
             Slots(),
             settings.mlflow.model_name,
             registry.client,
             settings.serving.poll_interval_s,
             experiment=settings.mlflow.experiment,
+            load=partial(load_trial_model, trusted_types=settings.training.trusted_types),
         )
         follower.start()
         pipelines[settings.pipeline] = ServedPipeline(settings, follower)

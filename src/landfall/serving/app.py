@@ -198,7 +198,7 @@ def _pipeline_routes(served_pipeline: ServedPipeline) -> APIRouter:
     def scored(served: Any, rows: list[Any]) -> dict[str, Any]:
         """The one scoring path of predict, invocations and the canary's staging/predict."""
         try:
-            return score(served, rows, landing)
+            return score(served, rows, landing, settings.training.task)
         except RowError as error:
             raise HTTPException(422, error.problems) from None
         except ModelFailure as error:

@@ -13,11 +13,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from landfall.core.pipeline_settings import ColumnSpec, LandingSettings
 from landfall.pipeline.features import build_features
+from landfall.pipeline.metrics import NotAnAnswer, Task, answer, as_json
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,9 @@ def _problem(value: Any, spec: ColumnSpec) -> str | None:
 
 
 class ModelFailure(RuntimeError):
-    """The model could not answer rows that fit the schema: it raised, or its answer is not finite
-    two-class probabilities for every row. The service answers 503 naming the version (never a 500),
-    and alerts."""
+    """The model could not answer rows that fit the schema: it raised, or its answer is not one of its
+    task (the wrong shape or classes, or not finite). The service answers 503 naming the version (never
+    a 500), and alerts."""
 
     def __init__(self, served: Served, kind: str, detail: str) -> None:
         who = f"version {served.version}" if served.version else f"candidate run {served.run_id}"
@@ -100,46 +100,25 @@ def frame_of(rows: list[dict[str, Any]], landing: LandingSettings) -> pd.DataFra
     return pd.DataFrame([{spec.name: row[spec.name] for spec in specs} for row in rows])
 
 
-def score(served: Served, rows: list[dict[str, Any]], landing: LandingSettings) -> dict[str, Any]:
-    """Predictions of one model for the rows (features built by the same function preprocess uses)."""
+def score(served: Served, rows: list[dict[str, Any]], landing: LandingSettings, task: Task) -> dict[str, Any]:
+    """The model's answers for the rows (features built by the function preprocess uses, answers by the
+    function the evaluation used): `predictions` and, for a classifier, `probabilities` per class."""
     import sklearn
 
     frame = frame_of(rows, landing)  # RowError: the caller's rows; anything after this is the model's
     try:
         features = build_features(frame, landing)
         # frame_of has refused non-finite and out-of-range values (so the derived ratios are finite too):
-        # scikit-learn's own finiteness scan is skipped; a non-finite answer is still refused below.
+        # scikit-learn's own finiteness scan is skipped; a non-finite answer is still refused by answer().
         with sklearn.config_context(assume_finite=True):
-            probabilities = np.asarray(served.model.predict_proba(features), dtype="float64")
+            answers = answer(served.model, features, task)
+    except NotAnAnswer as error:
+        # The rows fit the schema, so an answer of the wrong shape or a NaN is the model's failure, not
+        # the caller's: 503 naming the version, an alert, a failed canary.
+        raise ModelFailure(served, "not_an_answer", str(error)) from error
     except Exception as error:
         raise ModelFailure.raised(served, error) from error
-    # The class with the larger probability: what the models' predict() returns, without a second pass.
-    classes = np.asarray(getattr(served.model, "classes_", [0, 1]))
-    if probabilities.shape != (len(frame), 2) or len(classes) != 2:
-        # Checked on every answer, whatever the rows: a model that answers the canary answers any row
-        # (a one-class model would otherwise fail only on the rows whose larger column has no class).
-        raise ModelFailure(
-            served,
-            "not_two_classes",
-            f"it answers probabilities of shape {probabilities.shape} for the classes {classes.tolist()}; "
-            f"a two-class model answers {len(frame)} row(s) with shape ({len(frame)}, 2) for two classes",
-        )
-    if not np.isfinite(probabilities).all():
-        # The rows fit the schema (frame_of checked them), so a NaN or infinite probability is the
-        # model's failure, not the caller's: 503 naming the version, an alert, a failed canary.
-        bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
-        raise ModelFailure(
-            served,
-            "not_finite",
-            f"it answers non-finite probabilities for {len(bad)} of {len(frame)} row(s) "
-            f"(rows {bad[:10].tolist()}{' ...' if len(bad) > 10 else ''})",
-        )
-    return {
-        "predictions": [int(c) for c in classes[probabilities.argmax(axis=1)]],
-        "probabilities": [float(p) for p in probabilities[:, 1]],
-        "version": served.version,
-        "run_id": served.run_id,
-    }
+    return {**as_json(answers), "version": served.version, "run_id": served.run_id}
 
 
 class Slots:

@@ -34,9 +34,22 @@ def gate(pipeline: str, evaluation: dict[str, Any]) -> bool:
     """Re-apply the gate from config to the evaluation's scores: nothing in run conf or params can pass it."""
     from landfall.pipeline.evaluation import decide
 
-    baseline = evaluation["baseline_score"] if evaluation.get("champion_version") else None
-    bound = evaluation.get("lower_bound")
-    decision = decide(float(evaluation["new_score"]), baseline, bound, get_settings(pipeline).deploy)
+    settings = get_settings(pipeline)
+    metric = settings.training.metric
+    if evaluation.get("metric", metric) != metric:
+        log.info("Gate: the evaluation scored %s and training.metric is now %s", evaluation["metric"], metric)
+        return False
+    # Against the champion when there was one, else against what a model that learned nothing scored.
+    champion = evaluation.get("champion_version") is not None
+    baseline = float(evaluation["baseline_score"])
+    decision = decide(
+        metric,
+        float(evaluation["new_score"]),
+        baseline if champion else None,
+        evaluation.get("lower_bound"),
+        settings.deploy,
+        None if champion else baseline,
+    )
     log.info("Gate: %s", decision.reason)
     return decision.should_deploy
 
@@ -75,6 +88,7 @@ def canary(pipeline: str, evaluation: dict[str, Any]) -> dict[str, Any]:
         lambda rows: client.predict_staged(run_id, rows),
         CANARY_BATCHES,
         settings.deploy.canary_max_latency_ms,
+        settings.deploy.canary_tolerance,
     )
     result = {
         **report.as_dict(),

@@ -15,48 +15,64 @@ def evaluate(pipeline: str, candidate: dict[str, Any]) -> dict[str, Any]:
     from airflow.exceptions import AirflowFailException
 
     from landfall.pipeline import plots, registry
-    from landfall.pipeline.evaluation import Scored, decide, lower_bound, metrics_of
+    from landfall.pipeline.evaluation import decide, lower_bound
+    from landfall.pipeline.metrics import METRICS, NotAnAnswer, baseline_of, metrics_of, trivial_answers
+    from landfall.pipeline.training.estimators import use_code_root
     from landfall.pipeline.training.models import UntrustedModel, load_trial_model
-    from landfall.pipeline.training.trainer import predict
+    from landfall.pipeline.training.trainer import answer_split
     from landfall.pipeline.window import read_sampled
 
     settings = get_settings(pipeline)
-    metric, label, name = settings.training.metric, settings.landing.label, settings.mlflow.model_name
+    use_code_root(settings.code_root)  # a model of the pipeline's own estimator class loads from there
+    training, label, name = settings.training, settings.landing.label, settings.mlflow.model_name
+    metric, task, trusted = training.metric, training.task, training.trusted_types
     client = registry.client()
     run_id = str(candidate["run_id"])
     # MLflow errors propagate (the task fails, retries, alerts): they never mean "no champion".
     current = registry.champion(name, client)
     try:
-        candidate_model = load_trial_model(client, run_id, settings.mlflow.experiment)
-        champion_model = None if current is None else load_trial_model(client, current.run_id, None)
+        candidate_model = load_trial_model(client, run_id, settings.mlflow.experiment, trusted)
+        champion_model = None if current is None else load_trial_model(client, current.run_id, None, trusted)
     except UntrustedModel as error:
         raise AirflowFailException(str(error)) from None
     # The window's held-out rows (every k-th, bounded): candidate and champion are scored on this frame.
     test = read_sampled(candidate.get("test_uris") or [candidate["test_uri"]], candidate.get("test_every", 1))
-    truth, predicted, probability = predict(candidate_model, test, label)
-    candidate_scored = Scored(predicted, probability)
-    candidate_metrics = metrics_of(truth, predicted, probability)
-    champion_metrics, bound, curves = None, None, {"candidate": (truth, probability)}
+    try:
+        truth, candidate_answers = answer_split(candidate_model, test, label, task)
+    except NotAnAnswer as error:
+        raise AirflowFailException(
+            f"the candidate of run {run_id} cannot answer the test rows: {error}"
+        ) from None
+    candidate_metrics = metrics_of(task, truth, candidate_answers)
+    answers = {"candidate": candidate_answers}
+    champion_metrics, bound, trivial_score = None, None, None
     if champion_model is not None:
-        _, champion_predicted, champion_probability = predict(champion_model, test, label)
-        champion_scored = Scored(champion_predicted, champion_probability)
-        champion_metrics = metrics_of(truth, champion_predicted, champion_probability)
-        bound = lower_bound(truth, candidate_scored, champion_scored, metric, settings.deploy)
-        curves[f"champion v{current.version}"] = (truth, champion_probability)
-    baseline = champion_metrics[metric] if champion_metrics is not None else None
-    decision = decide(candidate_metrics[metric], baseline, bound, settings.deploy)
+        _, champion_answers = answer_split(champion_model, test, label, task)
+        answers[f"champion v{current.version}"] = champion_answers
+        champion_metrics = metrics_of(task, truth, champion_answers)
+        bound = lower_bound(truth, candidate_answers, champion_answers, metric, settings.deploy)
+    else:
+        # What a model that learned nothing scores on the same rows (the train split's majority class or
+        # mean, recorded by the trial; the test split's own for a result from before it was recorded).
+        baseline = candidate.get("baseline") or baseline_of(task, test[label])
+        trivial_score = METRICS[metric].compute(truth, trivial_answers(task, baseline, len(truth)))
+    champion_score = champion_metrics[metric] if champion_metrics is not None else None
+    decision = decide(
+        metric, candidate_metrics[metric], champion_score, bound, settings.deploy, trivial_score
+    )
 
     client.log_metric(run_id, f"eval_{metric}", decision.new_score)
-    if baseline is not None:
-        client.log_metric(run_id, f"champion_{metric}", baseline)
+    if champion_score is not None:
+        client.log_metric(run_id, f"champion_{metric}", champion_score)
         client.log_metric(run_id, f"improvement_lower_bound_{metric}", bound)
+    if trivial_score is not None:
+        client.log_metric(run_id, f"trivial_{metric}", trivial_score)
     verdict = "deploy" if decision.should_deploy else "skip"
     client.set_tag(run_id, "landfall.decision", verdict)
     figures = {
-        plots.CANDIDATE_VS_CHAMPION: plots.comparison_figure(candidate_metrics, champion_metrics, verdict)
+        plots.CANDIDATE_VS_CHAMPION: plots.comparison_figure(candidate_metrics, champion_metrics, verdict),
+        **plots.evaluation_figures(task, truth, answers),
     }
-    if plots.has_both_classes(truth):
-        figures[f"{plots.PLOTS_DIR}/roc_candidate_vs_champion.png"] = plots.roc_figure(curves)
     plots.log_figures(run_id, figures)
     log.info("Candidate %s: %s", run_id, decision.reason)
     canary_uri = write_canary(pipeline, candidate, candidate_model, label) if decision.should_deploy else None
@@ -83,7 +99,8 @@ def write_canary(pipeline: str, candidate: dict[str, Any], model: Any, label: st
     from landfall.pipeline import s3 as s3ops
     from landfall.pipeline.canary import as_rows
     from landfall.pipeline.keys import canary_expectation_key
-    from landfall.pipeline.training.trainer import predict
+    from landfall.pipeline.metrics import as_json
+    from landfall.pipeline.training.trainer import answer_split
     from landfall.pipeline.window import read_head
 
     if not candidate.get("canary_uri"):
@@ -93,13 +110,9 @@ def write_canary(pipeline: str, candidate: dict[str, Any], model: Any, label: st
     bucket, _, key = str(candidate["canary_uri"]).removeprefix("s3://").partition("/")
     rows = pd.read_parquet(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
     size = len(rows)
-    _, predicted, probability = predict(model, read_head(str(candidate["test_uri"]), size), label)
-    expected = {
-        "run_id": candidate["run_id"],
-        "rows": as_rows(rows),
-        "predictions": [int(p) for p in predicted[:size]],
-        "probabilities": [float(p) for p in probability[:size]],
-    }
+    task = settings.training.task
+    _, answers = answer_split(model, read_head(str(candidate["test_uri"]), size), label, task)
+    expected = {"run_id": candidate["run_id"], "rows": as_rows(rows), **as_json(answers.head(size))}
     target = canary_expectation_key(key, str(candidate["run_id"]))
     s3ops.put_json(s3, bucket, target, expected)
     return f"s3://{bucket}/{target}"

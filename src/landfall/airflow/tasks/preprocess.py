@@ -61,6 +61,7 @@ def preprocess(pipeline: str, raw: dict[str, Any], partition: str) -> dict[str, 
             training.test_fraction,
             settings.deploy.canary_rows,
             out_dir,
+            task=training.task,
         )
         uris = {}
         for name, path in prepared.files.items():

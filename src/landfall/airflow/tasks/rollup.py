@@ -76,7 +76,7 @@ def publish_day(s3: Any, settings: Any, rollup: dict[str, Any], run_id: str, bac
     from airflow.exceptions import AirflowSkipException
 
     storage, day = settings.storage, str(rollup["partition"])
-    if unknown := rollup.get("label_counts_unknown_hours"):
+    if settings.training.task != "regression" and (unknown := rollup.get("label_counts_unknown_hours")):
         log.warning(
             "%s: %d hour(s) were prepared before label counts were recorded (%s): the day's both-classes "
             "check is skipped (the trainer still refuses a one-class train split); prepare them again to "
@@ -85,7 +85,7 @@ def publish_day(s3: Any, settings: Any, rollup: dict[str, Any], run_id: str, bac
             len(unknown),
             ", ".join(hour[-2:] for hour in unknown),
         )
-    problems = rollup_problems(rollup, settings.landing)
+    problems = rollup_problems(rollup, settings.landing, settings.training.task)
     if problems:
         entry = refuse_day(s3, storage, rollup, problems, run_id, backfill)
         codes = "; ".join(f"{problem.code}: {problem.detail}" for problem in problems)

@@ -15,9 +15,10 @@ from typing import Any
 
 from landfall.core.settings import Settings
 from landfall.pipeline.datagen import make_batch
-from landfall.pipeline.evaluation import metrics_of
+from landfall.pipeline.metrics import metrics_of
 from landfall.pipeline.prepare import prepare
-from landfall.pipeline.training.trainer import build_model, predict
+from landfall.pipeline.training.estimators import mlp
+from landfall.pipeline.training.trainer import answer_split
 from landfall.pipeline.window import read_sampled
 
 PARAMS = {"learning_rate": 0.01, "batch_size": 256, "optimizer": "adam", "hidden_units": 32}
@@ -55,17 +56,17 @@ def window_vs_one_day(
             figures = {}
             for arm, uris in arms.items():
                 train = read_sampled(uris)
-                model = build_model(PARAMS, training.max_epochs)
+                model = mlp(training.task, PARAMS, training.max_epochs)
                 started = time.perf_counter()
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     model.fit(train.drop(columns=[settings.landing.label]), train[settings.landing.label])
                 fit_s = time.perf_counter() - started
-                truth, predicted, probability = predict(model, test, settings.landing.label)
+                truth, answers = answer_split(model, test, settings.landing.label, training.task)
                 figures[arm] = {
                     "train_rows": len(train),
                     "fit_s": round(fit_s, 2),
-                    "accuracy": round(metrics_of(truth, predicted, probability)["accuracy"], 4),
+                    "accuracy": round(metrics_of(training.task, truth, answers)["accuracy"], 4),
                 }
             results[f"drift_{step:g}_per_day"] = figures
     return {"training_window": {"days": days, "rows_per_day": rows, "test": "the newest day", **results}}

@@ -28,7 +28,12 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
 ]
-"""The only non-default types a trial model may contain (the MLP's optimizer state)."""
+"""Non-default types every pipeline's models may contain (the MLP's optimizer state); a pipeline adds its
+own in `training.trusted_types`."""
+
+
+def trusted(extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    return sorted({*SKOPS_TRUSTED_TYPES, *extra})
 
 
 class UntrustedModel(ValueError):
@@ -44,7 +49,12 @@ def requirements(*packages: str) -> list[str]:
     return [f"{package}=={version(package)}" for package in packages]
 
 
-def log_model(model: Any, model_kind: str) -> None:
+class ModelNotSavable(ValueError):
+    """A trial's model cannot be stored so that it loads without pickle: skops cannot save it, or it holds
+    types the pipeline does not trust. The message names the types to trust or the format to use."""
+
+
+def log_model(model: Any, model_kind: str, trusted_types: list[str] | tuple[str, ...] = ()) -> None:
     import mlflow.sklearn
 
     with warnings.catch_warnings():
@@ -52,21 +62,45 @@ def log_model(model: Any, model_kind: str) -> None:
         # process that touches Airflow's deprecated-attribute shims ~1,000 times, and each warning they
         # raise went through the task's log channel (13 s of a trial's 17.6 s, four trials at once).
         warnings.filterwarnings("ignore", message=r"The `airflow\.")
-        _log_model(model, model_kind, mlflow.sklearn)
+        _log_model(model, model_kind, mlflow.sklearn, trusted(trusted_types))
 
 
-def _log_model(model: Any, model_kind: str, mlflow_sklearn: Any) -> None:
+def check_savable(model: Any, allowed: list[str]) -> None:
+    """Raise ModelNotSavable unless skops saves `model` and loads it back with only `allowed` types."""
+    import skops.io
+
+    try:
+        saved = skops.io.dumps(model)
+    except Exception as error:
+        raise ModelNotSavable(
+            f"skops cannot save a {type(model).__module__}.{type(model).__qualname__} "
+            f"({type(error).__name__}: {error}). Landfall stores models with skops so that loading one never "
+            "runs pickled code: return a scikit-learn-style estimator made of plain Python, numpy and "
+            "scikit-learn objects (no lambdas, open files or framework tensors), or use trainer: torch for a "
+            "PyTorch network"
+        ) from error
+    untrusted = sorted(set(skops.io.get_untrusted_types(data=saved)) - set(allowed))
+    if untrusted:
+        raise ModelNotSavable(
+            f"the model holds types this pipeline does not trust: {untrusted}. If they are yours or a "
+            "library's you trust, name them under the pipeline's training.trusted_types (models load with "
+            "those types only, never pickle)"
+        )
+
+
+def _log_model(model: Any, model_kind: str, mlflow_sklearn: Any, allowed: list[str]) -> None:
     if model_kind == "torch":
         from landfall.pipeline.training.torch_trainer import log_torch_model
 
         log_torch_model(model, requirements("torch", "numpy", "pandas"))
         return
-    # MLflow stores scikit-learn models with skops (no pickle); the optimizer state is a plain
-    # sklearn class it does not know, so it is named as trusted here, explicitly.
+    # MLflow stores scikit-learn models with skops (no pickle); types it does not trust by default (the
+    # optimizer state, a forest's trees) are named as trusted here, explicitly, per pipeline.
+    check_savable(model, allowed)
     mlflow_sklearn.log_model(
         model,
         name="model",
-        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        skops_trusted_types=allowed,
         pip_requirements=requirements("scikit-learn", "skops", "numpy", "pandas"),
     )
 
@@ -96,18 +130,20 @@ def run_model_uri(run_id: str) -> str:
     return f"runs:/{run_id}/model"
 
 
-def load_trial_model(client: Any, run_id: str, experiment: str | None) -> Any:
+def load_trial_model(
+    client: Any, run_id: str, experiment: str | None, trusted_types: list[str] | tuple[str, ...] = ()
+) -> Any:
     """The model a trial run logged, as an object with predict/predict_proba, loaded without any code
-    or pickle from the model."""
+    or pickle from the model (skops, with only the project's and `trusted_types`)."""
     import mlflow.artifacts
 
     check_pipeline_run(client, run_id, experiment)
     with tempfile.TemporaryDirectory(prefix="landfall-model-") as folder:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=run_model_uri(run_id), dst_path=folder))
-        return load_local_model(local)
+        return load_local_model(local, trusted_types)
 
 
-def load_local_model(local: Path) -> Any:
+def load_local_model(local: Path, trusted_types: list[str] | tuple[str, ...] = ()) -> Any:
     """Load a downloaded model folder (its MLmodel file decides the kind), refusing anything unsafe."""
     flavors = yaml.safe_load((local / "MLmodel").read_text()).get("flavors", {})
     if "sklearn" in flavors:
@@ -121,12 +157,14 @@ def load_local_model(local: Path) -> Any:
         import skops.io
 
         path = local / conf["pickled_model"]
-        untrusted = set(skops.io.get_untrusted_types(file=path)) - set(SKOPS_TRUSTED_TYPES)
+        allowed = trusted(trusted_types)
+        untrusted = set(skops.io.get_untrusted_types(file=path)) - set(allowed)
         if untrusted:
             raise UntrustedModel(
-                f"{local}: the model contains types this project does not trust: {sorted(untrusted)}"
+                f"{local}: the model contains types this pipeline does not trust: {sorted(untrusted)} "
+                "(training.trusted_types names the ones it may hold)"
             )
-        return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
+        return skops.io.load(path, trusted=allowed)
     if "python_function" in flavors:
         from landfall.pipeline.training.torch_trainer import META_FILE, WEIGHTS_FILE, TorchClassifier
 

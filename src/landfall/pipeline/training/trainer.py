@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,33 +28,27 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from landfall.core.pipeline_settings import TRAINER
 from landfall.pipeline import window as window_io
-from landfall.pipeline.evaluation import metrics_of
+from landfall.pipeline.metrics import (
+    TASKS,
+    Answers,
+    NotAnAnswer,
+    Task,
+    answer,
+    baseline_of,
+    metrics_of,
+    plain,
+    truth_of,
+)
 from landfall.pipeline.parquet_io import open_streaming
-from landfall.pipeline.plots import classifier_figures, log_figures
+from landfall.pipeline.plots import log_figures, trial_figures
+from landfall.pipeline.training import estimators
 from landfall.pipeline.training.models import PIPELINE_TAGS, log_model
 from landfall.pipeline.window import READ_BATCH_ROWS, read_sampled
 
 TRIAL_STAGE = "trial"
 REFUSED_TAG = "landfall.refused"  # on a trial run that was not fitted, and why
-
-
-def build_model(params: dict[str, Any], max_epochs: int, seed: int = 0) -> Any:
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(
-        StandardScaler(),
-        MLPClassifier(
-            hidden_layer_sizes=(int(params["hidden_units"]),),
-            learning_rate_init=float(params["learning_rate"]),
-            batch_size=int(params["batch_size"]),
-            solver=str(params["optimizer"]),
-            max_iter=max_epochs,
-            random_state=seed,
-        ),
-    )
 
 
 def experiment_id(name: str) -> str:
@@ -75,21 +70,21 @@ def experiment_id(name: str) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def label_classes(frame: pd.DataFrame, label: str) -> list[int]:
-    """The label classes present in a frame."""
-    return sorted(int(value) for value in frame[label].dropna().unique())
+def label_classes(frame: pd.DataFrame, label: str) -> list[Any]:
+    """The label classes present in a frame (plain values: 0/1, True/False, text)."""
+    return sorted(plain(value) for value in frame[label].dropna().unique())
 
 
-def _classes_in(path: Path, label: str) -> set[int]:
+def _classes_in(path: Path, label: str) -> set[Any]:
     """The label classes of one local parquet file: its label column only, a batch at a time."""
-    found: set[int] = set()
+    found: set[Any] = set()
     parquet = open_streaming(path)
     for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=[label], use_threads=False):
-        found.update(int(value) for value in pc.unique(pc.drop_null(batch.column(0))).to_pylist())
+        found.update(pc.unique(pc.drop_null(batch.column(0))).to_pylist())
     return found
 
 
-def _strided_rows_of(uris: list[str], label: str, classes: set[int], every: int) -> pd.DataFrame:
+def _strided_rows_of(uris: list[str], label: str, classes: set[Any], every: int) -> pd.DataFrame:
     """Rows `0, k, 2k, ...` of each class in `classes`, counted within the class across the files in
     order (so at least its first row): the class's share of the split, rounded up to one row."""
     kept: list[pa.RecordBatch] = []
@@ -118,18 +113,23 @@ def _strided_rows_of(uris: list[str], label: str, classes: set[int], every: int)
     return pa.Table.from_batches(kept, schema=schema).to_pandas()
 
 
-def read_train(uris: list[str], every: int, label: str) -> tuple[pd.DataFrame, list[int], int]:
+def read_train(
+    uris: list[str], every: int, label: str, classify: bool = True
+) -> tuple[pd.DataFrame, list[Any], int]:
     """The train split's rows `0, k, 2k, ...`, the label classes of the WHOLE split, and how many rows
     were added to the sample for a class it missed.
 
     The classes are counted on every row (the label column only, of each file as the sample reads it: an
     S3 file is fetched once), not on the sample: a rare class can fall between the strides of a day that
     holds both. A class the sample missed gets its own strided rows (its share, at least one row), so a
-    split of two classes is fitted as two classes, never refused nor fitted as one."""
+    split of two classes is fitted as two classes, never refused nor fitted as one. A regression label
+    (`classify=False`) has no classes: the plain sample, and no class list."""
+    if not classify:
+        return read_sampled(uris, every), [], 0
     if every <= 1:
         frame = read_sampled(uris)
         return frame, label_classes(frame, label), 0
-    classes: set[int] = set()
+    classes: set[Any] = set()
 
     def fetch_and_count(uri: str, path: Path) -> None:
         window_io._fetch_s3(uri, path)
@@ -146,10 +146,10 @@ def read_train(uris: list[str], every: int, label: str) -> tuple[pd.DataFrame, l
     return pd.concat([frame, added], ignore_index=True), sorted(classes), len(added)
 
 
-def predict(model: Any, frame: pd.DataFrame, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(truth, predicted class, probability of the positive class) on `frame`."""
-    features = frame.drop(columns=[label])
-    return frame[label].to_numpy(), model.predict(features), model.predict_proba(features)[:, 1]
+def answer_split(model: Any, frame: pd.DataFrame, label: str, task: Task) -> tuple[np.ndarray, Answers]:
+    """(truth, the model's answers) on a processed split: the answers of `metrics.answer`, the function
+    the scoring service answers with."""
+    return truth_of(frame[label].to_numpy(), task), answer(model, frame.drop(columns=[label]), task)
 
 
 def train_trial(
@@ -158,29 +158,35 @@ def train_trial(
     params: dict[str, Any],
     partition: str,
     *,
-    model_kind: str,
+    trainer: str,
     label: str,
     max_epochs: int,
     experiment: str,
+    task: Task = "binary",
     tags: dict[str, str] | None = None,
     train_every: int = 1,
     validation_every: int = 1,
     window: list[str] | None = None,
+    trusted_types: list[str] | None = None,
+    code_root: Path | None = None,
 ) -> dict[str, Any]:
     """Fit one trial on the window's train split, log params, validation metrics, pictures and the model
-    to MLflow; return the result contract. A train split with one label class is not fitted: the run
-    says why (`refused`, with the class count) and `select_best` never makes it a candidate."""
+    to MLflow; return the result contract. A classification train split with one label class is not
+    fitted: the run says why (`refused`, with the class count) and `select_best` never makes it a
+    candidate. The pipeline's own code failing raises UserCodeError (the trial fails, not retried)."""
     import mlflow
 
+    classify = task != "regression"
     # The classes of the whole split (not of its sample); a class the sample missed is added to it.
-    train, classes, added_rows = read_train(train_uris, train_every, label)
+    train, classes, added_rows = read_train(train_uris, train_every, label, classify)
     validation = read_sampled(validation_uris, validation_every)
     window = window or [partition]
     run_tags = {
         **PIPELINE_TAGS,
         "landfall.partition": partition,
         "landfall.stage": TRIAL_STAGE,
-        "landfall.model": model_kind,
+        "landfall.model": trainer,
+        "landfall.task": task,
         "landfall.window": ",".join(window),
         **(tags or {}),
     }
@@ -195,55 +201,50 @@ def train_trial(
                 "validation_rows": len(validation),
                 "train_partitions": len(window),
                 "train_sample_every": train_every,
-                "train_classes": len(classes),
-                "model": model_kind,
+                **({"train_classes": len(classes)} if classify else {}),
+                "model": trainer,
+                "task": task,
             }
         )
+        result: dict[str, Any] = {
+            "run_id": run.info.run_id,
+            "params": hyper,
+            "partition": partition,
+            "model": trainer,
+            "task": task,
+            **({"classes": len(classes)} if classify else {}),
+        }
         if added_rows:
             mlflow.log_param("train_rows_added_for_missed_classes", added_rows)
-        if len(classes) < 2:
+        if classify and len(classes) < 2:
             refused = (
                 f"the train split holds {len(classes)} label class(es) {classes}: a model fitted on one "
                 "class answers one class whatever it is asked, so it is not fitted"
             )
             mlflow.set_tag(REFUSED_TAG, refused)
-            return {
-                "run_id": run.info.run_id,
-                "metrics": {},
-                "params": hyper,
-                "partition": partition,
-                "model": model_kind,
-                "classes": len(classes),
-                "refused": refused,
-            }
+            return {**result, "metrics": {}, "refused": refused}
         started = time.perf_counter()
-        if model_kind == "torch":
-            from landfall.pipeline.training.torch_trainer import fit
-
-            model = fit(train, label, hyper, max_epochs)
-        else:
-            model = build_model(hyper, max_epochs)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # ConvergenceWarning at the epoch cap is expected in a grid
-                model.fit(train.drop(columns=[label]), train[label])
+        model = estimators.fit(trainer, task, train, validation, label, hyper, max_epochs, code_root)
         train_seconds = time.perf_counter() - started
-        truth, predicted, probability = predict(model, validation, label)
-        metrics = metrics_of(truth, predicted, probability)
+        try:
+            truth, answers = answer_split(model, validation, label, task)
+        except NotAnAnswer as error:
+            raise estimators.UserCodeError(f"the model of {trainer} cannot answer: {error}") from error
+        metrics = metrics_of(task, truth, answers)
         mlflow.log_metrics({**metrics, "train_seconds": train_seconds})
-        log_figures(run.info.run_id, classifier_figures(truth, predicted, probability))
-        log_model(model, model_kind)
-        result = {
-            "run_id": run.info.run_id,
-            "model_uri": f"runs:/{run.info.run_id}/model",
-            "metrics": metrics,
-            "metrics_split": "validation",
-            "params": hyper,
-            "partition": partition,
-            "train_seconds": round(train_seconds, 3),
-            "model": model_kind,
-            "classes": len(classes),
-        }
-        if model_kind == "torch":
+        log_figures(run.info.run_id, trial_figures(task, truth, answers))
+        log_model(model, trainer, trusted_types or [])
+        result.update(
+            {
+                "model_uri": f"runs:/{run.info.run_id}/model",
+                "metrics": metrics,
+                "metrics_split": "validation",
+                "train_seconds": round(train_seconds, 3),
+                # What a model that learned nothing answers: a first champion must beat it.
+                "baseline": baseline_of(task, train[label]),
+            }
+        )
+        if trainer == "torch":
             result["device"] = model.device_name
         return result
 
@@ -263,13 +264,31 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", default=None, help="the window's partitions, comma-separated")
     parser.add_argument("--params", required=True, help="JSON object of hyperparameters")
     parser.add_argument("--partition", required=True, help="the YYYY-MM-DD partition being trained")
-    parser.add_argument("--model", choices=["mlp", "torch"], required=True, help="which trainer")
+    parser.add_argument(
+        "--trainer",
+        "--model",
+        dest="trainer",
+        required=True,
+        help="mlp, torch, sklearn:<class> or python:<fn>",
+    )
+    parser.add_argument("--task", choices=list(TASKS), default="binary", help="what the label is")
+    parser.add_argument(
+        "--trusted-type", action="append", default=[], help="a type skops may load; repeatable"
+    )
+    parser.add_argument(
+        "--code-path", default=None, help="the pipeline's code folder (python:/sklearn: code)"
+    )
     parser.add_argument("--label", required=True, help="label column")
     parser.add_argument("--max-epochs", type=int, required=True, help="epoch cap")
     parser.add_argument("--experiment", required=True, help="MLflow experiment")
     parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="MLflow run tag")
     parser.add_argument("--out", default="-", help="where to write the result JSON (- for stdout)")
     args = parser.parse_args(argv)
+    if not re.match(TRAINER, args.trainer):
+        parser.error(
+            f"--trainer {args.trainer!r}: expected mlp, torch, sklearn:<module>.<Class> "
+            "or python:<module>:<fn>"
+        )
     try:
         args.params = json.loads(args.params)
         if not isinstance(args.params, dict):
@@ -293,7 +312,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         args.validation,
         args.params,
         args.partition,
-        model_kind=args.model,
+        trainer=args.trainer,
+        task=args.task,
         label=args.label,
         max_epochs=args.max_epochs,
         experiment=args.experiment,
@@ -301,7 +321,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_every=max(1, args.train_every),
         validation_every=max(1, args.validation_every),
         window=args.window.split(",") if args.window else None,
+        trusted_types=args.trusted_type,
+        code_root=_code_root(args.code_path),
     )
+
+
+def _code_root(code_path: str | None) -> Path | None:
+    """--code-path, else the image's $LANDFALL_CODE_ROOT (a pod has no settings to resolve it from)."""
+    found = code_path or os.environ.get("LANDFALL_CODE_ROOT")
+    return Path(found) if found else None
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

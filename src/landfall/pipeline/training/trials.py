@@ -6,16 +6,17 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from landfall.core.pipeline_settings import TrialGrid
+from landfall.pipeline.metrics import METRICS
 
 
-def trial_grid(grid: TrialGrid) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, in a stable order, each with a readable `trial` name."""
-    names = list(type(grid).model_fields)
+def trial_grid(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in a stable order, each with a readable `trial` name (an
+    empty grid is one trial of the trainer's defaults)."""
+    names = list(grid)
     trials = []
-    for values in itertools.product(*(getattr(grid, name) for name in names)):
+    for values in itertools.product(*(grid[name] for name in names)):
         params = dict(zip(names, values, strict=True))
-        params["trial"] = "-".join(f"{name}={value}" for name, value in params.items())
+        params["trial"] = "-".join(f"{name}={value}" for name, value in params.items()) or "defaults"
         trials.append(params)
     return trials
 
@@ -25,8 +26,8 @@ class NoSuccessfulTrial(RuntimeError):
 
 
 def select_best(results: Iterable[dict[str, Any] | None], metric: str) -> dict[str, Any]:
-    """The trial with the highest `metric`; failed trials (None or without the metric) are skipped, and a
-    trial fitted on fewer than two label classes is never a candidate, whatever its metric."""
+    """The trial with the best `metric` (in its direction); failed trials (None or without the metric)
+    are skipped, and a trial fitted on fewer than two label classes is never a candidate."""
     results = [r for r in results if r]
     one_class = [r for r in results if int(r.get("classes", 2)) < 2]
     finished = [
@@ -42,7 +43,8 @@ def select_best(results: Iterable[dict[str, Any] | None], metric: str) -> dict[s
     if not finished:
         raise NoSuccessfulTrial(f"no trial finished with a {metric!r} metric; see the train_trial task logs")
     # Ties go to the earliest-registered run id, so a re-run picks the same winner.
-    return max(finished, key=lambda r: (r["metrics"][metric], _neg(r["run_id"])))
+    sign = 1.0 if METRICS[metric].higher_is_better else -1.0
+    return max(finished, key=lambda r: (sign * r["metrics"][metric], _neg(r["run_id"])))
 
 
 def _neg(text: str) -> tuple[int, ...]:
