@@ -1,10 +1,12 @@
-"""Config files written by tests: a small valid pipeline block, a second pipeline's schema, and pointing
-LANDFALL_CONFIG at a file."""
+"""Config files written by tests: a small valid pipeline block, other pipelines' schemas, a user's own
+table, and pointing LANDFALL_CONFIG at a file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 METERS_LANDING = """
@@ -47,6 +49,26 @@ columns:
   - {name: price, dtype: float64, min: 0, max: 2000000}
 """
 """A regression pipeline's landing: a price in money."""
+
+
+def listings_table(rows: int = 400, seed: int = 0) -> pd.DataFrame:
+    """A user's own table, not made from any schema: an id, numbers (one with negatives and gaps, one of
+    whole numbers stored as floats), a category and a price to predict from them."""
+    rng = np.random.default_rng(seed)
+    area = rng.uniform(20, 200, rows)
+    district = rng.choice(["north", "south", "centre"], rows)
+    frame = pd.DataFrame(
+        {
+            "listing_id": np.arange(rows) + 1000 * seed,
+            "area_m2": area,
+            "balance": rng.normal(0, 50, rows),
+            "floor": rng.integers(0, 12, rows).astype("float64"),
+            "district": district,
+            "price": 3000 * area + np.where(district == "centre", 80_000, 0) + rng.normal(0, 5000, rows),
+        }
+    )
+    frame.loc[frame.index[::50], "balance"] = np.nan
+    return frame
 
 
 def pipeline_block(name: str, indent: str = "  ", **sections: str) -> str:

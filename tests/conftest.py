@@ -47,6 +47,9 @@ os.environ.update(
         # Short chain deadlines, so that tests/e2e/test_deadlines_e2e.py sees one missed in 90 s (a run
         # that is merely slow in a 300-file burst may also raise a `late` alert; nothing counts those).
         "LANDFALL_PIPELINES__CHURN__DEPLOY__DEADLINE_MINUTES": "1.5",
+        # Deploy's retries wait 2, 4 and 8 s instead of 10, 20 and 40: the MLflow-down test sees all
+        # three in 14 s, not 70.
+        "LANDFALL_PIPELINES__CHURN__DEPLOY__RETRY_DELAY_S": "2",
         # Alerts of the test stack go to the receiver below, so that tests can see them arrive.
         "LANDFALL_NOTIFY__WEBHOOK_URL": f"http://127.0.0.1:{ALERT_PORT}/alerts",
     }

@@ -21,18 +21,21 @@ from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
 
-default_args = {
-    # 10 s, 20 s, 40 s: rides out an MLflow restart, then fails loudly (and alerts) within ~1.5 min.
-    "retries": 3,
-    "retry_delay": timedelta(seconds=10),
-    "retry_exponential_backoff": True,
-    "execution_timeout": timedelta(minutes=10),
-    "on_failure_callback": LandfallNotifier("failure"),
-}
+def deploy_defaults(retry_delay_s: float) -> dict:
+    return {
+        # 10 s, 20 s, 40 s (deploy.retry_delay_s, doubling): rides out an MLflow restart, then fails
+        # loudly (and alerts) within ~1.5 min.
+        "retries": 3,
+        "retry_delay": timedelta(seconds=retry_delay_s),
+        "retry_exponential_backoff": True,
+        "execution_timeout": timedelta(minutes=10),
+        "on_failure_callback": LandfallNotifier("failure"),
+    }
 
 
 def deploy_dag(pipeline: PipelineAssets):
     name, evaluations, production = pipeline.name, pipeline.evaluation, pipeline.production_model
+    default_args = deploy_defaults(pipeline.settings.deploy.retry_delay_s)
 
     @dag(
         dag_id=pipeline.names.deploy_dag,

@@ -15,9 +15,9 @@ from config_files import PRICES_LANDING, TIERS_LANDING
 from landfall.core.pipeline_settings import LandingSettings
 from landfall.pipeline.features import split
 from landfall.pipeline.schema_data import make_rows
-from landfall.pipeline.training.estimators import UserCodeError
 from landfall.pipeline.training.models import ModelNotSavable, load_trial_model
 from landfall.pipeline.training.trainer import answer_split, train_trial
+from landfall.pipeline.user_code import UserCodeError
 
 TIERS = LandingSettings.model_validate(yaml.safe_load(TIERS_LANDING))
 PRICES = LandingSettings.model_validate(yaml.safe_load(PRICES_LANDING))

@@ -171,3 +171,15 @@ def test_the_vectorised_resamples_equal_the_metric_on_each_resample():
         for i in index
     ]
     assert np.allclose(fast, slow)
+
+
+def test_deploy_applies_the_gate_again_from_config_against_the_champion_or_the_trivial_score(settings):
+    """Deploy trusts only the scores in the evaluation, never its verdict: the same rules, from config."""
+    from landfall.airflow.tasks.deploy import gate
+
+    first = {"metric": "accuracy", "new_score": 0.95, "baseline_score": 0.948, "lower_bound": None}
+    assert not gate("churn", {**first, "champion_version": None})  # barely above a model that learned nothing
+    assert gate("churn", {**first, "champion_version": None, "baseline_score": 0.6})
+    assert not gate("churn", {**first, "champion_version": None, "baseline_score": 0.6, "metric": "f1"})
+    noisy = {**first, "champion_version": "3", "baseline_score": 0.9, "lower_bound": -0.01}
+    assert not gate("churn", noisy) and gate("churn", {**noisy, "lower_bound": 0.01})

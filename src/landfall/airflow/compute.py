@@ -51,6 +51,7 @@ def trial_arguments(
             "--max-epochs", str(training.max_epochs),
             "--experiment", settings.mlflow.experiment,
             "--tag", f"landfall.airflow_run_id={airflow_run_id}",
+            "--tag", f"landfall.features={dataset.get('features_by') or 'schema'}",
         ]  # fmt: skip
         if dataset.get("missing_hours"):  # a day rolled up at its deadline without all its hours
             hours = ",".join(str(hour)[-2:] for hour in dataset["missing_hours"])
@@ -80,9 +81,9 @@ def run_trainer_locally(argv: list[str]) -> dict[str, Any]:
     (the task process already isolates it; a second interpreter would pay every import again)."""
     from airflow.exceptions import AirflowFailException
 
-    from landfall.pipeline.training.estimators import UserCodeError
     from landfall.pipeline.training.models import ModelNotSavable
     from landfall.pipeline.training.trainer import parse_arguments, run
+    from landfall.pipeline.user_code import UserCodeError
 
     try:
         return run(parse_arguments(argv))

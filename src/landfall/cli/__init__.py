@@ -179,6 +179,13 @@ def _parse_date(_ctx: object, _param: object, value: str | None) -> date | None:
     type=click.IntRange(0, 23),
     help="Land one hour of the day, under daily/<date>/<HH>/ (the day trains once its 24 hours are in).",
 )
+@click.option(
+    "--file",
+    "table",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Land your own parquet or CSV file (as parquet, typed by the pipeline's schema) instead.",
+)
 @pipeline_option
 def land(
     pipeline: str | None,
@@ -190,15 +197,20 @@ def land(
     raw_key: str | None,
     parts: int | None,
     hour: int | None,
+    table: Path | None,
 ) -> None:
-    """Write a day of sample rows (made from the pipeline's schema) to its landing prefix in S3."""
+    """Write a day of sample rows (made from the pipeline's schema), or your own file, to its landing
+    prefix in S3."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     from landfall.ops.landings import land_day, land_parts, put_landing
     from landfall.pipeline.datagen import make_corrupt, sample_batch, to_parquet
+    from landfall.pipeline.user_files import UnreadableFile, conform, read_table
 
     if parts is not None and (raw_key or corrupt):
         raise click.UsageError("--parts lands a well-formed multi-part day: it takes no --key or --corrupt")
+    if table is not None and (parts is not None or corrupt):
+        raise click.UsageError("--file lands your file as one day's file: it takes no --parts or --corrupt")
     stack = _stack(pipeline)
     storage, landing, task = stack.settings.storage, stack.settings.landing, stack.settings.training.task
     if seed is None:  # from the date (and hour): small enough that part seeds keep ids in int64
@@ -213,7 +225,13 @@ def land(
             )
             landed = land_parts(s3, storage, day, bodies, hour)
         else:
-            good = to_parquet(sample_batch(landing, rows, seed, drift, task))
+            if table is not None:
+                try:
+                    good = to_parquet(conform(read_table(table), landing))
+                except UnreadableFile as error:
+                    raise click.ClickException(str(error)) from None
+            else:
+                good = to_parquet(sample_batch(landing, rows, seed, drift, task))
             body = make_corrupt(corrupt, seed, landing) if corrupt else good
             key_given = put_landing(s3, storage.datasets_bucket, raw_key, body) if raw_key else None
             landed = [key_given or land_day(s3, storage, day, body, hour)]
@@ -300,9 +318,11 @@ def assets(as_json: bool, pipeline: str | None) -> None:
 
 def _register() -> None:
     from landfall.cli.bench import bench
+    from landfall.cli.pipelines import new_pipeline
     from landfall.cli.serving import render_serving, rollback
 
     main.add_command(bench)
+    main.add_command(new_pipeline)
     main.add_command(rollback)
     main.add_command(render_serving)
 

@@ -197,6 +197,7 @@ _LABEL_DTYPES = {
 }
 TRAINER = r"^(mlp|torch|sklearn:[A-Za-z_][\w.]*\.[A-Za-z_]\w*|python:[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
 """`mlp`, `torch`, `sklearn:<module>.<EstimatorClass>` or `python:<module>:<fit function>`."""
+FEATURES = r"^(schema|python:[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
 GridValue = bool | int | float | str | None
 
 
@@ -306,6 +307,8 @@ class DeploySettings(Section):
     canary_max_latency_ms: float = Field(2000.0, gt=0)
     # Regression: how far (absolute, the label's units) a served prediction may be from the offline one.
     canary_tolerance: float = Field(1e-6, ge=0)
+    # The deploy DAG's first retry waits this long, each next one twice as long (three retries).
+    retry_delay_s: float = Field(10.0, ge=1, le=600)
     # Every run of a chain DAG (ingest ... deploy) must finish within this many minutes of being queued;
     # a run that has not (stuck, failing, or still waiting) raises a `late` alert naming it.
     deadline_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60)
@@ -322,6 +325,10 @@ class PipelineSettings(Section):
     # Where this pipeline's own code is (`python:` trainers and features, estimator classes), relative to
     # the config file; unset: the project's `pipelines/` folder.
     code_path: str | None = None
+    # schema: numbers as they are, one-hot columns from each text column's `allowed`. Or
+    # python:<module>:<function>: your pure function of a frame of the landing columns (no label) to a
+    # frame of numbers, one row per row; preprocessing and the scoring service both call it.
+    features: str = Field("schema", pattern=FEATURES)
 
     @model_validator(mode="after")
     def _label_fits_the_task(self) -> PipelineSettings:

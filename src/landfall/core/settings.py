@@ -76,6 +76,7 @@ class Settings(Section):
     # against the config file's folder; unset, $LANDFALL_CODE_ROOT (the images set it), else the
     # project's `pipelines/` folder.
     code_root: Path
+    features: str  # "schema" or python:<module>:<function> (landfall.pipeline.features)
 
     @property
     def names(self) -> Chain:
@@ -184,6 +185,7 @@ class ProjectSettings(BaseSettings):
             serving=self.serving,
             stack=self.stack,
             code_root=code_root(block.code_path),
+            features=block.features,
         )
 
     def names(self) -> list[str]:

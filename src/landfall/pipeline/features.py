@@ -1,13 +1,28 @@
-"""Feature engineering and the deterministic train/test split (pure pandas, no I/O)."""
+"""Feature engineering and the deterministic train/test split (pure pandas, no I/O).
+
+A pipeline's features are built by one function, whichever path asks: preprocessing (so training and
+evaluation), and the scoring service (so the canary and every answer). The default is schema-driven
+(`build_features`); `features: python:<module>:<function>` in a pipeline's block names the pipeline's
+own pure function of a frame of the landing columns (the label never among them) to a frame of numbers,
+one row per row. Its source hash (`fingerprint`) is recorded with each processed version and each
+MLflow run, so a window never mixes days prepared by different functions unnoticed.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from landfall.core.pipeline_settings import LandingSettings
+from landfall.pipeline.user_code import UserCodeError, import_from
+
+SCHEMA_FEATURES = "schema"
+FeatureBuilder = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 def build_features(frame: pd.DataFrame, landing: LandingSettings) -> pd.DataFrame:
@@ -31,6 +46,58 @@ def build_features(frame: pd.DataFrame, landing: LandingSettings) -> pd.DataFram
         columns["calls_per_tenure_month"] = frame["support_calls"] / (frame["tenure_months"] + 1.0)
     # One constructor call, not a column insert each: the scoring service builds these per request.
     return pd.DataFrame(columns, index=frame.index)
+
+
+def feature_builder(spec: str, landing: LandingSettings, code_root: Path | None) -> FeatureBuilder:
+    """The pipeline's feature function: `build_features` for "schema", else the user's function (imported
+    now from the code folder), its answers checked on every call."""
+    if spec == SCHEMA_FEATURES:
+        return lambda frame: build_features(frame, landing)
+    user = import_from(spec.removeprefix("python:"), code_root)
+    columns = landing.feature_columns
+
+    def build(frame: pd.DataFrame) -> pd.DataFrame:
+        try:
+            built = user(frame[columns].copy())
+        except Exception as error:
+            raise UserCodeError(f"{spec} raised {type(error).__name__}: {error}") from error
+        return _checked(spec, built, len(frame), frame.index)
+
+    return build
+
+
+def _checked(spec: str, built: object, rows: int, index: pd.Index) -> pd.DataFrame:
+    """The user function's answer, or UserCodeError saying what it should have been."""
+    if not isinstance(built, pd.DataFrame) or len(built) != rows:
+        size = len(built) if hasattr(built, "__len__") else "no"
+        raise UserCodeError(
+            f"{spec} returned {type(built).__name__} of {size} rows for {rows}; a features function returns "
+            "a pandas DataFrame with one row per row it was given"
+        )
+    not_numbers = [
+        str(name)
+        for name, dtype in built.dtypes.items()
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+    ]
+    if not_numbers or built.columns.duplicated().any() or not len(built.columns):
+        raise UserCodeError(
+            f"{spec} returned columns {list(built.columns)}: a model's inputs are uniquely named numeric "
+            f"columns (not numbers: {not_numbers}); encode text columns (e.g. pd.get_dummies with fixed "
+            "categories) in the function"
+        )
+    return built.astype("float64").set_axis(index).rename(columns=str)
+
+
+def fingerprint(spec: str, code_root: Path | None) -> str:
+    """What prepared a day's features: "schema", or the user's function and a hash of its source."""
+    if spec == SCHEMA_FEATURES:
+        return SCHEMA_FEATURES
+    user = import_from(spec.removeprefix("python:"), code_root)
+    try:
+        source = inspect.getsource(user)
+    except (OSError, TypeError):  # no source file (a built-in, a C function): its qualified name
+        source = f"{getattr(user, '__module__', '')}.{getattr(user, '__qualname__', repr(user))}"
+    return f"{spec}@{hashlib.sha256(source.encode()).hexdigest()[:16]}"
 
 
 SPLITS = ("train", "validation", "test")
@@ -61,10 +128,11 @@ def split(
     validation_fraction: float,
     test_fraction: float,
     task: str = "binary",
+    build: FeatureBuilder | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Features plus the label column, split three ways: trials are fitted on `train` and compared on
     `validation`; `test` is held out for the candidate-vs-champion evaluation, which no trial has seen."""
-    features = build_features(frame, landing)
+    features = build(frame) if build else build_features(frame, landing)
     features[landing.label] = label_values(frame[landing.label], task)
     which = split_of(frame[landing.id_column], validation_fraction, test_fraction)
     return {name: features[which == name].reset_index(drop=True) for name in SPLITS}

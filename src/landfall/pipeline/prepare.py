@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from landfall.core.pipeline_settings import LandingSettings
 from landfall.pipeline.canary import CANARY_SPLIT
-from landfall.pipeline.features import SPLITS, build_features, label_values, split_of
+from landfall.pipeline.features import SPLITS, FeatureBuilder, build_features, label_values, split_of
 from landfall.pipeline.parquet_io import open_streaming
 
 BATCH_ROWS = 65_536
@@ -45,6 +45,7 @@ def prepare(
     out_dir: Path,
     batch_rows: int = BATCH_ROWS,
     task: str = "binary",
+    build: FeatureBuilder | None = None,
 ) -> Prepared:
     """Stream `sources` (validated raw parquet files, in order) into `<out_dir>/<split>.parquet`. Rows
     per label class are counted for a classifier (a regression label has no classes to count)."""
@@ -59,7 +60,7 @@ def prepare(
             for batch in parquet.iter_batches(batch_size=batch_rows, use_threads=False):
                 raw = batch.to_pandas()
                 which = split_of(raw[landing.id_column], validation_fraction, test_fraction)
-                features = build_features(raw, landing)
+                features = build(raw) if build else build_features(raw, landing)
                 features[landing.label] = label_values(raw[landing.label], task)
                 for value, count in (
                     features[landing.label].value_counts().items() if task != "regression" else ()

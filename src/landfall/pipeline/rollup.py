@@ -47,6 +47,8 @@ def day_rollup(day: str, hour_heads: dict[str, dict[str, Any] | None]) -> dict[s
         # newer version, supersedes it as the day's processed head (`landfall.pipeline.publish`).
         "hour_versions": {hour: str(head["version"]) for hour, head in zip(present, heads, strict=True)},
         "features": newest["features"],
+        # One function's features, or the hours' different ones: a window refuses a day of mixed hours.
+        "features_by": features_by({str(head.get("features_by") or "schema") for head in heads}),
         # The canary's rows and its offline expectation come from one hour's own test split.
         "test_uri": newest["test_uri"],
         "canary_uri": newest.get("canary_uri"),
@@ -63,6 +65,10 @@ def day_rollup(day: str, hour_heads: dict[str, dict[str, Any] | None]) -> dict[s
     dataset["rows"] = sum(int(dataset[f"rows_{split}"]) for split in SPLITS)
     dataset["label_counts"], dataset["label_counts_unknown_hours"] = _label_counts(present, heads)
     return dataset
+
+
+def features_by(found: set[str]) -> str:
+    return next(iter(found)) if len(found) == 1 else "mixed: " + ", ".join(sorted(found))
 
 
 def _label_counts(hours: list[str], heads: list[dict[str, Any]]) -> tuple[dict[str, int] | None, list[str]]:

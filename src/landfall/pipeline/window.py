@@ -39,6 +39,25 @@ def stride(total_rows: int, max_rows: int) -> int:
     return max(1, math.ceil(total_rows / max_rows))
 
 
+class MixedFeatures(ValueError):
+    """The window's days were prepared by different feature functions; the message names the days."""
+
+
+def mixed_features(window: dict[str, Any], parts: list[dict[str, Any]]) -> None:
+    """Raise MixedFeatures when a day of the window was prepared by another features function than the
+    run's own day (a day prepared before this was recorded counts as "schema")."""
+    own = str(window.get("features_by") or "schema")
+    others = {str(p["partition"]): str(p.get("features_by") or "schema") for p in parts}
+    differ = {day: by for day, by in others.items() if by != own}
+    if differ:
+        named = ", ".join(f"{day} ({by})" for day, by in sorted(differ.items()))
+        raise MixedFeatures(
+            f"the window of {window['partition']} mixes days prepared by other features than its own "
+            f"({own}): {named}. Prepare them again (land the days again, or backfill the ingest DAG over "
+            "them), or set training.window_days to leave them out"
+        )
+
+
 def training_window(
     dataset: dict[str, Any],
     heads: dict[str, dict[str, Any] | None],
@@ -51,6 +70,7 @@ def training_window(
         head for day, head in sorted(heads.items(), reverse=True) if head and day < partition
     ]
     included.sort(key=lambda part: str(part["partition"]))
+    mixed_features(dataset, included)
     missing = sorted(day for day, head in heads.items() if head is None and day < partition)
     window: dict[str, Any] = {
         **dataset,

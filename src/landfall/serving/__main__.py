@@ -11,8 +11,8 @@ import uvicorn
 from landfall.core.settings import load_project
 from landfall.pipeline import registry
 from landfall.pipeline.alerts import Alerts
-from landfall.pipeline.training.estimators import use_code_root
 from landfall.pipeline.training.models import load_trial_model
+from landfall.pipeline.user_code import use_code_root
 from landfall.serving.app import ServedPipeline, create_app
 from landfall.serving.follower import ChampionFollower
 from landfall.serving.slots import Slots

@@ -31,6 +31,7 @@ import hmac
 import logging
 import time
 from collections.abc import Mapping
+from functools import cache
 from typing import Any, NamedTuple
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -41,6 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from landfall.core.settings import Settings
 from landfall.pipeline.alerts import Alerts
+from landfall.pipeline.features import FeatureBuilder, feature_builder
 from landfall.pipeline.training.models import UntrustedModel
 from landfall.serving.follower import ChampionFollower
 from landfall.serving.slots import ModelFailure, RowError, score
@@ -195,10 +197,16 @@ def _pipeline_routes(served_pipeline: ServedPipeline) -> APIRouter:
     slots, landing, name = follower.slots, settings.landing, settings.mlflow.model_name
     router = APIRouter()
 
+    @cache
+    def build() -> FeatureBuilder:
+        """The pipeline's features function, imported at the first request (its failure is that request's
+        503, naming it, and is tried again at the next)."""
+        return feature_builder(settings.features, landing, settings.code_root)
+
     def scored(served: Any, rows: list[Any]) -> dict[str, Any]:
         """The one scoring path of predict, invocations and the canary's staging/predict."""
         try:
-            return score(served, rows, landing, settings.training.task)
+            return score(served, rows, landing, settings.training.task, build())
         except RowError as error:
             raise HTTPException(422, error.problems) from None
         except ModelFailure as error:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from landfall.core.pipeline_settings import ColumnSpec, LandingSettings
-from landfall.pipeline.features import build_features
+from landfall.pipeline.features import FeatureBuilder, build_features
 from landfall.pipeline.metrics import NotAnAnswer, Task, answer, as_json
 
 
@@ -100,14 +100,21 @@ def frame_of(rows: list[dict[str, Any]], landing: LandingSettings) -> pd.DataFra
     return pd.DataFrame([{spec.name: row[spec.name] for spec in specs} for row in rows])
 
 
-def score(served: Served, rows: list[dict[str, Any]], landing: LandingSettings, task: Task) -> dict[str, Any]:
-    """The model's answers for the rows (features built by the function preprocess uses, answers by the
-    function the evaluation used): `predictions` and, for a classifier, `probabilities` per class."""
+def score(
+    served: Served,
+    rows: list[dict[str, Any]],
+    landing: LandingSettings,
+    task: Task,
+    build: FeatureBuilder | None = None,
+) -> dict[str, Any]:
+    """The model's answers for the rows (features built by the function preprocess uses - the pipeline's
+    own, or the schema's - answers by the function the evaluation used): `predictions` and, for a
+    classifier, `probabilities` per class."""
     import sklearn
 
     frame = frame_of(rows, landing)  # RowError: the caller's rows; anything after this is the model's
     try:
-        features = build_features(frame, landing)
+        features = build(frame) if build else build_features(frame, landing)
         # frame_of has refused non-finite and out-of-range values (so the derived ratios are finite too):
         # scikit-learn's own finiteness scan is skipped; a non-finite answer is still refused by answer().
         with sklearn.config_context(assume_finite=True):

@@ -17,9 +17,9 @@ def evaluate(pipeline: str, candidate: dict[str, Any]) -> dict[str, Any]:
     from landfall.pipeline import plots, registry
     from landfall.pipeline.evaluation import decide, lower_bound
     from landfall.pipeline.metrics import METRICS, NotAnAnswer, baseline_of, metrics_of, trivial_answers
-    from landfall.pipeline.training.estimators import use_code_root
     from landfall.pipeline.training.models import UntrustedModel, load_trial_model
     from landfall.pipeline.training.trainer import answer_split
+    from landfall.pipeline.user_code import use_code_root
     from landfall.pipeline.window import read_sampled
 
     settings = get_settings(pipeline)

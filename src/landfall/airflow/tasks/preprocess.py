@@ -40,9 +40,19 @@ def preprocess(pipeline: str, raw: dict[str, Any], partition: str) -> dict[str, 
     """Raw version (one or many files) -> features + train/validation/test splits and the canary sample
     under the processed prefix, streamed through local files in bounded memory; then the partition's
     processed head names it, unless a newer raw version's preprocessing got there first."""
+    from airflow.exceptions import AirflowFailException
+
+    from landfall.pipeline.features import feature_builder, fingerprint
+    from landfall.pipeline.user_code import UserCodeError
+
     settings = get_settings(pipeline)
     storage, training = settings.storage, settings.training
     s3 = s3_client(settings)
+    try:  # the pipeline's features function, imported from its code folder now (never at parse time)
+        build = feature_builder(settings.features, settings.landing, settings.code_root)
+        features_by = fingerprint(settings.features, settings.code_root)
+    except UserCodeError as error:
+        raise AirflowFailException(str(error)) from error
     bucket = storage.datasets_bucket
     sources = [str(uri) for uri in raw.get("files") or [raw["uri"]]]
     with tempfile.TemporaryDirectory(prefix="landfall-preprocess-") as scratch:
@@ -54,15 +64,19 @@ def preprocess(pipeline: str, raw: dict[str, Any], partition: str) -> dict[str, 
             local.append(path)
         out_dir = Path(scratch) / "out"
         out_dir.mkdir()
-        prepared = prepare(
-            local,
-            settings.landing,
-            training.validation_fraction,
-            training.test_fraction,
-            settings.deploy.canary_rows,
-            out_dir,
-            task=training.task,
-        )
+        try:
+            prepared = prepare(
+                local,
+                settings.landing,
+                training.validation_fraction,
+                training.test_fraction,
+                settings.deploy.canary_rows,
+                out_dir,
+                task=training.task,
+                build=build,
+            )
+        except UserCodeError as error:  # the features function failed on this day's rows: not retried
+            raise AirflowFailException(f"{partition}: {error}") from error
         uris = {}
         for name, path in prepared.files.items():
             target = processed_key(storage, partition, raw["version"], name)
@@ -86,6 +100,9 @@ def preprocess(pipeline: str, raw: dict[str, Any], partition: str) -> dict[str, 
         "rows": sum(prepared.rows.values()),
         "label_counts": prepared.label_counts,
         "features": prepared.features,
+        # What built them: "schema", or the pipeline's function and its source hash (a window refuses to
+        # mix days built by different functions).
+        "features_by": features_by,
         "source_sha256": raw.get("sha256"),
         "backfill": bool(raw.get("backfill")),
         **uris,

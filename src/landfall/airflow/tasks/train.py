@@ -18,11 +18,11 @@ def window_of(pipeline: str, dataset: dict[str, Any]) -> dict[str, Any]:
     training has not run yet, that run trains the newer window (this day in it), so this one skips -
     unless training.coalesce_history is off, or this is a backfill's run (backfills train every day).
     """
-    from airflow.exceptions import AirflowSkipException
+    from airflow.exceptions import AirflowFailException, AirflowSkipException
 
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline.publish import processed_heads
-    from landfall.pipeline.window import training_window, window_dates
+    from landfall.pipeline.window import MixedFeatures, training_window, window_dates
 
     settings = get_settings(pipeline)
     storage, training = settings.storage, settings.training
@@ -36,7 +36,10 @@ def window_of(pipeline: str, dataset: dict[str, Any]) -> dict[str, Any]:
                 "every day in order, set training.coalesce_history: false, or backfill the days."
             )
     heads = processed_heads(s3, storage, window_dates(partition, training.window_days)[:-1])
-    window = training_window(dataset, heads, training.max_rows)
+    try:
+        window = training_window(dataset, heads, training.max_rows)
+    except MixedFeatures as error:  # the same heads would be refused again: fail now, alert, no retry
+        raise AirflowFailException(str(error)) from None
     log.info(
         "Window of %s: %d partition(s) %s, missing %s; train rows %d (every %d), test rows %d (every %d)",
         partition,

@@ -14,8 +14,6 @@ carries their traceback, and the trial fails without a retry (the same code woul
 
 from __future__ import annotations
 
-import importlib
-import sys
 import traceback
 import warnings
 from collections.abc import Callable
@@ -24,38 +22,9 @@ from typing import Any
 
 import pandas as pd
 
+from landfall.pipeline.user_code import UserCodeError, import_from
 
-class UserCodeError(RuntimeError):
-    """The pipeline's own code (its trainer, estimator or features function) raised or answered wrongly;
-    the message holds what it raised and the traceback, and says what to fix."""
-
-
-def use_code_root(code_root: Path | None) -> None:
-    """Put the pipeline's code folder first on sys.path: its modules import by their plain names, and
-    skops finds the pipeline's own estimator classes there when it loads a model."""
-    if code_root is not None and str(code_root) not in sys.path:
-        sys.path.insert(0, str(code_root))
-
-
-def import_from(spec: str, code_root: Path | None) -> Any:
-    """The object `spec` names (`module:attribute` or `module.Attribute`), imported with the pipeline's
-    code folder first on sys.path."""
-    module_name, sep, attribute = spec.partition(":")
-    if not sep:
-        module_name, _, attribute = spec.rpartition(".")
-    use_code_root(code_root)
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, attribute)
-    except (ImportError, AttributeError) as error:
-        where = f" (code folder {code_root})" if code_root is not None else ""
-        raise UserCodeError(
-            f"{spec!r} cannot be imported{where}: {type(error).__name__}: {error}\n{traceback.format_exc()}"
-        ) from error
-    except Exception as error:  # the module itself raised while importing
-        raise UserCodeError(
-            f"importing {module_name!r} raised {type(error).__name__}: {error}\n{traceback.format_exc()}"
-        ) from error
+__all__ = ["UserCodeError", "fit", "mlp"]
 
 
 def mlp(task: str, params: dict[str, Any], max_epochs: int, seed: int = 0) -> Any:
