@@ -309,3 +309,17 @@ def _load():
         "unexpected_versions": {},
         "alias_to_serving_s": 1.2,
     }
+
+
+def test_the_trainer_phase_times_every_trainer_of_every_task_and_the_table_shows_them():
+    from landfall.ops.bench.report import format_table
+    from landfall.ops.bench.trainer_fit import TRAINERS, trainer_fit_times
+
+    figures = trainer_fit_times(rows=800, max_epochs=20)
+    fits = figures["trainer_fit"]
+    for task, trainers in TRAINERS.items():
+        assert set(fits[task]) == set(trainers)
+    assert all(0.5 < f["accuracy"] <= 1 for f in fits["multiclass"].values())
+    assert fits["regression"]["sklearn:sklearn.linear_model.Ridge"]["rmse"] < 100  # the label spans 0-1000
+    table = format_table(figures)
+    assert "fit regression sklearn:sklearn.linear_model.Ridge (800 rows)" in table

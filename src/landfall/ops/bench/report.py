@@ -230,6 +230,13 @@ def format_table(results: dict[str, Any]) -> str:
                         f"fit {figures['fit_s']} s)",
                     )
                 )
+    fits = results.get("trainer_fit") or {}
+    for task, trainers in fits.items():
+        if task == "rows":
+            continue
+        for trainer, figures in trainers.items():
+            score = ", ".join(f"{name} {value}" for name, value in figures.items() if name != "fit_s")
+            rows.append((f"fit {task} {trainer} ({fits['rows']:,} rows)", f"{figures['fit_s']} s, {score}"))
     rows.append(("stack RSS idle / peak", f"{results.get('idle_rss_mb')} / {results.get('peak_rss_mb')} MB"))
     for arm, figures in (results.get("classic_sensor") or {}).items():
         f = figures["file_to_work_start_s"]

@@ -25,6 +25,7 @@ from landfall.ops.bench.phases import CLASSIC_DAGS_FOLDER, Bench, BenchOptions, 
 from landfall.ops.bench.report import add_comparison, format_table, write
 from landfall.ops.bench.rss import RssSampler
 from landfall.ops.bench.serving_load import LoadOptions, serving_phase
+from landfall.ops.bench.trainer_fit import trainer_fit_times
 from landfall.ops.bench.watcher_scale import watcher_scale
 from landfall.ops.bench.window_quality import window_vs_one_day
 
@@ -141,6 +142,7 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
             ),
             ("classic S3KeySensor DAGs", bench.classic),
             ("training window vs one day", lambda: window_vs_one_day(settings)),
+            ("fit time per trainer and task", trainer_fit_times),
         ]
         run_phases(phases, results, options.out, echo)
         results["peak_rss_mb"] = round(sampler.peak_bytes / 2**20)
