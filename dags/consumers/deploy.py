@@ -21,6 +21,7 @@ from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
 
+
 def deploy_defaults(retry_delay_s: float) -> dict:
     return {
         # 10 s, 20 s, 40 s (deploy.retry_delay_s, doubling): rides out an MLflow restart, then fails

@@ -134,3 +134,27 @@ def test_a_candidate_the_service_cannot_score_fails_the_canary_at_once():
     report = run_canary([{"i": i} for i in range(4)], EXPECTED, ask, batches=2, max_latency_ms=1000)
     assert not report.passed and len(asked) == 1
     assert "could not score the rows: classes [0]" in report.reason
+
+
+def test_a_missing_value_travels_as_null_and_is_served_only_for_a_nullable_column():
+    import json
+
+    import numpy as np
+    import yaml
+
+    from landfall.core.pipeline_settings import LandingSettings
+    from landfall.serving.slots import RowError, frame_of
+
+    landing = LandingSettings.model_validate(
+        yaml.safe_load(
+            "id_column: i\nlabel: y\ncolumns: [{name: i, dtype: int64},"
+            " {name: x, dtype: float64, nullable: true}, {name: z, dtype: float64}, {name: y, dtype: int64}]"
+        )
+    )
+    rows = as_rows(pd.DataFrame({"i": [1, 2], "x": [0.5, np.nan], "z": [1.0, 2.0]}))
+    assert rows[1]["x"] is None and json.loads(json.dumps(rows, allow_nan=False)) == rows
+    frame = frame_of(rows, landing)
+    assert frame["x"].isna().tolist() == [False, True] and frame["x"].dtype == "float64"
+    with pytest.raises(RowError) as refused:
+        frame_of([{**rows[0], "z": None}], landing)
+    assert refused.value.problems == [{"row": 0, "column": "z", "problem": "missing"}]

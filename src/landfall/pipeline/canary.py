@@ -39,11 +39,17 @@ def sample(
 
 
 def as_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-ready rows (plain ints, floats and strings: a float's repr reads back as the same double)."""
-    return [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-        for row in frame.to_dict("records")
-    ]
+    """JSON-ready rows (plain ints, floats and strings: a float's repr reads back as the same double; a
+    missing value of a nullable column is null, which JSON has and NaN is not)."""
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):  # NaN
+        return None
+    if isinstance(value, np.floating) and np.isnan(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,8 @@ class ModelFailure(RuntimeError):
 
 def frame_of(rows: list[dict[str, Any]], landing: LandingSettings) -> pd.DataFrame:
     """The rows as a frame of the landing columns (the label is not needed), or RowError naming each
-    missing column and each value the landing schema would refuse (type, category, range)."""
+    missing column and each value the landing schema would refuse (type, category, range). A nullable
+    column may hold null (a missing value, as in a landed day); every column must be named."""
     problems = []
     specs = [spec for spec in landing.columns if spec.name != landing.label]
     for index, row in enumerate(rows):
@@ -91,13 +92,17 @@ def frame_of(rows: list[dict[str, Any]], landing: LandingSettings) -> pd.DataFra
             )
             continue
         for spec in specs:
-            if spec.name not in row or row[spec.name] is None:
+            if spec.name not in row or (row[spec.name] is None and not spec.nullable):
                 problems.append({"row": index, "column": spec.name, "problem": "missing"})
-            elif problem := _problem(row[spec.name], spec):
+            elif row[spec.name] is not None and (problem := _problem(row[spec.name], spec)):
                 problems.append({"row": index, "column": spec.name, "problem": problem})
     if problems:
         raise RowError(problems)
-    return pd.DataFrame([{spec.name: row[spec.name] for spec in specs} for row in rows])
+    frame = pd.DataFrame([{spec.name: row[spec.name] for spec in specs} for row in rows])
+    for spec in specs:  # a nullable number column's nulls are NaN, as when a landed day is read
+        if spec.nullable and spec.dtype in ("int64", "float64"):
+            frame[spec.name] = frame[spec.name].astype("float64")
+    return frame
 
 
 def score(
