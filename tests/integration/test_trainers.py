@@ -140,6 +140,12 @@ def test_user_code_that_fails_fails_its_trial_with_the_users_own_traceback(
         _trial(uris, TIERS, "multiclass", f"python:{module}:fit", code_root=root)
 
 
+def test_a_classifier_without_probabilities_fails_its_trial_saying_what_is_missing(local_mlflow, tmp_path):
+    uris = _splits(tmp_path, TIERS, "multiclass", rows=400)
+    with pytest.raises(UserCodeError, match="RidgeClassifier, which has no predict_proba"):
+        _trial(uris, TIERS, "multiclass", "sklearn:sklearn.linear_model.RidgeClassifier")
+
+
 def test_a_model_skops_cannot_save_names_the_format_to_use(local_mlflow, tmp_path):
     root, module = _user_code(
         tmp_path,

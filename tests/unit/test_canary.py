@@ -59,6 +59,8 @@ def test_identical_answers_within_the_latency_bound_pass():
         ({"predictions": [1, 0, 1], "probabilities": _classes(0.9, 0.2, 0.7)}, "3 predictions for 4 rows"),
         # The same numbers under other class names: not the same classifier.
         ({"predictions": [1, 0, 1, 0], "probabilities": [{"a": 0.1, "b": 0.9}] * 4}, "gap inf"),
+        # An answer of the positive class's probability only (the format before per-class answers).
+        ({"predictions": [1, 0, 1, 0], "probabilities": [0.9, 0.2, 0.7, 0.4]}, "gap inf"),
     ],
 )
 def test_any_difference_from_the_offline_evaluation_fails(answered, why):

@@ -77,6 +77,12 @@ def test_a_first_model_must_beat_a_model_that_learned_nothing(metric, new, trivi
         assert "learned nothing" in decision.reason or "min_score" in decision.reason
 
 
+def test_a_comparison_that_is_not_finite_never_deploys():
+    inf = float("inf")
+    assert not decide("log_loss", inf, inf, 1.0, REGRESSION_GATE).should_deploy  # inf - inf is NaN
+    assert not decide("rmse", float("nan"), None, None, REGRESSION_GATE, trivial_score=5.0).should_deploy
+
+
 def test_the_decision_reports_scores_improvement_and_bound():
     decision = decide("accuracy", 0.97, 0.95, 0.01, GATE)
     assert (decision.new_score, decision.baseline_score, decision.improvement, decision.lower_bound) == (
@@ -183,3 +189,21 @@ def test_deploy_applies_the_gate_again_from_config_against_the_champion_or_the_t
     assert not gate("churn", {**first, "champion_version": None, "baseline_score": 0.6, "metric": "f1"})
     noisy = {**first, "champion_version": "3", "baseline_score": 0.9, "lower_bound": -0.01}
     assert not gate("churn", noisy) and gate("churn", {**noisy, "lower_bound": 0.01})
+
+
+def test_a_champion_of_other_features_is_never_compared_and_never_taken_for_no_champion():
+    """After a pipeline's features function changed, its champion cannot answer the candidate's rows:
+    the evaluation fails saying so (and how to go on), it neither crashes on the columns nor promotes."""
+    from types import SimpleNamespace
+
+    from airflow.exceptions import AirflowFailException
+
+    from landfall.airflow.tasks.evaluate import _champion_answers
+
+    tags = {"cand": {"landfall.features": "python:m:f@new"}, "champ": {"landfall.features": "python:m:f@old"}}
+    client = SimpleNamespace(get_run=lambda run_id: SimpleNamespace(data=SimpleNamespace(tags=tags[run_id])))
+    champion = SimpleNamespace(run_id="champ", version="4")
+    with pytest.raises(
+        AirflowFailException, match=r"v4 cannot be compared.*python:m:f@old.*delete_registered"
+    ):
+        _champion_answers(client, champion, object(), {"run_id": "cand"}, None, "y", "binary")

@@ -75,6 +75,20 @@ def test_a_function_that_answers_wrongly_is_named_with_what_it_should_return(tmp
         build(make_rows(TIERS, 20, seed=3, task="multiclass"))
 
 
+def test_rows_a_function_reorders_stay_with_their_own_labels(tmp_path):
+    frame = make_rows(TIERS, 30, seed=4, task="multiclass")
+    sorting = _module(tmp_path, "def features(rows):\n    return rows[['seats']].sort_values('seats')\n")
+    built = feature_builder(f"python:{sorting}:features", TIERS, tmp_path)(frame)
+    assert (
+        built.index.equals(frame.index) and built["seats"].tolist() == frame["seats"].astype(float).tolist()
+    )
+    foreign = _module(
+        tmp_path, "def features(rows):\n    return rows[['seats']].set_index(rows['account_id'])\n"
+    )
+    with pytest.raises(UserCodeError, match="an index of its own"):
+        feature_builder(f"python:{foreign}:features", TIERS, tmp_path)(frame)
+
+
 def test_the_fingerprint_follows_the_functions_source(tmp_path):
     first = _module(tmp_path, GOOD)
     changed = _module(tmp_path, GOOD.replace("np.log1p", "np.sqrt"))
@@ -110,6 +124,9 @@ def test_a_window_refuses_days_prepared_by_another_function_naming_them():
     ]
 
 
-def test_a_day_rolled_up_from_hours_of_two_functions_is_mixed():
+def test_a_day_rolled_up_from_hours_of_two_functions_is_mixed_and_never_trains():
     assert features_by({"schema"}) == "schema"
-    assert features_by({"python:m:f@b", "schema"}) == "mixed: python:m:f@b, schema"
+    mixed = features_by({"python:m:f@b", "schema"})
+    assert mixed == "mixed: python:m:f@b, schema"
+    with pytest.raises(MixedFeatures, match=r"2026-03-05 was rolled up from hours prepared by different"):
+        training_window(_head("2026-03-05", mixed), {}, 1000)

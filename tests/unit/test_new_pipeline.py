@@ -108,6 +108,16 @@ def test_new_pipeline_adds_a_loadable_pipeline_and_a_module_whose_fit_trains(tmp
     assert again.exit_code != 0 and "already has a pipeline 'listings'" in again.output
 
 
+def test_a_name_that_is_already_a_module_is_refused(tmp_path, monkeypatch):
+    write_config(tmp_path, monkeypatch, pipeline_block("churn"))
+    sample = tmp_path / "calendar.csv"
+    _sample().to_csv(sample, index=False)
+    result = CliRunner().invoke(
+        main, ["new-pipeline", "calendar", "--sample", str(sample), "--label", "price"]
+    )
+    assert result.exit_code != 0 and "already an importable module" in result.output
+
+
 def test_a_pipeline_that_would_not_load_changes_nothing(tmp_path, monkeypatch):
     original = pipeline_block("churn", storage="landing_prefix: listings/landing")  # the prefix it would get
     config = write_config(tmp_path, monkeypatch, original)

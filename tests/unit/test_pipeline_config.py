@@ -111,12 +111,19 @@ def landing(id_column: str, label: str, *columns: str) -> str:
             r"\['rmse', 'mae', 'r2'\]",
         ),
         ({"training": "task: multiclass\ntrainer: torch"}, r"torch trains binary tasks only"),
+        (
+            {"training": "trainer: sklearn:sklearn.linear_model.Ridge\ngrid: {alpha: []}"},
+            r"grid \['alpha'\]: each",
+        ),
         ({"training": "trainer: sklearn:Forest"}, r"pipelines\.bad\.training\.trainer: String should match"),
         (
             {"training": "trainer: python:module.fit"},
             r"pipelines\.bad\.training\.trainer: String should match",
         ),
-        ({"training": "model: mlp\ntrainer: torch"}, r"training\.model \('mlp'\) is the old name"),
+        (
+            {"training": "model: mlp\ntrainer: torch"},
+            r"pipelines\.bad\.training: .*`model` \('mlp'\) is the old name",
+        ),
         (
             {
                 "landing": "id_column: i\nlabel: y\n"

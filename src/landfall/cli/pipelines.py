@@ -52,6 +52,14 @@ def new_pipeline(
         raise click.BadParameter(
             "lower-case letters, digits and single _, starting with a letter, at most 40", param_hint="NAME"
         )
+    import importlib.util
+
+    if importlib.util.find_spec(name) is not None:
+        # The module `pipelines/<name>.py` would shadow (or be shadowed by) an importable module.
+        raise click.BadParameter(
+            f"{name!r} is already an importable module (Python's or a library's): choose another name",
+            param_hint="NAME",
+        )
     try:
         new = infer(name, read_table(sample), label, task, id_column)
         if code_path:

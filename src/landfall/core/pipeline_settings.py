@@ -236,7 +236,7 @@ class TrainingSettings(Section):
     def _one_name_for_the_trainer(cls, data: Any) -> Any:
         if isinstance(data, dict) and "model" in data and "trainer" in data:
             raise ValueError(
-                f"training.model ({data['model']!r}) is the old name of training.trainer "
+                f"`model` ({data['model']!r}) is the old name of `trainer` "
                 f"({data['trainer']!r}): "
                 "set only trainer (an environment variable ..._TRAINING__MODEL counts too)"
             )
@@ -255,6 +255,8 @@ class TrainingSettings(Section):
             raise ValueError(
                 f"trainer torch trains binary tasks only; for {self.task} use mlp, sklearn: or python:"
             )
+        if empty := [name for name, values in self.grid.items() if not values]:
+            raise ValueError(f"grid {empty}: each parameter needs at least one value to try")
         if self.trainer in ("mlp", "torch"):
             try:
                 grid = TrialGrid.model_validate(self.grid)

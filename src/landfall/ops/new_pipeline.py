@@ -42,7 +42,7 @@ def _dtype(series: pd.Series) -> str:
     if pd.api.types.is_integer_dtype(series):
         return "int64"
     if pd.api.types.is_float_dtype(series):
-        # A CSV's whole numbers with a gap read as floats: still whole numbers.
+        # A CSV's whole numbers read as floats: still whole numbers (with a gap, floats: NaN needs them).
         present = series.dropna()
         return (
             "int64"
@@ -118,7 +118,13 @@ def infer(
         if spec["name"] == label:
             spec.pop("min", None)
     block = {
-        "landing": {"id_column": identity, "label": label, "min_rows": 100, "columns": columns},
+        # The sample itself is a day the pipeline accepts (`land --file` it to start).
+        "landing": {
+            "id_column": identity,
+            "label": label,
+            "min_rows": min(100, len(sample)),
+            "columns": columns,
+        },
         "training": {
             "task": task,
             "trainer": f"python:{name}:fit",
@@ -173,8 +179,7 @@ def append_block(config: Path, pipeline: NewPipeline) -> str:
     if not isinstance(loaded.get("pipelines"), dict) or list(loaded)[-1] != "pipelines":
         raise CannotInfer(
             f"{config}: `pipelines:` is not the file's last top-level section; add this block under it by "
-            "hand:\n"
-            + render_block(pipeline)
+            "hand:\n" + render_block(pipeline)
         )
     if pipeline.name in loaded["pipelines"]:
         raise CannotInfer(f"{config} already has a pipeline {pipeline.name!r}: choose another name")

@@ -10,6 +10,7 @@ because both models err on many of the same rows; an unpaired comparison would n
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -89,6 +90,10 @@ def decide(
     def no(reason: str) -> Decision:
         return Decision(False, new_score, baseline or 0.0, improvement, lower_bound, reason)
 
+    if not math.isfinite(new_score) or not math.isfinite(improvement):
+        return no(
+            f"{metric} {new_score} against {baseline} is not a finite comparison (an empty test split?)"
+        )
     if gate.min_score is not None and measure.better(new_score, gate.min_score) <= 0:
         return no(f"{metric} {new_score:.4f} is not {direction} deploy.min_score {gate.min_score:.4f}")
     if champion_score is None:

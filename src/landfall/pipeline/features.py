@@ -85,7 +85,17 @@ def _checked(spec: str, built: object, rows: int, index: pd.Index) -> pd.DataFra
             f"columns (not numbers: {not_numbers}); encode text columns (e.g. pd.get_dummies with fixed "
             "categories) in the function"
         )
-    return built.astype("float64").set_axis(index).rename(columns=str)
+    built = built.astype("float64").rename(columns=str)
+    if built.index.equals(index):
+        return built
+    if built.index.sort_values().equals(index.sort_values()):
+        return built.reindex(index)  # reordered rows: back in the order of the rows they belong to
+    if built.index.equals(pd.RangeIndex(rows)):
+        return built.set_axis(index)  # a fresh index (reset_index): row i is the i-th row given
+    raise UserCodeError(
+        f"{spec} returned rows under an index of its own: keep the index of the frame it was given (or "
+        "reset it without reordering the rows), so that each row's features stay with its label"
+    )
 
 
 def fingerprint(spec: str, code_root: Path | None) -> str:

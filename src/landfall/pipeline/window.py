@@ -47,6 +47,11 @@ def mixed_features(window: dict[str, Any], parts: list[dict[str, Any]]) -> None:
     """Raise MixedFeatures when a day of the window was prepared by another features function than the
     run's own day (a day prepared before this was recorded counts as "schema")."""
     own = str(window.get("features_by") or "schema")
+    if own.startswith("mixed: "):  # a day rolled up from hours prepared by different functions
+        raise MixedFeatures(
+            f"{window['partition']} was rolled up from hours prepared by different features ({own[7:]}): "
+            "prepare its hours again (land them again, or backfill the ingest DAG over the day)"
+        )
     others = {str(p["partition"]): str(p.get("features_by") or "schema") for p in parts}
     differ = {day: by for day, by in others.items() if by != own}
     if differ:

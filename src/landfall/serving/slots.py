@@ -121,8 +121,8 @@ def score(
     try:
         features = build(frame) if build else build_features(frame, landing)
         # frame_of has refused non-finite and out-of-range values (so the derived ratios are finite too):
-        # scikit-learn's own finiteness scan is skipped; a non-finite answer is still refused by answer().
-        with sklearn.config_context(assume_finite=True):
+        # scikit-learn's own finiteness scan is skipped unless a nullable column brought a null.
+        with sklearn.config_context(assume_finite=not features.isna().any().any()):
             answers = answer(served.model, features, task)
     except NotAnAnswer as error:
         # The rows fit the schema, so an answer of the wrong shape or a NaN is the model's failure, not

@@ -47,7 +47,7 @@ def evaluate(pipeline: str, candidate: dict[str, Any]) -> dict[str, Any]:
     answers = {"candidate": candidate_answers}
     champion_metrics, bound, trivial_score = None, None, None
     if champion_model is not None:
-        _, champion_answers = answer_split(champion_model, test, label, task)
+        champion_answers = _champion_answers(client, current, champion_model, candidate, test, label, task)
         answers[f"champion v{current.version}"] = champion_answers
         champion_metrics = metrics_of(task, truth, champion_answers)
         bound = lower_bound(truth, candidate_answers, champion_answers, metric, settings.deploy)
@@ -85,6 +85,34 @@ def evaluate(pipeline: str, candidate: dict[str, Any]) -> dict[str, Any]:
         "champion_version": None if current is None else str(current.version),
         "canary_uri": canary_uri,
     }
+
+
+def _champion_answers(
+    client: Any, current: Any, model: Any, candidate: dict[str, Any], test: Any, label: str, task: str
+) -> Any:
+    """The champion's answers on the candidate's test rows, or a failure saying why it cannot be compared
+    (never "no champion"): built by another features function, or not an answer of this task."""
+    from airflow.exceptions import AirflowFailException
+
+    from landfall.pipeline.metrics import NotAnAnswer
+    from landfall.pipeline.training.trainer import answer_split
+
+    mine = client.get_run(str(candidate["run_id"])).data.tags.get("landfall.features", "schema")
+    theirs = client.get_run(current.run_id).data.tags.get("landfall.features", "schema")
+    why = None
+    if mine != theirs:
+        why = f"it was trained on features {theirs!r} and the candidate on {mine!r}"
+    else:
+        try:
+            return answer_split(model, test, label, task)[1]
+        except (NotAnAnswer, ValueError, KeyError) as error:  # another task, other columns
+            why = f"it cannot answer the candidate's test rows ({type(error).__name__}: {error})"
+    raise AirflowFailException(
+        f"the champion v{current.version} cannot be compared with the candidate: {why}. Nothing is promoted. "
+        "After changing a pipeline's features or task, remove the `champion` alias of its registered model "
+        "(MLflow UI, or MlflowClient().delete_registered_model_alias) so that the next candidate is judged "
+        "against a model that learned nothing, or restore the features the champion was trained on"
+    )
 
 
 def write_canary(pipeline: str, candidate: dict[str, Any], model: Any, label: str) -> str | None:

@@ -74,9 +74,10 @@ def fit(
     kind, _, path = trainer.partition(":")
     if kind == "sklearn":
         estimator_class = import_from(path, code_root)
-        return _user_call(trainer, lambda: estimator_class(**params).fit(features, target))
-    user_fit: Callable[..., Any] = import_from(path, code_root)
-    model = _user_call(trainer, lambda: user_fit(train.copy(), validation.copy(), dict(params)))
+        model = _user_call(trainer, lambda: estimator_class(**params).fit(features, target))
+    else:
+        user_fit: Callable[..., Any] = import_from(path, code_root)
+        model = _user_call(trainer, lambda: user_fit(train.copy(), validation.copy(), dict(params)))
     wanted = ("predict_proba",) if task != "regression" else ("predict",)
     if model is None or not all(callable(getattr(model, name, None)) for name in wanted):
         raise UserCodeError(
