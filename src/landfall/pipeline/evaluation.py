@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from landfall.core.pipeline_settings import DeploySettings
-from landfall.pipeline.metrics import METRICS, Answers
+from landfall.pipeline.metrics import METRICS, Answers, log_loss_terms
 
 _BLOCK = 64  # resamples drawn at once: bounded memory for any test size
 
@@ -28,6 +28,8 @@ def _per_row(truth: np.ndarray, answers: Answers, metric: str) -> np.ndarray | N
     if metric in ("mae", "rmse"):
         errors = answers.predicted.astype(np.float64) - truth.astype(np.float64)
         return np.abs(errors) if metric == "mae" else errors**2
+    if metric == "log_loss" and answers.probabilities is not None:
+        return log_loss_terms(truth, answers)
     return None
 
 

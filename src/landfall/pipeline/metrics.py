@@ -164,13 +164,18 @@ def _roc_auc(truth: np.ndarray, answers: Answers) -> float:
     return float(np.mean(present)) if present else 0.5
 
 
+def log_loss_terms(truth: np.ndarray, answers: Answers) -> np.ndarray:
+    """Each row's -log(probability of its true class), clipped (a class the model never saw: 1e-15)."""
+    index = {c: i for i, c in enumerate(answers.classes or ())}
+    columns = np.array([index.get(plain(t), -1) for t in truth], dtype=np.int64)
+    chosen = np.where(columns >= 0, answers.probabilities[np.arange(len(truth)), columns.clip(0)], 0.0)
+    return -np.log(np.clip(chosen, 1e-15, 1.0))
+
+
 def _log_loss(truth: np.ndarray, answers: Answers) -> float:
     if answers.probabilities is None or not len(truth):
         return float("inf")
-    index = {c: i for i, c in enumerate(answers.classes or ())}
-    columns = np.array([index.get(plain(t), -1) for t in truth])
-    chosen = np.where(columns >= 0, answers.probabilities[np.arange(len(truth)), columns.clip(0)], 0.0)
-    return float(-np.mean(np.log(np.clip(chosen, 1e-15, 1.0))))
+    return float(np.mean(log_loss_terms(truth, answers)))
 
 
 def _rmse(truth: np.ndarray, answers: Answers) -> float:
