@@ -67,18 +67,30 @@ def _airflow(stack, *args: str):
     """The plain airflow CLI, as the README tells users to run it on the embedded SQLite stack.
 
     A write that has to upgrade a read lock while the scheduler writes fails at once with "database is
-    locked" (SQLite's deadlock rule: the 30 s busy timeout does not apply): run it again. Airflow's
-    clean-up of the half-made backfill is best effort; when it left one behind, the next try says
-    "Another backfill is running": cancel that one, then run it again."""
-    for _ in range(4):
+    locked" (SQLite's deadlock rule: the 30 s busy timeout does not apply): run it again. "Another
+    backfill is running" is either the previous backfill, whose runs are done but which the scheduler
+    marks complete a loop later (wait for it), or a half-made one Airflow's best-effort clean-up left
+    behind (cancel it), then run it again."""
+    for _ in range(6):
         result = airflow_cli(stack, *args)
         if "database is locked" in result.stderr:
             time.sleep(3)
         elif "Another backfill is running" in result.stderr:
-            _cancel_unfinished_backfills(stack.api())
+            if not _unfinished_backfills_finish(stack.api(), within_s=30):
+                _cancel_unfinished_backfills(stack.api())
+                time.sleep(2)
         else:
             return result
     return result
+
+
+def _unfinished_backfills_finish(api, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if all(b.get("completed_at") for b in api.get("backfills", dag_id=INGEST)["backfills"]):
+            return True
+        time.sleep(1)
+    return False
 
 
 def _cancel_unfinished_backfills(api) -> None:
