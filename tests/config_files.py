@@ -3,6 +3,8 @@ table, and pointing LANDFALL_CONFIG at a file."""
 
 from __future__ import annotations
 
+import itertools
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +71,18 @@ def listings_table(rows: int = 400, seed: int = 0) -> pd.DataFrame:
     )
     frame.loc[frame.index[::50], "balance"] = np.nan
     return frame
+
+
+_USER_MODULES = itertools.count()
+
+
+def user_module(folder: Path, source: str, prefix: str) -> str:
+    """`source` as a module of a pipeline's code folder, under a name no other test in this process used
+    (a module, once imported, stays in sys.modules); returns the module's name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{prefix}_{next(_USER_MODULES)}"
+    (folder / f"{name}.py").write_text(textwrap.dedent(source))
+    return name
 
 
 def pipeline_block(name: str, indent: str = "  ", **sections: str) -> str:

@@ -4,14 +4,12 @@ models loaded back with skops and the pipeline's trusted types only; the user's 
 
 from __future__ import annotations
 
-import itertools
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
-from config_files import PRICES_LANDING, TIERS_LANDING
+from config_files import PRICES_LANDING, TIERS_LANDING, user_module
 from landfall.core.pipeline_settings import LandingSettings
 from landfall.pipeline.features import split
 from landfall.pipeline.schema_data import make_rows
@@ -91,16 +89,9 @@ def test_a_model_holding_untrusted_types_fails_its_trial_naming_the_types_to_tru
 
 
 def _user_code(tmp_path, source: str) -> tuple[Path, str]:
-    """The pipeline's code folder with `source` as a module of a name no other test used (a module,
-    once imported, stays in sys.modules); returns the folder and the module's name."""
+    """The pipeline's code folder with `source` as a module of its own; the folder and the module's name."""
     root = tmp_path / "pipelines"
-    root.mkdir(exist_ok=True)
-    name = f"user_trainer_{next(_MODULES)}"
-    (root / f"{name}.py").write_text(textwrap.dedent(source))
-    return root, name
-
-
-_MODULES = itertools.count()
+    return root, user_module(root, source, "user_trainer")
 
 
 def test_a_python_trainer_is_the_users_fit_from_the_code_folder(local_mlflow, tmp_path):

@@ -3,15 +3,12 @@ checked on every call, fingerprinted by its source, and a window never mixes day
 
 from __future__ import annotations
 
-import itertools
-import textwrap
-
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from config_files import TIERS_LANDING
+from config_files import TIERS_LANDING, user_module
 from landfall.core.pipeline_settings import LandingSettings
 from landfall.pipeline.features import build_features, feature_builder, fingerprint
 from landfall.pipeline.rollup import features_by
@@ -20,14 +17,10 @@ from landfall.pipeline.user_code import UserCodeError
 from landfall.pipeline.window import MixedFeatures, training_window
 
 TIERS = LandingSettings.model_validate(yaml.safe_load(TIERS_LANDING))
-_MODULES = itertools.count()
 
 
 def _module(tmp_path, source: str) -> str:
-    """A module of the pipeline's code folder under a name no other test imported; returns its name."""
-    name = f"tiers_features_{next(_MODULES)}"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
-    return name
+    return user_module(tmp_path, source, "tiers_features")
 
 
 GOOD = """
