@@ -90,7 +90,8 @@ def run_with_deadline(coroutine: Any) -> Any:
 
 async def events_of_one_poll(producer: Any, outcome: Any = None) -> list[tuple[dict, Any]]:
     """Run the producer's stream until its end-of-poll tick and return the (event, report) pairs; with
-    an `outcome`, advance them as the triggerer does once Airflow answered, while the stream is open."""
+    an `outcome`, advance them as the triggerer does once Airflow answered, while the stream is open.
+    `outcome` may be a function of the report (a different answer per pipeline)."""
     from airflow.triggers.shared_stream import AdvanceItem
 
     from landfall.airflow.triggers.s3_landing import TICK
@@ -103,7 +104,8 @@ async def events_of_one_poll(producer: Any, outcome: Any = None) -> list[tuple[d
                 break
             items.append((raw, report))
         if outcome is not None and items:
-            await producer.advance([AdvanceItem(report, outcome) for _, report in items])
+            answer = outcome if callable(outcome) else lambda _: outcome
+            await producer.advance([AdvanceItem(report, answer(report)) for _, report in items])
     finally:
         await stream.aclose()
     return items

@@ -41,7 +41,7 @@ class PipelineAssets(NamedTuple):
         return self.settings.pipeline
 
 
-def _assets_of(settings: Settings) -> PipelineAssets:
+def _assets_of(settings: Settings, watch: LandingWatch) -> PipelineAssets:
     storage, names = settings.storage, chain_of(settings.pipeline)
     datasets, model, group = f"s3://{storage.datasets_bucket}", settings.mlflow.model_name, names.asset_group
     landing = Asset(
@@ -56,7 +56,7 @@ def _assets_of(settings: Settings) -> PipelineAssets:
         watchers=[
             AssetWatcher(
                 name=f"{settings.pipeline}_s3_landing_watcher",
-                trigger=S3LandingTrigger(watch=LandingWatch.from_settings(settings)),
+                trigger=S3LandingTrigger(watch=watch, pipeline=settings.pipeline),
             )
         ],
     )
@@ -76,11 +76,16 @@ def _assets_of(settings: Settings) -> PipelineAssets:
 
 
 _PROJECT = get_project(strict=False)
+_SETTINGS = _PROJECT.all_settings()
 
-PIPELINES: tuple[PipelineAssets, ...] = tuple(_assets_of(settings) for settings in _PROJECT.all_settings())
+WATCH: LandingWatch | None = LandingWatch.of_pipelines(_SETTINGS) if _SETTINGS else None
+"""Every valid pipeline's landing prefix: the same in each pipeline's trigger, so one shared stream
+watches them all."""
+
+PIPELINES: tuple[PipelineAssets, ...] = tuple(_assets_of(settings, WATCH) for settings in _SETTINGS if WATCH)
 """One entry per valid pipeline, in config order."""
 
 INVALID_PIPELINES: dict[str, list[str]] = _PROJECT.broken
 """Pipelines left out, each with what is wrong in its block."""
 
-__all__ = ["INVALID_PIPELINES", "PIPELINES", "PipelineAssets"]
+__all__ = ["INVALID_PIPELINES", "PIPELINES", "WATCH", "PipelineAssets"]

@@ -289,7 +289,7 @@ def test_a_landing_recorded_by_advance_while_a_poll_lists_is_not_reported_again(
         found = await scan(client)
         # What `_persisted` does while the poll is still listing other folders.
         producer.scanner.record([landing])
-        producer._in_flight.discard(landing.identity)
+        producer.watcher()._in_flight.discard(landing.identity)
         return found
 
     monkeypatch.setattr(producer.scanner, "poll", poll_meanwhile_confirmed)

@@ -17,7 +17,7 @@ from journeys import events_of_one_poll, put_in_area, reported_landings, run_wit
 from landfall.airflow.triggers import landing_stream
 from landfall.airflow.triggers.notifications import SqsQueue
 from landfall.airflow.triggers.s3_landing import LandingProducer
-from watcher_areas import watch_of
+from watcher_areas import second_area, watch_of
 
 ACKED = AdvanceOutcome(acked=1, failed=0)
 FAILED = AdvanceOutcome(acked=0, failed=1)
@@ -169,3 +169,31 @@ def test_notifications_of_a_poll_that_failed_are_released_not_held(
     [landing] = _poll(queued_producer, ACKED)
     assert failed == [[key]], "the first look failed"
     assert landing.key == key and _visible(sqs_emulator, queue) == 0
+
+
+def test_one_queue_serves_two_pipelines_each_message_deleted_once_its_own_pipeline_stored_it(
+    s3, area, sqs_emulator, queue, monkeypatch
+):
+    """Each notification goes to the pipeline whose prefix holds its key; a message is deleted only
+    when that pipeline's event was stored, and released when only the other pipeline's trigger saw it."""
+    monkeypatch.setattr(
+        landing_stream, "queue_for", lambda url, bucket, conn: _consumer(sqs_emulator, queue, bucket)
+    )
+    alpha, beta = {**area, "pipeline": "alpha"}, second_area(area, "beta")
+    producer = LandingProducer(watch_of(alpha, beta, mode="queue", queue_url=queue))
+    _poll(producer, ACKED)  # start-up of both pipelines
+    alpha_key, _ = put_in_area(s3, alpha, "2026-12-01")
+    beta_key, _ = put_in_area(s3, beta, "2026-12-01")
+    _notify(sqs_emulator, queue, area["bucket"], alpha_key)
+    _notify(sqs_emulator, queue, area["bucket"], beta_key)
+    stored_by = {"alpha": AdvanceOutcome(acked=1, failed=0, rejected=1), "beta": AdvanceOutcome(0, 0, 1)}
+    items = run_with_deadline(events_of_one_poll(producer, lambda report: stored_by[report.pipeline]))
+    assert {event["pipeline"]: [o["key"] for o in event["objects"]] for event, _ in items} == {
+        "alpha": [alpha_key],
+        "beta": [beta_key],
+    }
+    assert _visible(sqs_emulator, queue) == 1, "alpha's message deleted, beta's released"
+    time.sleep(0.2)
+    [(event, _)] = run_with_deadline(events_of_one_poll(producer, ACKED))
+    assert event["pipeline"] == "beta" and [o["key"] for o in event["objects"]] == [beta_key]
+    assert _visible(sqs_emulator, queue) == 0

@@ -70,6 +70,16 @@ def test_a_forged_or_altered_event_is_refused(forge):
         verified_batch(KEY, _extra(forge(event)))
 
 
+def test_a_genuine_event_of_one_pipeline_is_refused_on_another_pipelines_asset():
+    event = landed_event(KEY, "landfall-datasets", "batch-1", [_landing()], pipeline="churn")
+    assert verified_batch(KEY, _extra(event), "churn")[0] == "batch-1"
+    with pytest.raises(ForgedEvent, match="raised for pipeline 'churn', not 'meters'"):
+        verified_batch(KEY, _extra(event), "meters")
+    for altered in ({**event, "pipeline": "meters"}, {k: v for k, v in event.items() if k != "pipeline"}):
+        with pytest.raises(ForgedEvent, match="signature"):  # the pipeline is signed: renamed or dropped
+            verified_batch(KEY, _extra(altered), "meters")
+
+
 def test_an_event_signed_with_another_key_is_refused():
     event = landed_event(b"x" * 48, "landfall-datasets", "batch-1", [_landing()])
     with pytest.raises(ForgedEvent, match="signature"):

@@ -221,11 +221,16 @@ def test_a_pipeline_name_must_fit_in_dag_ids_and_variable_names(tmp_path, monkey
         load_project()
 
 
-def test_queue_mode_is_refused_with_more_than_one_pipeline(tmp_path, monkeypatch):
+def test_queue_mode_serves_several_pipelines_through_one_queue(tmp_path, monkeypatch):
+    """One shared stream reads the queue for every pipeline (`landing_stream`), so queue mode is no
+    longer limited to one pipeline."""
+    from landfall.airflow.triggers.landing_watch import LandingWatch
+
     write_config(tmp_path, monkeypatch, pipeline_block("churn") + more_pipeline("meters"))
     monkeypatch.setenv("LANDFALL_WATCHER__MODE", "queue")
-    with pytest.raises(ConfigError, match=r"watcher\.mode queue serves one pipeline in this release"):
-        load_project(strict=False)
+    project = load_project()
+    watch = LandingWatch.of_pipelines(project.all_settings())
+    assert watch.pipelines() == ["churn", "meters"] and watch.queue_url == project.watcher.queue_url
 
 
 def test_a_config_without_pipelines_says_how_to_add_one(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from landfall.airflow.triggers.aws_clients import SHARE_OF_ACK_TIMEOUT, watcher_bounds
-from landfall.airflow.triggers.landing_watch import LandingWatch
+from landfall.airflow.triggers.landing_watch import LandingWatch, WatchedPrefix
 from landfall.airflow.triggers.notifications import LONG_POLL_S
 from landfall.airflow.triggers.s3_landing import LandingProducer
 
@@ -47,7 +47,8 @@ def test_the_watchers_client_gives_up_on_a_server_that_never_answers(monkeypatch
     connection = {"conn_type": "aws", "login": "key", "password": "secret", "extra": extra}
     monkeypatch.setenv("AIRFLOW_CONN_LANDFALL_HUNG", json.dumps(connection))
     monkeypatch.setenv("AIRFLOW__TRIGGERER__SHARED_STREAM_ACK_TIMEOUT", "8")
-    watch = LandingWatch(bucket="b", prefixes=("daily",), ledger_prefix="l", aws_conn_id="landfall_hung")
+    watched = WatchedPrefix(pipeline="churn", prefix="daily", ledger_prefix="l")
+    watch = LandingWatch(bucket="b", prefixes=(watched,), aws_conn_id="landfall_hung")
     producer = LandingProducer(watch)
 
     async def list_once():

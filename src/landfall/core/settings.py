@@ -311,13 +311,6 @@ def load_project(*, strict: bool = True) -> ProjectSettings:
                 f"  pipelines.{name}: no such pipeline in {path}, but {', '.join(variables)} set its keys "
                 "(a misspelt pipeline name?)",
             )
-    if project.watcher.mode == "queue" and len(project.pipelines) + len(project.broken) > 1:
-        # Every pipeline's watcher would read the one queue, each taking the others' notifications.
-        raise ConfigError(
-            "watcher.mode queue serves one pipeline in this release, and "
-            f"{len(project.pipelines) + len(project.broken)} are configured: use watcher.mode list "
-            f"(set in {path} or $LANDFALL_WATCHER__MODE)"
-        )
     if not project.pipelines and not project.broken:
         raise ConfigError(
             f"no pipeline is configured in {path}: add a `pipelines:` block with one entry per model "

@@ -165,22 +165,31 @@ def _canonical(body: dict[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def _signature(key: bytes, bucket: str, batch: str, objects: list[dict[str, Any]]) -> str:
-    return hmac.new(
-        key, _canonical({"bucket": bucket, "batch": batch, "objects": objects}), "sha256"
-    ).hexdigest()
+def _signature(
+    key: bytes, bucket: str, batch: str, objects: list[dict[str, Any]], pipeline: str | None
+) -> str:
+    body: dict[str, Any] = {"bucket": bucket, "batch": batch, "objects": objects}
+    if pipeline is not None:  # events of the release before pipelines shared one stream carry none
+        body["pipeline"] = pipeline
+    return hmac.new(key, _canonical(body), "sha256").hexdigest()
 
 
-def landed_event(key: bytes, bucket: str, batch: str, landings: list[Landing]) -> dict[str, Any]:
-    """The payload the watcher fires for one batch of landings, signed."""
+def landed_event(
+    key: bytes, bucket: str, batch: str, landings: list[Landing], pipeline: str | None = None
+) -> dict[str, Any]:
+    """The payload the watcher fires for one batch of one pipeline's landings, signed (the pipeline too:
+    a genuine event of one pipeline copied onto another's asset is refused)."""
     objects = [landing.as_payload() for landing in landings]
-    return {
+    event = {
         "type": EVENT_TYPE,
         "bucket": bucket,
         "batch": batch,
         "objects": objects,
-        "signature": _signature(key, bucket, batch, objects),
+        "signature": _signature(key, bucket, batch, objects, pipeline),
     }
+    if pipeline is not None:
+        event["pipeline"] = pipeline
+    return event
 
 
 def payload_of(extra: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -196,15 +205,26 @@ def landings_in(extra: dict[str, Any] | None) -> list[dict[str, Any]]:
     return list(payload.get("objects") or []) if payload else []
 
 
-def verified_batch(key: bytes, extra: dict[str, Any] | None) -> tuple[str, list[Landing]]:
-    """(batch id, landings) of a watcher event, or ForgedEvent when its signature does not hold."""
+def verified_batch(
+    key: bytes, extra: dict[str, Any] | None, pipeline: str | None = None
+) -> tuple[str, list[Landing]]:
+    """(batch id, landings) of a watcher event, or ForgedEvent when its signature does not hold or it was
+    raised for another pipeline than `pipeline` (when given)."""
     payload = payload_of(extra)
     if payload is None:
         raise ForgedEvent("the event carries no landing payload")
     bucket, batch, objects = payload.get("bucket"), payload.get("batch"), payload.get("objects")
     if not isinstance(bucket, str) or not isinstance(batch, str) or not isinstance(objects, list):
         raise ForgedEvent("the landing payload lacks bucket, batch or objects")
-    expected = _signature(key, bucket, batch, objects)
+    raised_for = payload.get("pipeline")
+    if raised_for is not None and not isinstance(raised_for, str):
+        raise ForgedEvent("the landing payload's pipeline is not a name")
+    expected = _signature(key, bucket, batch, objects, raised_for)
     if not hmac.compare_digest(expected, str(payload.get("signature", ""))):
         raise ForgedEvent(f"batch {batch[:64]!r}: the signature does not match (not raised by the watcher)")
+    if pipeline is not None and raised_for is not None and raised_for != pipeline:
+        raise ForgedEvent(
+            f"batch {batch[:64]!r} was raised for pipeline {raised_for[:64]!r}, not {pipeline!r}: a genuine "
+            "event copied onto another pipeline's asset"
+        )
     return batch, [Landing.from_payload(obj) for obj in objects]

@@ -73,7 +73,7 @@ def landed_chunks(pipeline: str, events: Iterable[Any], run_id: str) -> list[lis
     batches, forged = [], []
     for event in events:
         try:
-            batch, found = verified_batch(key, event.extra)
+            batch, found = verified_batch(key, event.extra, pipeline)
         except ForgedEvent as refused:
             forged.append(_record_forged(s3, settings, event, str(refused), alerts))
             continue

@@ -24,11 +24,12 @@ Membership is one dict and one set lookup per object. The ledger's manifests are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,11 @@ holds them, when that range parses fewer than OBJECTS_PER_REQUEST objects per fo
 folders: one or two LIST pages instead of 1,000 LISTs). A poll's usual few dozen folders at most (open
 days, hot folders, a new day) are listed one by one: the range between them can hold whole days."""
 _requests_of = contextvars.ContextVar("landfall_watcher_requests", default="poll")
+_requester: contextvars.ContextVar[LandingScanner | None] = contextvars.ContextVar(
+    "landfall_watcher_requester", default=None
+)
+"""The scanner on whose behalf the current task calls S3: several scanners (one per pipeline) share one
+client, and each counts only its own requests. Unset, every attached scanner counts the request."""
 
 
 @dataclass
@@ -67,9 +73,28 @@ class ScanStats:
     cpu_started: float = field(default_factory=time.process_time)
     started: float = field(default_factory=time.monotonic)
 
-    def line(self) -> str:
+    @classmethod
+    def combined(cls, each: list[ScanStats]) -> ScanStats:
+        """The stream's figures from its pipelines' scanners: every pipeline is polled once per poll of
+        the stream, so the polls are the most any scanner counted and the requests add up."""
+        total = cls(polls=max((s.polls for s in each), default=0))
+        for stats in each:
+            total.poll_requests += stats.poll_requests
+            total.sweep_requests += stats.sweep_requests
+            total.sweeps += stats.sweeps
+            total.swept_objects += stats.swept_objects
+            total.swept_folders += stats.swept_folders
+            total.sweep_s += stats.sweep_s
+            total.sweep_cpu_s += stats.sweep_cpu_s
+            total.compacted += stats.compacted
+        total.cpu_started = min((s.cpu_started for s in each), default=total.cpu_started)
+        total.started = min((s.started for s in each), default=total.started)
+        return total
+
+    def line(self, pipelines: int = 1) -> str:
         seconds = time.monotonic() - self.started
         body = {
+            "pipelines": pipelines,
             "window_s": round(seconds, 1),
             "polls": self.polls,
             "poll_requests": self.poll_requests,
@@ -120,12 +145,23 @@ class LandingScanner:
         self.manifests.attach()
 
         def count(**_: Any) -> None:
+            if _requester.get() not in (None, self):
+                return
             if _requests_of.get() == "sweep":
                 self.stats.sweep_requests += 1
             else:
                 self.stats.poll_requests += 1
 
         client.meta.events.register("before-send.s3", count)
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[None]:
+        """Requests made inside count as this scanner's (the client is shared by every pipeline's)."""
+        token = _requester.set(self)
+        try:
+            yield
+        finally:
+            _requester.reset(token)
 
     async def _pages(self, client: Any, prefix: str, **extra: str) -> AsyncIterator[dict]:
         paginator = client.get_paginator("list_objects_v2")

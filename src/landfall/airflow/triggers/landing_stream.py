@@ -1,245 +1,241 @@
-"""The landing watcher's shared stream: polls, one signed event per poll, and what happens on `advance()`.
+"""The landing watcher's shared stream: one poll loop for every pipeline, one signed event per pipeline
+per poll that found something, and what happens on `advance()`.
 
-See `landfall.airflow.triggers.s3_landing` for the exactly-once contract this keeps.
+See `landfall.airflow.triggers.s3_landing` for the exactly-once contract this keeps. One `PrefixWatcher`
+per pipeline holds that pipeline's state; the producer owns what they share: the S3 client, the queue in
+queue mode, the loop, the heartbeat and the reconciliation sweeps.
+
+The producer watches only the pipelines whose triggers follow the stream in this triggerer
+(`SUBSCRIPTIONS`): with two triggerers, each polls the prefixes of the triggers it runs, and a pipeline
+whose trigger is not here is not reported here. A pipeline whose trigger leaves is forgotten, and is
+started afresh (batch records read, one sweep) when it comes back, as a new stream would.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from airflow.triggers.shared_stream import AdvanceItem, SharedStreamProducer
+from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome, SharedStreamProducer
 
 from landfall.airflow.triggers.aws_clients import bounded_client
-from landfall.airflow.triggers.landing_scan import LandingScanner, ScanStats
+from landfall.airflow.triggers.landing_scan import ScanStats
 from landfall.airflow.triggers.landing_watch import LandingWatch
 from landfall.airflow.triggers.notifications import Notification, NotificationQueue, queue_for
-from landfall.pipeline.keys import batch_claim, batch_record, batches_prefix
-from landfall.pipeline.landing import Landing, landed_event, signing_key
+from landfall.airflow.triggers.prefix_watcher import Batch, PrefixWatcher, Report
+from landfall.pipeline.landing import landed_event, signing_key
 
 log = logging.getLogger(__name__)
+
+__all__ = ["SUBSCRIPTIONS", "TICK", "Batch", "LandingProducer", "Report", "persisted"]
 
 TICK = {"type": "tick"}
 HEARTBEAT_S = 30.0
 """Longest gap between two items of the stream: far below the shared-stream ack timeout (300 s)."""
 STATS_S = 60.0
 """How often the watcher logs what its polls and sweeps cost (`Watcher stats {...}`)."""
-_CLAIM_CHECKS_PER_POLL = 200
 
 
-@dataclass
-class Batch:
-    """A persisted batch awaiting its ingest run's claim."""
-
-    landings: list[Landing]
-    persisted_at: float
-    attempts: int = 0
-    requeued: bool = False  # re-reported, waiting for that report to be persisted
+def persisted(outcome: AdvanceOutcome) -> bool:
+    """Whether the event's own pipeline stored it. Every other pipeline's trigger rejects it
+    (`S3LandingTrigger.filter_shared_stream`), so an ack can only come from the owner; no ack means the
+    owner was not following the stream when the event went out, and its landings are reported again."""
+    return outcome.failed == 0 and outcome.acked > 0
 
 
-@dataclass
-class Report:
-    """What one event carries to `advance()`: its landings and the stranded batches it re-reports."""
+class Subscriptions:
+    """Which pipelines' triggers follow each stream in this triggerer process, and a wake-up for the
+    stream's producer when that changes (so a pipeline that just subscribed is polled at once)."""
 
-    batch: str
-    landings: list[Landing]
-    replaces: list[str] = field(default_factory=list)
-    tokens: list[Any] = field(default_factory=list)  # queue mode: the messages acknowledged once persisted
+    def __init__(self) -> None:
+        self._following: dict[Hashable, Counter[str]] = {}
+        self._listeners: dict[Hashable, set[asyncio.Event]] = {}
+
+    @contextmanager
+    def following(self, key: Hashable, pipeline: str) -> Iterator[None]:
+        self._following.setdefault(key, Counter())[pipeline] += 1
+        self._changed(key)
+        try:
+            yield
+        finally:
+            counts = self._following[key]
+            counts[pipeline] -= 1
+            if counts[pipeline] <= 0:
+                del counts[pipeline]
+            self._changed(key)
+
+    def of(self, key: Hashable) -> Callable[[], Collection[str]]:
+        return lambda: set(self._following.get(key, ()))
+
+    @contextmanager
+    def listening(self, key: Hashable, changed: asyncio.Event) -> Iterator[None]:
+        self._listeners.setdefault(key, set()).add(changed)
+        try:
+            yield
+        finally:
+            self._listeners[key].discard(changed)
+
+    def _changed(self, key: Hashable) -> None:
+        for event in self._listeners.get(key, ()):
+            event.set()
+
+
+SUBSCRIPTIONS = Subscriptions()
 
 
 class LandingProducer(SharedStreamProducer):
-    """Finds unreported landings (`LandingScanner`), reports them, records them once Airflow persisted."""
+    """Polls every followed pipeline's prefix, reports new landings, records them once Airflow persisted.
 
-    def __init__(self, watch: LandingWatch) -> None:
-        self.watch, self.knobs = watch, watch.knobs
-        self.bucket, self.prefix, self.ledger = watch.bucket, watch.prefix, watch.ledger_prefix
+    `followed`: the pipelines to watch now; unset, every pipeline of the watch (a producer driven
+    directly, as the tests and the benchmark do)."""
+
+    def __init__(
+        self,
+        watch: LandingWatch,
+        followed: Callable[[], Collection[str]] | None = None,
+        key: Hashable | None = None,
+    ) -> None:
+        self.watch, self.knobs, self.bucket = watch, watch.knobs, watch.bucket
+        self.watchers = {w.pipeline: PrefixWatcher(watch.bucket, w, watch.knobs) for w in watch.prefixes}
+        self._followed = followed
+        self._key = key
         self.queue_url = watch.queue_url  # queue mode: bucket notifications say which folder to look at
-        self.scanner = LandingScanner(
-            self.bucket,
-            self.prefix,
-            self.ledger,
-            watch.parts(),
-            self.knobs.open_days,
-            self.knobs.ledger_retention_days * 86400,
-        )
-        self._in_flight: set[tuple[str, str]] = set()
-        self._awaiting: dict[str, Batch] = {}
         self._client: Any = None
-        self._key: bytes = b""
-        self._started = False  # batch records read and the first sweep done, once per stream
+        self._signing_key: bytes = b""
         self._queue: NotificationQueue | None = None
+        self._changed: asyncio.Event | None = None
+
+    def watcher(self, pipeline: str | None = None) -> PrefixWatcher:
+        """A pipeline's watcher; without a name, the only one."""
+        if pipeline is None:
+            [only] = self.watchers.values()
+            return only
+        return self.watchers[pipeline]
+
+    @property
+    def scanner(self) -> Any:
+        """The only pipeline's scanner (a one-pipeline watch)."""
+        return self.watcher().scanner
 
     async def _connect(self) -> Any:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         return await bounded_client(S3Hook, self.watch.aws_conn_id)  # no call outlasts the ack timeout
 
-    async def _list(self, client: Any, prefix: str) -> AsyncIterator[dict[str, Any]]:
-        paginator = client.get_paginator("list_objects_v2")
-        async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                yield obj
-
-    async def unreported(self, client: Any, notified: list[str] | None = None) -> list[Landing]:
-        """Landings not reported yet and not on their way, oldest first: in list mode from the folders
-        that can change, in queue mode from the folders of the notified keys."""
-        found = await (
-            self.scanner.poll(client) if notified is None else self.scanner.look_at(client, notified)
-        )
-        # Both checks after the scan, with no await between them: `advance()` records a landing and only
-        # then takes it out of flight, so one of the two always holds for a landing reported already.
-        fresh = [
-            landing
-            for landing in found
-            if landing.identity not in self._in_flight and not self.scanner.recorded(landing)
-        ]
-        fresh.sort(key=lambda landing: (landing.last_modified, landing.key))
-        return fresh
-
-    async def _load_awaiting(self, client: Any) -> None:
-        """Batches an earlier triggerer persisted but saw no claim for: watched again from now."""
-        async for obj in self._list(client, batches_prefix(self.ledger)):
-            batch = obj["Key"].rsplit("/", 1)[-1].removesuffix(".json")
-            try:
-                body = await client.get_object(Bucket=self.bucket, Key=obj["Key"])
-                record = json.loads(await body["Body"].read())
-                landings = [Landing.from_payload(p) for p in record["landings"]]
-            except Exception as error:  # a broken record must not stop the watcher
-                log.warning("Ignoring unreadable batch record %s: %s", obj["Key"], error)
-                continue
-            self._awaiting[batch] = Batch(landings, time.monotonic(), int(record.get("attempts", 0)))
-            self.scanner.record(landings)  # persisted by Airflow before that triggerer stopped
-        if self._awaiting:
-            log.info(
-                "Watching %d batch(es) persisted before this start for their ingest runs", len(self._awaiting)
-            )
-
-    async def _stranded(self, client: Any) -> list[tuple[str, Batch]]:
-        """Batches whose claim is overdue: no ingest run received them."""
-        now, due = time.monotonic(), []
-        checked = 0
-        for batch, entry in list(self._awaiting.items()):
-            if entry.requeued or now - entry.persisted_at < self.knobs.requeue_after_s * 2**entry.attempts:
-                continue
-            if checked >= _CLAIM_CHECKS_PER_POLL:
-                break
-            checked += 1
-            if await self._exists(client, batch_claim(self.ledger, batch)):
-                del self._awaiting[batch]
-                await self._delete(client, batch_record(self.ledger, batch))
-                await self._delete(client, batch_claim(self.ledger, batch))
-            else:
-                due.append((batch, entry))
-        return due
-
-    async def _exists(self, client: Any, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            await client.head_object(Bucket=self.bucket, Key=key)
-            return True
-        except ClientError as error:
-            if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-                return False
-            raise
-
-    async def _delete(self, client: Any, key: str) -> None:
-        try:
-            await client.delete_object(Bucket=self.bucket, Key=key)
-        except Exception as error:  # housekeeping only
-            log.warning("Could not delete s3://%s/%s: %s", self.bucket, key, error)
+    def _active(self) -> list[PrefixWatcher]:
+        """The watchers of the pipelines followed now; one whose trigger left starts afresh next time."""
+        followed = None if self._followed is None else self._followed()
+        active = []
+        for name, watcher in list(self.watchers.items()):
+            if followed is None or name in followed:
+                active.append(watcher)
+            elif watcher.started:
+                log.info(
+                    "%s: its trigger left this triggerer; no longer watching s3://%s/%s/",
+                    name,
+                    self.bucket,
+                    watcher.prefix,
+                )
+                fresh = PrefixWatcher(self.bucket, watcher.watched, self.knobs)
+                fresh.scanner.attach(self._client)
+                self.watchers[name] = fresh
+        return active
 
     async def _poll(self, client: Any, notes: list[Notification] | None = None) -> list[Report]:
-        """What this poll reports: one report with the new landings and any stranded batches."""
-        await self.scanner.flush(client)
-        stranded = await self._stranded(client)
-        found = await self.unreported(client, None if notes is None else [n.key for n in notes if n.key])
-        fresh, later = found[: self.knobs.max_objects_per_event], found[self.knobs.max_objects_per_event :]
-        self.scanner.report_again(later)  # the next poll's event carries them
-        tokens = [note.token for note in notes or []]
-        if not stranded and not fresh:
-            if tokens and self._queue is not None:
+        """One report per followed pipeline that has new landings or stranded batches. In queue mode each
+        pipeline looks at the keys notified under its prefix, and its report carries their messages. A
+        message naming keys of two pipelines goes with the first one's report; the second still looks at
+        its keys, and what it reports stays in this process's memory until persisted."""
+        reports, taken = [], set()
+        for watcher in self._active():
+            if not watcher.started:
+                await watcher.start(client)  # raises (S3 down): the loop backs off and tries again
+            mine = None if notes is None else [n for n in notes if n.key and watcher.watched.owns(n.key)]
+            tokens = []
+            for note in mine or []:
+                if id(note.token) not in taken:
+                    taken.add(id(note.token))
+                    tokens.append(note.token)
+            report = await watcher.poll(client, None if mine is None else [n.key for n in mine], tokens)
+            if report is not None:
+                reports.append(report)
+            elif tokens and self._queue is not None:
                 await self._queue.ack(tokens)  # nothing new in what they named: nothing to persist
-            return []
-        landings = {landing.identity: landing for landing in fresh}
-        for batch, entry in stranded:
-            entry.requeued = True
-            log.warning(
-                "Batch %s (%d landing(s)) was not received by an ingest run within %.0fs: reporting it again",
-                batch,
-                len(entry.landings),
-                self.knobs.requeue_after_s * 2**entry.attempts,
-            )
-            for landing in entry.landings:
-                landings.setdefault(landing.identity, landing)
-        for landing in fresh:
-            self._in_flight.add(landing.identity)
-            log.info("New landing s3://%s/%s (version %s)", self.bucket, landing.key, landing.version)
-        replaced = [batch for batch, _ in stranded]
-        return [Report(uuid.uuid4().hex, list(landings.values()), replaced, tokens)]
+        # Keys under no followed pipeline's prefix: a pipeline not here starts with a sweep anyway.
+        others = {id(n.token): n.token for n in notes or [] if id(n.token) not in taken}
+        if others and self._queue is not None:
+            await self._queue.ack(list(others.values()))
+        return reports
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
-        self._key = signing_key()
+        self._signing_key = signing_key()
+        self._changed = asyncio.Event()
         async with await self._connect() as client:
             self._client = client
-            self.scanner.attach(client)
-            sweeper: asyncio.Task[None] | None = None
+            for watcher in self.watchers.values():
+                watcher.scanner.attach(client)
+            sweeper = asyncio.create_task(self._sweep_every_interval(client))
             failures, stats_due = 0, time.monotonic() + STATS_S
             try:
-                while True:
-                    notes: list[Notification] | None = None
-                    try:
-                        if not self._started:
-                            await self._load_awaiting(client)
-                            await self.scanner.load_legacy(client)
-                            await self._sweep(client)  # landings made while no watcher ran, anywhere
-                            self._started = True
-                        if sweeper is None:
-                            sweeper = asyncio.create_task(self._sweep_every_interval(client))
-                        if self.queue_url:
-                            notes = await self._notifications(self.knobs.max_objects_per_event)
-                        reports = await self._poll(client, notes)
-                        failures = 0
-                    except Exception as error:  # S3 down or throttling: keep watching, back off, never crash
-                        if notes:  # delivered again (here or to another triggerer), not held unacked
-                            await self._release_quietly([note.token for note in notes])
-                        failures += 1
-                        delay = min(self.knobs.poll_interval_s * 2**failures, 60.0)
-                        log.warning(
-                            "Polling s3://%s/%s failed (%s); retrying in %.0fs",
-                            self.bucket,
-                            self.prefix,
-                            error,
-                            delay,
-                        )
-                        async for tick in self._ticks(delay):
-                            yield tick
-                        continue
-                    for report in reports:
-                        yield landed_event(self._key, self.bucket, report.batch, report.landings), report
-                    # A subscriber resolves an event when it pulls the next one; the tick lets the last
-                    # event of a poll be acknowledged without waiting for the next landing.
-                    yield TICK, None
-                    if time.monotonic() >= stats_due:
-                        log.info("Watcher stats %s", self.scanner.stats.line())
-                        self.scanner.stats = ScanStats()
-                        stats_due = time.monotonic() + STATS_S
-                    if not self.queue_url:  # queue mode waits in receive() instead
-                        async for tick in self._ticks(self.knobs.poll_interval_s):
-                            yield tick
+                with SUBSCRIPTIONS.listening(self._key, self._changed):
+                    while True:
+                        self._changed.clear()
+                        notes: list[Notification] | None = None
+                        try:
+                            if self.queue_url:
+                                notes = await self._notifications(self.knobs.max_objects_per_event)
+                            reports = await self._poll(client, notes)
+                            failures = 0
+                        except Exception as error:  # S3 down or throttling: keep watching, back off
+                            if notes:  # delivered again (here or to another triggerer), not held unacked
+                                await self._release_quietly([note.token for note in notes])
+                            failures += 1
+                            delay = min(self.knobs.poll_interval_s * 2**failures, 60.0)
+                            log.warning(
+                                "Polling s3://%s/ (%s) failed (%s); retrying in %.0fs",
+                                self.bucket,
+                                ", ".join(w.prefix for w in self.watchers.values()),
+                                error,
+                                delay,
+                            )
+                            async for tick in self._ticks(delay):
+                                yield tick
+                            continue
+                        for report in reports:
+                            event = landed_event(
+                                self._signing_key, self.bucket, report.batch, report.landings, report.pipeline
+                            )
+                            yield event, report
+                        # A subscriber resolves an event when it pulls the next one; the tick lets the last
+                        # event of a poll be acknowledged without waiting for the next landing.
+                        yield TICK, None
+                        if time.monotonic() >= stats_due:
+                            self._log_stats()
+                            stats_due = time.monotonic() + STATS_S
+                        if not self.queue_url:  # queue mode waits in receive() instead
+                            async for tick in self._ticks(self.knobs.poll_interval_s):
+                                yield tick
             finally:
-                if sweeper is not None:
-                    sweeper.cancel()
+                sweeper.cancel()
                 if self._queue is not None:
                     await self._queue.close()
                     self._queue = None
+
+    def _log_stats(self) -> None:
+        """One line for the whole stream (the benchmark reads it): requests add up over the pipelines."""
+        started = [w for w in self.watchers.values() if w.started]
+        if not started:
+            return
+        log.info(
+            "Watcher stats %s", ScanStats.combined([w.scanner.stats for w in started]).line(len(started))
+        )
+        for watcher in started:
+            watcher.scanner.stats = ScanStats()
 
     async def _release_quietly(self, tokens: list[Any]) -> None:
         try:
@@ -258,38 +254,38 @@ class LandingProducer(SharedStreamProducer):
             log.info("Watching bucket notifications from %s", self.queue_url)
         return await self._queue.receive(min(self.knobs.poll_interval_s, HEARTBEAT_S), most)
 
-    async def _sweep(self, client: Any) -> None:
-        await self.scanner.sweep(client)
-        stats = self.scanner.stats
-        log.info(
-            "Reconciliation sweep of s3://%s/%s/: %d object(s) in %d folder(s), %d request(s), %.1fs, "
-            "%.2f CPU s; %d folder(s) compacted so far",
-            self.bucket,
-            self.prefix,
-            stats.swept_objects,
-            stats.swept_folders,
-            stats.sweep_requests,
-            stats.sweep_s,
-            stats.sweep_cpu_s,
-            stats.compacted,
-        )
-
     async def _sweep_every_interval(self, client: Any) -> None:
         while True:
             await asyncio.sleep(self.knobs.reconcile_interval_s)
-            try:
-                await self._sweep(client)
-            except Exception as error:  # the next sweep tries again; polls go on meanwhile
-                log.warning("Reconciliation sweep of s3://%s/%s failed: %s", self.bucket, self.prefix, error)
+            for watcher in list(self.watchers.values()):
+                if not watcher.started:
+                    continue
+                try:
+                    await watcher.sweep(client)
+                except Exception as error:  # the next sweep tries again; polls go on meanwhile
+                    log.warning(
+                        "Reconciliation sweep of s3://%s/%s failed: %s", self.bucket, watcher.prefix, error
+                    )
 
-    @staticmethod
-    async def _ticks(seconds: float) -> AsyncIterator[tuple[dict[str, str], None]]:
-        """Sleep `seconds`, yielding a heartbeat tick at least every HEARTBEAT_S."""
+    async def _ticks(self, seconds: float) -> AsyncIterator[tuple[dict[str, str], None]]:
+        """Sleep `seconds`, yielding a heartbeat tick at least every HEARTBEAT_S; a pipeline subscribing
+        or leaving ends the sleep early."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(left, HEARTBEAT_S))
+            if self._changed is not None:
+                try:
+                    await asyncio.wait_for(self._changed.wait(), min(left, HEARTBEAT_S))
+                    return
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(min(left, HEARTBEAT_S))
             if deadline - time.monotonic() > 0:
                 yield TICK, None
+
+    def get_advance_lane(self, broker_payload: Any) -> Hashable:
+        # One lane per pipeline: a pipeline whose event waits for its persist never holds up another's.
+        return broker_payload.pipeline if isinstance(broker_payload, Report) else None
 
     async def advance(self, batch: Sequence[AdvanceItem]) -> None:
         # Never raises: an exception here would end the whole stream and re-report every open event.
@@ -297,55 +293,19 @@ class LandingProducer(SharedStreamProducer):
             report = item.broker_payload
             if not isinstance(report, Report):
                 continue
+            watcher = self.watchers.get(report.pipeline)
             try:
-                if item.outcome.is_clean:
-                    await self._persisted(report)
+                if watcher is None:
+                    continue
+                if persisted(item.outcome):
+                    await watcher.persisted(self._client, report)
+                    if report.tokens and self._queue is not None:
+                        await self._queue.ack(report.tokens)  # only now: the event is persisted and recorded
                 else:
-                    await self._not_persisted(report, item.outcome)
+                    watcher.not_persisted(report, item.outcome)
+                    if report.tokens and self._queue is not None:
+                        await self._queue.release(report.tokens)  # delivered again, here or elsewhere
             except Exception as error:
                 log.exception(
                     "Recording batch %s failed (%s); its landings stay acknowledged", report.batch, error
                 )
-
-    async def _not_persisted(self, report: Report, outcome: Any) -> None:
-        log.warning(
-            "Batch %s was not confirmed (%s); its landings will be reported again", report.batch, outcome
-        )
-        for landing in report.landings:
-            self._in_flight.discard(landing.identity)
-        self.scanner.report_again(report.landings)
-        if report.tokens and self._queue is not None:
-            await self._queue.release(report.tokens)  # delivered again, here or to another triggerer
-        for old in report.replaces:
-            if old in self._awaiting:
-                self._awaiting[old].requeued = False
-
-    async def _persisted(self, report: Report) -> None:
-        attempts = 1 + max(
-            (self._awaiting[old].attempts for old in report.replaces if old in self._awaiting), default=-1
-        )
-        record = {
-            "batch": report.batch,
-            "landings": [landing.as_payload() for landing in report.landings],
-            "attempts": attempts,
-            "persisted_at": datetime.now(UTC).isoformat(),
-        }
-        try:
-            await self._client.put_object(
-                Bucket=self.bucket,
-                Key=batch_record(self.ledger, report.batch),
-                Body=json.dumps(record).encode(),
-                ContentType="application/json",
-            )
-        except Exception as error:
-            log.warning("Batch record %s not written (%s): watched in memory only", report.batch, error)
-        self._awaiting[report.batch] = Batch(report.landings, time.monotonic(), attempts)
-        for old in report.replaces:
-            self._awaiting.pop(old, None)
-            await self._delete(self._client, batch_record(self.ledger, old))
-        self.scanner.record(report.landings)
-        for landing in report.landings:
-            self._in_flight.discard(landing.identity)
-        await self.scanner.flush(self._client)
-        if report.tokens and self._queue is not None:
-            await self._queue.ack(report.tokens)  # only now: the event is persisted and recorded

@@ -1,11 +1,17 @@
-"""S3 landing watcher: every new landing under the landing prefix is reported, and its ingest run happens.
+"""S3 landing watcher: every new landing under a pipeline's landing prefix is reported, and its ingest run
+happens.
 
-How "exactly once" is kept, across bursts and triggerer restarts:
+How "exactly once" is kept, across bursts, triggerer restarts and many pipelines:
 
 * The trigger is a shared-stream `BaseEventTrigger` in **ack mode** (`airflow.triggers.shared_stream`). A
   `LandingProducer` (`landing_stream`) polls every `poll_interval_s` seconds and fires **one event per
-  poll** carrying the new landings (at most `max_objects_per_event`; the rest wait for the next poll).
-  Its settings travel as one `LandingWatch` (`landing_watch`), which is also the shared-stream key.
+  pipeline per poll** carrying its new landings (at most `max_objects_per_event`; the rest wait for the
+  next poll). Its settings travel as one `LandingWatch` (`landing_watch`), which is also the shared-stream
+  key: every pipeline's trigger carries the same watch, so one stream (one client, one loop, one queue)
+  serves them all, and each pipeline's trigger fires only the events of its own pipeline.
+* Every trigger sees every event. A trigger *rejects* another pipeline's event rather than skipping it,
+  so an event counts as persisted only when its own pipeline's trigger acknowledged it; an event sent
+  while that trigger was not following the stream (a restart, another triggerer) is reported again.
   Several events back to back would strand work: Airflow 3.3 queues an asset-triggered run with one row
   per (asset, DAG) stamped with the first event's time, and events persisted before the scheduler
   consumes that row wait for some later event.
@@ -38,38 +44,56 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
+from airflow.triggers.shared_stream import reject_shared_stream_event
 
-from landfall.airflow.triggers.landing_stream import TICK, LandingProducer
-from landfall.airflow.triggers.landing_watch import LandingWatch
+from landfall.airflow.triggers.landing_stream import SUBSCRIPTIONS, TICK, LandingProducer
+from landfall.airflow.triggers.landing_watch import LandingWatch, WatchedPrefix
 from landfall.pipeline.landing import EVENT_TYPE
 
-__all__ = ["TICK", "LandingProducer", "LandingWatch", "S3LandingTrigger"]
+__all__ = ["TICK", "LandingProducer", "LandingWatch", "S3LandingTrigger", "WatchedPrefix"]
 
 
 class S3LandingTrigger(BaseEventTrigger):
-    """Fires one `TriggerEvent` per poll that found new (or stranded) landings under the watched prefix.
+    """Fires one `TriggerEvent` per poll that found new (or stranded) landings of its pipeline.
 
-    Its one argument, `watch`, is a `LandingWatch` (or the JSON of one, as the triggerer passes it back)."""
+    `watch` is the `LandingWatch` of every pipeline (or the JSON of one, as the triggerer passes it back):
+    the same in every pipeline's trigger, so all of them share one stream. `pipeline` says whose events
+    this trigger fires; it may be left out when the watch has one pipeline."""
 
-    def __init__(self, *, watch: LandingWatch | dict[str, Any]) -> None:
+    def __init__(self, *, watch: LandingWatch | dict[str, Any], pipeline: str | None = None) -> None:
         super().__init__()
         self.watch = watch if isinstance(watch, LandingWatch) else LandingWatch.model_validate(watch)
+        if pipeline is None:
+            if len(self.watch.prefixes) != 1:
+                raise ValueError("a watch of several pipelines needs the trigger's pipeline")
+            pipeline = self.watch.prefixes[0].pipeline
+        self.watch.of(pipeline)  # KeyError: not one of the watched pipelines
+        self.pipeline = pipeline
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return f"{type(self).__module__}.{type(self).__qualname__}", {"watch": self.watch.as_kwargs()}
+        kwargs = {"watch": self.watch.as_kwargs(), "pipeline": self.pipeline}
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     def shared_stream_key(self) -> tuple[str, str]:
-        return self.watch.stream_key()
+        return self.watch.stream_key()  # the pipeline is left out: every pipeline shares the stream
 
     @classmethod
     def create_shared_stream_producer(cls, kwargs: dict[str, Any]) -> LandingProducer:
-        return LandingProducer(LandingWatch.model_validate(kwargs["watch"]))
+        watch = LandingWatch.model_validate(kwargs["watch"])
+        key = watch.stream_key()
+        return LandingProducer(watch, followed=SUBSCRIPTIONS.of(key), key=key)
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        async for raw in shared_stream:
-            if raw.get("type") != EVENT_TYPE:
-                continue
-            yield TriggerEvent(raw)
+        with SUBSCRIPTIONS.following(self.shared_stream_key(), self.pipeline):
+            async for raw in shared_stream:
+                if raw.get("type") != EVENT_TYPE:
+                    continue
+                if raw.get("pipeline", self.pipeline) != self.pipeline:
+                    # Another pipeline's event. Rejected, not skipped: a skip counts as an ack, and the
+                    # producer takes an ack as the owner's (`landing_stream.persisted`).
+                    reject_shared_stream_event()
+                    continue
+                yield TriggerEvent(raw)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # The triggerer always drives this trigger through its shared stream (shared_stream_key is set).

@@ -107,6 +107,16 @@ def format_table(results: dict[str, Any]) -> str:
     if "dag_parse_s" in results:
         parse = results["dag_parse_s"]
         rows.append(("DAG parse per file (max / mean)", f"{parse['max']} / {parse['mean']} s"))
+    if "watcher_pipelines" in results:
+        watched = results["watcher_pipelines"]
+        one, ten = watched.get("pipelines_1", {}), watched.get("pipelines_10", {})
+        rows.append(
+            (
+                "watcher requests per poll, 1 / 10 pipelines",
+                f"{one.get('requests_per_poll')} / {ten.get('requests_per_poll')} "
+                f"({one.get('poll_ms')} / {ten.get('poll_ms')} ms per poll)",
+            )
+        )
     if "event_to_run_start_s" in results:
         latency = results["event_to_run_start_s"]
         rows.append(

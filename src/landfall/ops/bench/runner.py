@@ -26,6 +26,7 @@ from landfall.ops.bench.report import add_comparison, format_table, write
 from landfall.ops.bench.rss import RssSampler
 from landfall.ops.bench.serving_load import LoadOptions, serving_phase
 from landfall.ops.bench.trainer_fit import trainer_fit_times
+from landfall.ops.bench.watcher_pipelines import requests_per_poll
 from landfall.ops.bench.watcher_scale import watcher_scale
 from landfall.ops.bench.window_quality import window_vs_one_day
 
@@ -110,6 +111,10 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
         bench = Bench(stack, stack.api(), options, sampler, echo)
         phases: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("DAG parse", bench.dag_parse),
+            (
+                "watcher: requests per poll with 1 and 10 pipelines",
+                lambda: requests_per_poll(settings, stack.s3_client()),
+            ),
             # First, on the empty landing prefix; the phases after it run beside its history.
             *(
                 [(f"watcher at {objects:,} objects", lambda: watcher_scale(bench, objects))]
