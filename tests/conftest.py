@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from landfall.core.paths import DEFAULT_CONFIG_FILE
+from landfall.ops.config_check import write_with_only
 
 # Must happen before anything calls landfall.core.settings.get_settings() (it is cached per process).
 _STATE = Path(os.environ.get("LANDFALL_TEST_STATE_DIR") or tempfile.mkdtemp(prefix="landfall-test-"))
@@ -65,7 +66,13 @@ os.environ["AIRFLOW_HOME"] = str(_STATE / "airflow")
 _USER_CONFIG = os.environ.get("LANDFALL_TEST_USER_CONFIG", os.environ.get("LANDFALL_CONFIG", ""))
 os.environ["LANDFALL_TEST_USER_CONFIG"] = _USER_CONFIG
 _STATE.mkdir(parents=True, exist_ok=True)
-(_STATE / "landfall.yaml").write_text(Path(_USER_CONFIG or DEFAULT_CONFIG_FILE).read_text())
+if _USER_CONFIG:
+    (_STATE / "landfall.yaml").write_text(Path(_USER_CONFIG).read_text())
+else:
+    # The shipped config runs churn and prices; the stacks of the tests run churn alone (a test that wants
+    # another pipeline adds it, as tests/e2e/test_pipelines_e2e.py does), so that each chain's tests do not
+    # pay for a second chain on two cores. tests/unit/test_shipped_config.py checks prices as shipped.
+    write_with_only(DEFAULT_CONFIG_FILE, _STATE / "landfall.yaml", "churn")
 os.environ["LANDFALL_CONFIG"] = str(_STATE / "landfall.yaml")
 
 

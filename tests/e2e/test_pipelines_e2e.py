@@ -278,3 +278,18 @@ def test_pipelines_of_each_task_type_are_judged_in_their_metric_and_served_after
     assert set(models) == {"churn", "tiers", "prices", "listings"}
     assert _champion(settings.mlflow.model_name) == churn_champion
     assert _served_version(stack, "churn") == churn_champion
+
+
+def test_landfall_demo_follows_a_pipeline_to_its_champion_and_asks_the_service(launcher, added):
+    """`make demo` runs `landfall demo`, which follows every configured pipeline in turn; here one of them,
+    by name, on the running stack: land, the whole chain, the champion and one answer of the service."""
+    day = unique_day(2860)
+    result = CliRunner().invoke(main, ["demo", "--pipeline", "prices", "--date", day, "--timeout", "300"])
+    assert result.exit_code == 0, result.output
+    assert "prices: PUT -> ingest run queued" in result.output
+    assert (
+        "Decision: " in result.output
+        and f"Champion: landfall-prices version {_champion('landfall-prices')}" in result.output
+    )
+    assert "/v1/models/prices/predict (one row -> " in result.output, result.output
+    assert partition_events(launcher.api(), added["prices"].names.evaluation, day)

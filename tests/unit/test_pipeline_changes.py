@@ -26,3 +26,16 @@ def test_the_same_config_again_changes_nothing_and_the_record_survives_a_restart
     assert recorded(tmp_path / "pipelines.json") is None
     record(tmp_path / "pipelines.json", now)
     assert not changes(recorded(tmp_path / "pipelines.json"), fingerprints(load_project()))
+
+
+def test_the_state_folder_named_absolute_by_landfall_env_is_no_change(tmp_path, monkeypatch):
+    """After `eval "$(landfall env)"` the shell holds the state folder as an absolute path; the next `up`
+    from that shell once restarted the triggerer, the dag-processor and serving for nothing."""
+    write_config(tmp_path, monkeypatch, pipeline_block("churn"))
+    monkeypatch.delenv("LANDFALL_STACK__STATE_DIR", raising=False)
+    before = fingerprints(load_project())
+    state = load_project().settings_for("churn").stack.state_path
+    monkeypatch.setenv("LANDFALL_STACK__STATE_DIR", str(state))
+    assert not changes(before, fingerprints(load_project()))
+    monkeypatch.setenv("LANDFALL_STACK__STATE_DIR", str(tmp_path / "elsewhere"))
+    assert changes(before, fingerprints(load_project())).changed == ["churn"]

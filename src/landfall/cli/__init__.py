@@ -246,27 +246,40 @@ def land(
 
 @main.command()
 @click.option("--date", "day", default=None, callback=_parse_date, help="Partition to land (default: today).")
-@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for the pipeline.")
-@pipeline_option
+@click.option("--timeout", default=600, show_default=True, help="Seconds to wait for each pipeline.")
+@click.option(
+    "--pipeline",
+    default=None,
+    metavar="NAME",
+    help="Only this pipeline (a key of `pipelines:` in config); default: every pipeline, one after another.",
+)
 def demo(day: date | None, timeout: float, pipeline: str | None) -> None:
-    """Bring the stack up, land one day of data and follow it through every DAG to the champion."""
+    """Bring the stack up, land one day of data for each pipeline and follow it through every DAG to its
+    champion and the scoring service."""
     from landfall.ops.demo import DemoFailed, champion_line, run_demo, serving_line
-    from landfall.ops.stack.launcher import StackError
+    from landfall.ops.stack.launcher import Stack, StackError
 
-    stack = _stack(pipeline)
-    try:
-        result = run_demo(stack, day or datetime.now(UTC).date(), timeout, click.echo)
-    except (StackError, DemoFailed) as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(
-        f"\nPUT -> ingest run queued {result.put_to_queued_s:.1f}s; "
-        f"PUT -> end of deploy {result.put_to_deploy_s:.0f}s"
-    )
-    click.echo(f"Decision: {'DEPLOYED' if result.promoted else 'not deployed'} - {result.reason}")
-    if line := champion_line(stack):
-        click.echo(line)
-        click.echo(serving_line(stack))
-    click.echo(stack.summary())
+    project = _project()
+    names = [_settings(pipeline).pipeline] if pipeline else project.names()
+    stack = None
+    for name in names:
+        stack = Stack(project.settings_for(name), echo=click.echo)
+        if len(names) > 1:
+            click.echo(f"\n== pipeline {name} ==")
+        try:
+            result = run_demo(stack, day or datetime.now(UTC).date(), timeout, click.echo)
+        except (StackError, DemoFailed) as error:
+            raise click.ClickException(f"{name}: {error}") from None
+        click.echo(
+            f"\n{name}: PUT -> ingest run queued {result.put_to_queued_s:.1f}s; "
+            f"PUT -> end of deploy {result.put_to_deploy_s:.0f}s"
+        )
+        click.echo(f"Decision: {'DEPLOYED' if result.promoted else 'not deployed'} - {result.reason}")
+        if line := champion_line(stack):
+            click.echo(line)
+            click.echo(serving_line(stack))
+    if stack is not None:
+        click.echo(stack.summary())
 
 
 @main.command("render-pods")

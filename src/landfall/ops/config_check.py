@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from landfall.core.settings import ConfigError, config_file, load_project
+
+
+def write_with_only(source: Path, target: Path, *pipelines: str) -> Path:
+    """A copy of the config file `source` that keeps only the named pipelines, at `target`: a stack that
+    exercises one chain (the benchmark's phases are churn's) without paying for the others."""
+    config = yaml.safe_load(source.read_text())
+    config["pipelines"] = {name: config["pipelines"][name] for name in pipelines}
+    target.write_text(yaml.safe_dump(config, sort_keys=False))
+    return target
 
 
 def check_config() -> tuple[bool, list[str]]:

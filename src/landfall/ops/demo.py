@@ -101,8 +101,10 @@ def serving_line(stack: Stack) -> str:
     client = ServingClient(
         stack.ctx.serving_url, stack.state.secrets().serving_token, pipeline=stack.settings.pipeline
     )
-    landing = stack.settings.landing
-    rows = as_rows(sample_batch(landing, 1, seed=7)[landing.feature_columns])
+    landing, pipeline = stack.settings.landing, stack.settings.pipeline
+    rows = as_rows(
+        sample_batch(landing, 1, seed=7, task=stack.settings.training.task)[landing.feature_columns]
+    )
     try:
         answer = client.predict(rows)
     except ServingError as error:
@@ -110,4 +112,5 @@ def serving_line(stack: Stack) -> str:
     prediction = answer["predictions"][0]
     probability = (answer.get("probabilities") or [{}])[0].get(str(prediction))
     shown = f"{prediction}" + ("" if probability is None else f", p={probability:.2f}")
-    return f"Serving: version {answer['version']} at {stack.ctx.serving_url}/predict (one row -> {shown})"
+    route = f"{stack.ctx.serving_url}/v1/models/{pipeline}/predict"
+    return f"Serving: version {answer['version']} at {route} (one row -> {shown})"

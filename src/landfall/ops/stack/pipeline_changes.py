@@ -38,11 +38,16 @@ class PipelineChanges(NamedTuple):
 
 
 def fingerprints(project: ProjectSettings) -> dict[str, str]:
-    """Each valid pipeline's resolved settings, hashed."""
-    return {
-        settings.pipeline: hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
-        for settings in project.all_settings()
-    }
+    """Each valid pipeline's resolved settings, hashed. The state folder counts as the folder it names:
+    `landfall env` exports it absolute, and `.landfall` from the shell that ran `eval "$(landfall env)"`
+    is no change (it restarted the triggerer on every second `up`)."""
+    fingerprints = {}
+    for settings in project.all_settings():
+        resolved = settings.model_dump(mode="json")
+        resolved["stack"]["state_dir"] = str(settings.stack.state_path)
+        body = json.dumps(resolved, sort_keys=True).encode()
+        fingerprints[settings.pipeline] = hashlib.sha256(body).hexdigest()[:16]
+    return fingerprints
 
 
 def changes(before: dict[str, str], now: dict[str, str]) -> PipelineChanges:
