@@ -20,7 +20,7 @@ POKE_INTERVALS_S = (300, 30)
 
 
 def classic_dag(poke_interval_s: int):
-    storage = get_settings().storage
+    storage = get_settings("churn").storage
 
     @dag(
         dag_id=f"landfall_classic_sensor_{poke_interval_s}s",
@@ -48,7 +48,7 @@ def classic_dag(poke_interval_s: int):
 
             from landfall.pipeline.validation import validate_batch
 
-            settings = get_settings()
+            settings = get_settings("churn")
             body = boto3.client("s3").get_object(Bucket=settings.storage.datasets_bucket, Key=params["key"])
             report = validate_batch(body["Body"].read(), settings.landing)
             return {"key": params["key"], "problems": [p.code for p in report.problems]}

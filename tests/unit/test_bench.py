@@ -117,8 +117,22 @@ def test_the_table_says_which_targets_were_missed():
             "list_poll_2s": {"put_to_run_start_s": {"n": 20, "p50": 2.2, "p95": 3.1}},
             "queue_rabbitmq": {"put_to_run_start_s": {"n": 20, "p50": 0.6, "p95": 0.9}},
         },
+        "watcher_pipelines": {
+            "pipelines_1": {"requests_per_poll": 2.0, "poll_ms": 14.1},
+            "pipelines_10": {"requests_per_poll": 20.0, "poll_ms": 61.5},
+        },
+        "prices_landing_to_champion": {
+            "task": "regression",
+            "landing_to_champion_s": 31.2,
+            "critical_path_compute_s": 9.8,
+        },
     }
     table = format_table(results)
+    assert "watcher requests per poll, 1 / 10 pipelines" in table and "2.0 / 20.0 (14.1 / 61.5 ms" in table
+    assert (
+        "landing -> champion: prices (regression)" in table
+        and "31.2 s (critical-path compute 9.8 s)" in table
+    )
     assert "watcher start-up sweep" in table and "100,000 objects, 830 requests, 41.0 s" in table
     assert "event path queue rabbitmq: PUT -> run start  p50 0.6 s, p95 0.9 s (n=20)" in table
     assert "big day 2.0 GiB (74,000,000 rows, 20 parts)" in table

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from landfall.core.settings import load_settings
-from landfall.ops.bench.phases import Bench, BenchOptions, Echo
+from landfall.ops.bench.phases import BENCH_PIPELINE, Bench, BenchOptions, Echo
 from landfall.ops.bench.report import percentiles
 from landfall.ops.bench.rss import RssSampler
 from landfall.ops.stack import provision
@@ -43,7 +43,7 @@ def compare_event_paths(options: BenchOptions, environment: Any, echo: Echo) -> 
         echo(f"  {name}: a fresh stack with {overrides}")
         state_dir = Path(tempfile.mkdtemp(prefix="landfall-bench-path-"))
         os.environ.update(environment(state_dir, {**options.overrides, **overrides}))
-        stack = Stack(load_settings(), echo=lambda _line: None)
+        stack = Stack(load_settings(BENCH_PIPELINE), echo=lambda _line: None)
         try:
             stack.up()
             os.environ.update(stack.environment())

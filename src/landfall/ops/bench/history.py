@@ -8,8 +8,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from landfall.core.catalog import chain_of
+from landfall.ops.bench.phases import BENCH_PIPELINE
 from landfall.ops.follow import follow_partition
-from landfall.ops.follow import names as pipeline_names
 from landfall.ops.landings import land_day
 from landfall.pipeline.datagen import make_batch, to_parquet
 
@@ -63,6 +64,6 @@ def _all_runs(api: Any, dag_id: str) -> list[dict[str, Any]]:
 
 
 def _state(api: Any, run_id: str, task_id: str) -> str | None:
-    names = pipeline_names(None)
+    names = chain_of(BENCH_PIPELINE)
     states = {ti["task_id"]: ti.get("state") for ti in api.task_instances(names.train_dag, run_id)}
     return states.get(task_id)

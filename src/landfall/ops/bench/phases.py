@@ -17,17 +17,20 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from landfall.core.catalog import chain_of
 from landfall.core.paths import REPO_ROOT
 from landfall.ops.airflow_api import AirflowApi
 from landfall.ops.bench.report import percentiles
 from landfall.ops.bench.rss import RssSampler, full_decode_peak_mb
-from landfall.ops.follow import names as pipeline_names
 from landfall.ops.follow import quarantine_events_for
 from landfall.ops.landings import put_landing
 from landfall.pipeline.datagen import decompression_bomb, make_batch, make_corrupt, to_parquet
 from landfall.pipeline.landing import landings_in
 from landfall.pipeline.publish import published_head, quarantine_records
 
+BENCH_PIPELINE = "churn"
+"""The pipeline whose table the phases land (churn's columns: `datagen.make_batch`) and whose chain they
+follow; every other configured pipeline is measured by `pipeline_chain` alone."""
 RESULTS_PATH = REPO_ROOT / "bench" / "results.json"
 CLASSIC_DAGS_FOLDER = REPO_ROOT / "bench" / "dags"
 
@@ -60,7 +63,7 @@ def _ts(value: str | None) -> float | None:
 def landing_runs(api: AirflowApi, keys: set[str]) -> dict[str, list[dict[str, Any]]] | None:
     """For each landed key, the `landing` asset events naming it with the runs they created; None while
     Airflow answers its transient 500 (a created run not started yet)."""
-    names = pipeline_names(None)
+    names = chain_of(BENCH_PIPELINE)
     asset = api.asset_by_name(names.landing)
     if asset is None:
         return {key: [] for key in keys}
@@ -83,7 +86,7 @@ def landing_runs(api: AirflowApi, keys: set[str]) -> dict[str, list[dict[str, An
 
 def outcome_counts(api: AirflowApi, keys: set[str]) -> dict[str, int]:
     """How many raw or quarantine records each key got (exactly one when nothing is lost or doubled)."""
-    names = pipeline_names(None)
+    names = chain_of(BENCH_PIPELINE)
     counts = dict.fromkeys(keys, 0)
     for event in api.events_of(names.raw):
         head = published_head(event) or {}
@@ -113,6 +116,10 @@ class Bench:
     def _put(self, key: str, body: bytes) -> float:
         return put_landing(self.s3, self.bucket, key, body).put_at
 
+    def next_day(self) -> date:
+        """A day no phase landed before (the days are shared by every pipeline's landings)."""
+        return next(self._days)
+
     def _new_key(self, fresh_window: bool = False) -> str:
         """The landing key of the next unused day. `fresh_window`: skip a training window's worth of days
         first, so that no day landed before is in the new day's training window (it trains and is
@@ -141,7 +148,7 @@ class Bench:
         }
 
     def landing_to_champion(self) -> dict[str, Any]:
-        names = pipeline_names(None)
+        names = chain_of(BENCH_PIPELINE)
         from landfall.ops.follow import follow_chain, follow_landing
 
         key = self._new_key()
@@ -250,7 +257,7 @@ class Bench:
 
     def _wait_for_ingest_run_after(self, after: float, timeout_s: float) -> dict[str, Any]:
         """The first ingest run queued after `after`, once it has ended."""
-        names = pipeline_names(None)
+        names = chain_of(BENCH_PIPELINE)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             runs = [
@@ -265,7 +272,7 @@ class Bench:
 
     def burst(self, count: int) -> dict[str, Any]:
         """`count` files PUT as fast as S3 takes them; lost, duplicates, runs, time until all are recorded."""
-        names = pipeline_names(None)
+        names = chain_of(BENCH_PIPELINE)
         bodies = [make_corrupt("schema", seed=1000 + n) for n in range(min(count, 50))]
         keys = [self._new_key() for _ in range(count)]
         started = time.time()

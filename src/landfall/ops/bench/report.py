@@ -134,6 +134,15 @@ def format_table(results: dict[str, Any]) -> str:
                 f"{results['critical_path_compute_s']} s / {results['overhead_ratio']}",
             ),
         ]
+    for name, figures in sorted(results.items()):
+        if name.endswith("_landing_to_champion") and isinstance(figures, dict):
+            rows.append(
+                (
+                    f"landing -> champion: {name.removesuffix('_landing_to_champion')} ({figures['task']})",
+                    f"{figures['landing_to_champion_s']} s (critical-path compute "
+                    f"{figures['critical_path_compute_s']} s)",
+                )
+            )
     if "serving" in results:
         serving, load = results["serving"], results["serving"]["load"]
         if serving.get("canary_rows") is None:  # the second champion was promoted for the benchmark

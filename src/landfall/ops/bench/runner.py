@@ -16,12 +16,13 @@ from typing import Any
 
 import psutil
 
-from landfall.core.settings import config_file, load_settings
+from landfall.core.settings import load_project, load_settings
 from landfall.core.stack_settings import PortSettings
 from landfall.ops.bench.big_day import big_day
 from landfall.ops.bench.event_paths import compare_event_paths
 from landfall.ops.bench.history import history
-from landfall.ops.bench.phases import CLASSIC_DAGS_FOLDER, Bench, BenchOptions, Echo
+from landfall.ops.bench.phases import BENCH_PIPELINE, CLASSIC_DAGS_FOLDER, Bench, BenchOptions, Echo
+from landfall.ops.bench.pipeline_chain import landing_to_champion_of
 from landfall.ops.bench.report import add_comparison, format_table, write
 from landfall.ops.bench.rss import RssSampler
 from landfall.ops.bench.serving_load import LoadOptions, serving_phase
@@ -29,18 +30,14 @@ from landfall.ops.bench.trainer_fit import trainer_fit_times
 from landfall.ops.bench.watcher_pipelines import requests_per_poll
 from landfall.ops.bench.watcher_scale import watcher_scale
 from landfall.ops.bench.window_quality import window_vs_one_day
-from landfall.ops.config_check import write_with_only
 
 PORT_SHIFT = 10_000
 """Benchmark ports are the configured ones + 10,000 (18080, 15000, 18333, ...): SeaweedFS's gRPC ports
 (+10,000 again) stay below Linux's ephemeral range and clear of the test suite's 2xxxx."""
 
 
-def bench_environment(
-    state_dir: Path, ports: PortSettings, overrides: dict[str, str], config: Path | None = None
-) -> dict[str, str]:
-    """The env that points settings, the launcher and every component at the benchmark's own stack (and,
-    with `config`, its own config file)."""
+def bench_environment(state_dir: Path, ports: PortSettings, overrides: dict[str, str]) -> dict[str, str]:
+    """The env that points settings, the launcher and every component at the benchmark's own stack."""
     bundles = [
         {
             "name": "dags-folder",
@@ -56,8 +53,6 @@ def bench_environment(
     env = {f"LANDFALL_STACK__PORTS__{name.upper()}": str(port) for name, port in ports.model_dump().items()}
     env["LANDFALL_STACK__STATE_DIR"] = str(state_dir)
     env["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(bundles)
-    if config is not None:
-        env["LANDFALL_CONFIG"] = str(config)
     return {**env, **overrides}
 
 
@@ -89,13 +84,13 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
     from landfall.ops.stack.launcher import Stack
 
     state_dir = Path(tempfile.mkdtemp(prefix="landfall-bench-"))
-    # The phases land churn's table and follow churn's chain: the benchmark stack runs churn alone.
-    config = write_with_only(config_file(), state_dir / "landfall.yaml", "churn")
-    ports = load_settings("churn").stack.ports.shifted(PORT_SHIFT)
-    os.environ.update(bench_environment(state_dir, ports, options.overrides, config))
+    ports = load_settings(BENCH_PIPELINE).stack.ports.shifted(PORT_SHIFT)
+    os.environ.update(bench_environment(state_dir, ports, options.overrides))
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_URI"):
         os.environ.pop(name, None)
-    settings = load_settings()
+    project = load_project()
+    settings = project.settings_for(BENCH_PIPELINE)  # the phases land its table and follow its chain
+    others = [project.settings_for(name) for name in project.names() if name != BENCH_PIPELINE]
     stack = Stack(settings, echo=echo)
     sampler = RssSampler(stack.process_tree)
     results: dict[str, Any] = {
@@ -130,6 +125,15 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
                 else []
             ),
             ("one day, landing to champion", bench.landing_to_champion),
+            *(
+                (
+                    f"one day, landing to champion: {other.pipeline}",
+                    lambda other=other: landing_to_champion_of(
+                        bench, other, bench.next_day(), options.day_rows
+                    ),
+                )
+                for other in others
+            ),
             *(
                 [
                     (
@@ -169,7 +173,7 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
     if options.event_path_landings:
 
         def event_paths() -> dict[str, Any]:
-            return compare_event_paths(options, lambda d, o: bench_environment(d, ports, o, config), echo)
+            return compare_event_paths(options, lambda d, o: bench_environment(d, ports, o), echo)
 
         name = "event paths: queue mode beside list mode at 2 s and 1 s polls, a fresh stack each"
         run_phases([(name, event_paths)], results, options.out, echo)

@@ -22,9 +22,10 @@ from typing import Any
 import requests
 
 from landfall.core import catalog
+from landfall.core.catalog import chain_of
 from landfall.ops.airflow_api import AirflowApi
+from landfall.ops.bench.phases import BENCH_PIPELINE
 from landfall.ops.bench.report import percentiles
-from landfall.ops.follow import names as pipeline_names
 from landfall.pipeline import registry
 from landfall.pipeline.canary import as_rows
 from landfall.pipeline.datagen import make_batch
@@ -122,7 +123,7 @@ def promote_for_benchmark(bench: Any, chain: list[Any], served: ServingClient) -
 
 def deploy_figures(api: AirflowApi, s3: Any, day: str) -> dict[str, Any]:
     """Canary and activation figures of the deploy run of `day`'s partition."""
-    names = pipeline_names(None)
+    names = chain_of(BENCH_PIPELINE)
     [run] = [r for r in api.dag_runs(names.deploy_dag) if r.get("partition_key") == day][:1]
     canary = api.xcom_value(s3, names.deploy_dag, run["dag_run_id"], "canary")
     activation = api.xcom_value(s3, names.deploy_dag, run["dag_run_id"], "activate")
