@@ -9,12 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from landfall.core.pipeline_settings import MonitoringSettings
 from landfall.core.settings import get_settings
 from landfall.pipeline import drift
 from landfall.pipeline.datagen import make_batch
 
-MONITORING = MonitoringSettings()
+MONITORING = drift.Thresholds()
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +129,8 @@ def test_the_retraining_policy(retrain, report, trained_days_ago, train, alert, 
     assert (decision.train, decision.alert) == (train, alert) and says in decision.reason
 
 
-def test_the_monitoring_keys_have_bounds():
+def test_the_thresholds_have_bounds():
     with pytest.raises(ValueError, match="share_of_features"):
-        MonitoringSettings(share_of_features=1.5)
+        drift.Thresholds(share_of_features=1.5)
     with pytest.raises(ValueError, match="psi_threshold"):
-        MonitoringSettings(psi_threshold=0)
+        drift.Thresholds(psi_threshold=0)

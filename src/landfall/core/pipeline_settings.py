@@ -230,11 +230,6 @@ class TrainingSettings(Section):
     # History landed at once (many days in one burst) trains the newest complete window once instead of
     # every day in turn; backfill runs (`airflow backfill create`) always train every day in order.
     coalesce_history: bool = True
-    # every_landing: each prepared day trains. on_drift: a day trains only when it drifted from the
-    # champion's training window (`monitoring:`), its drift is unknown, or the champion is older than
-    # max_age_days.
-    retrain: Literal["every_landing", "on_drift"] = "every_landing"
-    max_age_days: int = Field(30, ge=1, le=3650)
 
     @model_validator(mode="before")
     @classmethod
@@ -321,16 +316,6 @@ class DeploySettings(Section):
     deadline_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60)
 
 
-class MonitoringSettings(Section):
-    """Drift of each prepared day against the champion's training window (`landfall.pipeline.drift`)."""
-
-    # A feature drifted when its population stability index reaches this (0.1: a small shift, 0.25: a
-    # large one, as the index is commonly read).
-    psi_threshold: float = Field(0.2, gt=0)
-    # The day drifted when at least this share of its features did.
-    share_of_features: float = Field(0.3, gt=0, le=1)
-
-
 class PipelineSettings(Section):
     """One model's pipeline: its data, schema, training, gate and registered model."""
 
@@ -339,7 +324,6 @@ class PipelineSettings(Section):
     mlflow: PipelineMlflow = PipelineMlflow()
     training: TrainingSettings = TrainingSettings()
     deploy: DeploySettings = DeploySettings()
-    monitoring: MonitoringSettings = MonitoringSettings()
     # Where this pipeline's own code is (`python:` trainers and features, estimator classes), relative to
     # the config file; unset: the project's `pipelines/` folder.
     code_path: str | None = None

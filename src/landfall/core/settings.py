@@ -35,7 +35,6 @@ from landfall.core.pipeline_settings import (
     DeploySettings,
     LandingSettings,
     MlflowSettings,
-    MonitoringSettings,
     PipelineSettings,
     TrainingSettings,
 )
@@ -69,7 +68,6 @@ class Settings(Section):
     mlflow: MlflowSettings
     training: TrainingSettings
     deploy: DeploySettings
-    monitoring: MonitoringSettings
     compute: ComputeSettings
     notify: NotifySettings
     serving: ServingSettings
@@ -182,7 +180,6 @@ class ProjectSettings(BaseSettings):
             ),
             training=block.training,
             deploy=block.deploy,
-            monitoring=block.monitoring,
             compute=self.compute,
             notify=self.notify,
             serving=self.serving,
