@@ -45,6 +45,27 @@ def test_landfall_status_shows_every_component_healthy_with_its_restarts(stack):
     assert all(c["healthy"] and c["state"] == "RUNNING" and c["restarts"] >= 0 for c in components.values())
 
 
+def test_landfall_status_for_a_pipeline_shows_its_chain_its_champion_and_what_is_served(stack):
+    """The earlier modules of this worker made churn's champion (test_chain_e2e.py runs first)."""
+    done = _landfall(stack, "status", "--pipeline", "churn", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    standing = json.loads(done.stdout)["pipeline"]
+    assert standing["pipeline"] == "churn" and standing["model"] == "landfall-churn"
+    assert standing["champion"] is not None and standing["champion"].isdigit()
+    assert standing["served"] == standing["champion"]
+    assert list(standing["chain"]) == [CHURN.ingest_dag, *CHURN.after_ingest]
+    assert all(
+        run is not None and run["state"] in ("success", "failed", "running", "queued")
+        for run in standing["chain"].values()
+    )
+    text = _landfall(stack, "status", "--pipeline", "churn")
+    assert (
+        f"pipeline churn: champion {standing['champion']} of landfall-churn, served {standing['served']}"
+        in text.stdout
+    )
+    assert CHURN.deploy_dag in text.stdout
+
+
 def test_airflow_dags_list_prints_json_only(stack):
     done = airflow_cli(stack, "dags", "list", "-o", "json")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -99,16 +99,37 @@ def down() -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable: URL, PID, health and restarts.")
-def status(as_json: bool) -> None:
+@click.option(
+    "--pipeline",
+    default=None,
+    metavar="NAME",
+    help="Also where this pipeline stands: its chain's newest runs, its champion and the served version.",
+)
+def status(as_json: bool, pipeline: str | None) -> None:
     """Show each component's URL, PID, health and restarts; exit 1 unless all are healthy."""
-    components = _stack().status()
+    stack = _stack(pipeline)
+    components = stack.status()
+    standing = None
+    if pipeline is not None and all(c.healthy for c in components):
+        from landfall.ops.pipeline_status import pipeline_status
+
+        standing = pipeline_status(stack, stack.api())
     if as_json:
-        click.echo(json.dumps([c.as_dict() for c in components], indent=2))
+        listed = [c.as_dict() for c in components]
+        click.echo(
+            json.dumps(listed if pipeline is None else {"components": listed, "pipeline": standing}, indent=2)
+        )
     else:
         for c in components:
             mark = "healthy" if c.healthy else c.state.lower()
             restarts = f" restarted {c.restarts}x (last: {c.last_exit})" if c.restarts else ""
             click.echo(f"{c.name:<14} {mark:<9} pid={c.pid or '-':<8} {c.url or '':<24} {c.detail}{restarts}")
+        if standing is not None:
+            from landfall.ops.pipeline_status import status_lines
+
+            click.echo("\n".join(status_lines(standing)))
+        elif pipeline is not None:
+            click.echo(f"pipeline {pipeline}: not shown while a component is unhealthy")
     sys.exit(0 if all(c.healthy for c in components) else 1)
 
 
