@@ -190,3 +190,47 @@ def test_the_benchmark_counts_what_each_added_pipeline_adds_to_a_poll(s3, settin
     assert one["requests_per_poll"] > 0
     assert three["requests_per_poll"] == 3 * one["requests_per_poll"]  # each adds its own listings, no more
     assert figures["requests_per_added_pipeline"] == one["requests_per_poll"]
+
+
+def test_one_pipeline_that_cannot_be_polled_never_costs_another_its_report(s3, areas, monkeypatch):
+    """A throttled listing or an unreadable prefix in one pipeline: the other's landing is reported in the
+    same poll, and the failing one's on the poll after."""
+    alpha, beta = areas
+    alpha_key, _ = put_in_area(s3, alpha, "2026-12-08")
+    beta_key, _ = put_in_area(s3, beta, "2026-12-08")
+    producer = LandingProducer(watch_of(alpha, beta))
+    _poll(producer, OWNER_STORED)  # start-up of both: their sweeps find the two landings
+    scanner = producer.watcher("beta").scanner
+    real_poll = scanner.poll
+
+    async def throttled_once(client):
+        monkeypatch.setattr(scanner, "poll", real_poll)
+        raise ConnectionError("SlowDown")
+
+    monkeypatch.setattr(scanner, "poll", throttled_once)
+    alpha_again, _ = put_in_area(s3, alpha, "2026-12-09")
+    beta_again, _ = put_in_area(s3, beta, "2026-12-09")
+    [(event, _)] = _poll(producer, OWNER_STORED)
+    assert event["pipeline"] == "alpha" and [o["key"] for o in event["objects"]] == [alpha_again]
+    [(event, _)] = _poll(producer, OWNER_STORED)
+    assert event["pipeline"] == "beta" and [o["key"] for o in event["objects"]] == [beta_again]
+    assert _poll(producer, OWNER_STORED) == []
+    assert alpha_key and beta_key
+
+
+def test_a_pipeline_whose_trigger_leaves_is_forgotten_and_started_afresh_when_it_comes_back(s3, areas):
+    alpha, beta = areas
+    following = {"alpha", "beta"}
+    producer = LandingProducer(watch_of(alpha, beta), followed=lambda: following)
+    _poll(producer, OWNER_STORED)
+    left = producer.watcher("beta")
+    following = {"alpha"}
+    _poll(producer, OWNER_STORED)
+    assert producer.watcher("beta") is not left and not producer.watcher("beta").started
+    counted = left.scanner.stats.poll_requests
+    beta_key, _ = put_in_area(s3, beta, "2026-12-10")
+    _poll(producer, OWNER_STORED)
+    assert left.scanner.stats.poll_requests == counted  # the dropped scanner counts nothing any more
+    following = {"alpha", "beta"}
+    [(event, _)] = _poll(producer, OWNER_STORED)  # its fresh start-up sweep finds what landed meanwhile
+    assert event["pipeline"] == "beta" and [o["key"] for o in event["objects"]] == [beta_key]

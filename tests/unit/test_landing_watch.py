@@ -197,3 +197,22 @@ def test_the_filter_rejects_another_pipelines_events_and_fires_its_own(monkeypat
     [event] = asyncio.run(collect())
     assert event.payload["pipeline"] == "meters" and rejected == [True]
     assert seen_following == [{"meters"}] and followed() == set()  # followed while it listened, then not
+
+
+@pytest.mark.parametrize(
+    ("acked", "failed", "rejected", "stored"),
+    [
+        (1, 0, 1, True),  # the owner stored it, the other pipeline's trigger rejected it
+        (1, 1, 0, True),  # the owner stored it; another trigger left before pulling it
+        (1, 0, 0, True),  # one pipeline alone
+        (0, 0, 1, False),  # only another pipeline's trigger saw it
+        (0, 1, 1, False),  # the owner failed (an ack timeout): reported again
+        (0, 0, 0, False),  # nobody followed the stream
+    ],
+)
+def test_an_event_counts_as_stored_only_with_its_owners_ack(acked, failed, rejected, stored):
+    from airflow.triggers.shared_stream import AdvanceOutcome
+
+    from landfall.airflow.triggers.landing_stream import persisted
+
+    assert persisted(AdvanceOutcome(acked=acked, failed=failed, rejected=rejected)) is stored

@@ -34,7 +34,10 @@ def stack_env(monkeypatch, tmp_path):
     return make
 
 
-QUEUE_MODE = {"LANDFALL_WATCHER__MODE": "queue", "LANDFALL_WATCHER__QUEUE_URL": "amqp://127.0.0.1:5672/#landings"}
+QUEUE_MODE = {
+    "LANDFALL_WATCHER__MODE": "queue",
+    "LANDFALL_WATCHER__QUEUE_URL": "amqp://127.0.0.1:5672/#landings",
+}
 SCALEOUT = {"LANDFALL_STACK__PROFILE": "scaleout"}
 
 
@@ -58,7 +61,9 @@ def test_queue_mode_points_the_watcher_and_the_relay_at_the_projects_vhost_with_
     [relay] = [p for p in stack._programs() if p.name == "notify-relay"]
     assert relay.env["LANDFALL_RELAY_AMQP_URL"] == f"amqp://127.0.0.1:5672/{name}"
     # The relay adds the account from the environment it inherits, as the triggerer does.
-    assert broker_url({**relay.env, **env}) == f"amqp://{name}:{secrets.rabbitmq_password}@127.0.0.1:5672/{name}"
+    assert (
+        broker_url({**relay.env, **env}) == f"amqp://{name}:{secrets.rabbitmq_password}@127.0.0.1:5672/{name}"
+    )
 
 
 def test_the_account_is_named_for_its_state_folder(stack_env, tmp_path, monkeypatch):
@@ -70,7 +75,9 @@ def test_the_account_is_named_for_its_state_folder(stack_env, tmp_path, monkeypa
 
 
 def test_an_explicit_vhost_is_kept_and_gets_the_projects_user(stack_env):
-    stack = stack_env(LANDFALL_WATCHER__MODE="queue", LANDFALL_WATCHER__QUEUE_URL="amqp://localhost:5672/ours#q")
+    stack = stack_env(
+        LANDFALL_WATCHER__MODE="queue", LANDFALL_WATCHER__QUEUE_URL="amqp://localhost:5672/ours#q"
+    )
     env = stack.environment()
     assert env["LANDFALL_WATCHER__QUEUE_URL"] == "amqp://localhost:5672/ours#q"
     assert env["LANDFALL_AMQP_USER"] == accounts.project_name(stack.ctx)

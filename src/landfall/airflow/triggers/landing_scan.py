@@ -152,7 +152,14 @@ class LandingScanner:
             else:
                 self.stats.poll_requests += 1
 
+        self._count = count
         client.meta.events.register("before-send.s3", count)
+
+    def detach(self, client: Any) -> None:
+        """Stop counting the client's requests (the scanner is dropped, the client lives on)."""
+        if getattr(self, "_count", None) is not None:
+            client.meta.events.unregister("before-send.s3", self._count)
+            self._count = None
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[None]:

@@ -43,9 +43,11 @@ STATS_S = 60.0
 
 def persisted(outcome: AdvanceOutcome) -> bool:
     """Whether the event's own pipeline stored it. Every other pipeline's trigger rejects it
-    (`S3LandingTrigger.filter_shared_stream`), so an ack can only come from the owner; no ack means the
-    owner was not following the stream when the event went out, and its landings are reported again."""
-    return outcome.failed == 0 and outcome.acked > 0
+    (`S3LandingTrigger.filter_shared_stream`) or, if it left before pulling it, counts as failed; so an
+    ack can only come from the owner, and one ack is the owner's. Another trigger's failure does not undo
+    it. No ack: the owner was not following the stream, or did not store the event, and its landings
+    are reported again."""
+    return outcome.acked > 0
 
 
 class Subscriptions:
@@ -127,7 +129,7 @@ class LandingProducer(SharedStreamProducer):
 
         return await bounded_client(S3Hook, self.watch.aws_conn_id)  # no call outlasts the ack timeout
 
-    def _active(self) -> list[PrefixWatcher]:
+    async def _active(self, client: Any) -> list[PrefixWatcher]:
         """The watchers of the pipelines followed now; one whose trigger left starts afresh next time."""
         followed = None if self._followed is None else self._followed()
         active = []
@@ -141,8 +143,9 @@ class LandingProducer(SharedStreamProducer):
                     self.bucket,
                     watcher.prefix,
                 )
+                await watcher.leave(client)
                 fresh = PrefixWatcher(self.bucket, watcher.watched, self.knobs)
-                fresh.scanner.attach(self._client)
+                fresh.scanner.attach(client)
                 self.watchers[name] = fresh
         return active
 
@@ -150,27 +153,54 @@ class LandingProducer(SharedStreamProducer):
         """One report per followed pipeline that has new landings or stranded batches. In queue mode each
         pipeline looks at the keys notified under its prefix, and its report carries their messages. A
         message naming keys of two pipelines goes with the first one's report; the second still looks at
-        its keys, and what it reports stays in this process's memory until persisted."""
-        reports, taken = [], set()
-        for watcher in self._active():
-            if not watcher.started:
-                await watcher.start(client)  # raises (S3 down): the loop backs off and tries again
+        its keys, and what it reports stays in this process's memory until persisted.
+
+        Pipelines are polled one by one, each on its own: one that fails (its prefix unreadable, a
+        throttled listing) is retried next poll and never costs another its report. When every one
+        failed, the poll fails and the loop backs off."""
+        reports, taken, failures, held = [], set(), [], []
+        active = await self._active(client)
+        for watcher in active:
             mine = None if notes is None else [n for n in notes if n.key and watcher.watched.owns(n.key)]
             tokens = []
             for note in mine or []:
                 if id(note.token) not in taken:
                     taken.add(id(note.token))
                     tokens.append(note.token)
-            report = await watcher.poll(client, None if mine is None else [n.key for n in mine], tokens)
+            try:
+                if not watcher.started:
+                    await watcher.start(client)
+                report = await watcher.poll(client, None if mine is None else [n.key for n in mine], tokens)
+            except Exception as error:
+                failures.append(error)
+                log.warning(
+                    "Polling s3://%s/%s/ failed (%s); retrying next poll", self.bucket, watcher.prefix, error
+                )
+                held.extend(tokens)
+                continue
             if report is not None:
                 reports.append(report)
-            elif tokens and self._queue is not None:
-                await self._queue.ack(tokens)  # nothing new in what they named: nothing to persist
+            elif tokens:
+                await self._ack_quietly(tokens)  # nothing new in what they named: nothing to persist
+        if failures and len(failures) == len(active):
+            raise failures[0]  # the loop releases every notification of the poll and backs off
+        if held:
+            await self._release_quietly(held)  # delivered again, not held unacknowledged
         # Keys under no followed pipeline's prefix: a pipeline not here starts with a sweep anyway.
         others = {id(n.token): n.token for n in notes or [] if id(n.token) not in taken}
-        if others and self._queue is not None:
-            await self._queue.ack(list(others.values()))
+        if others:
+            await self._ack_quietly(list(others.values()))
         return reports
+
+    async def _ack_quietly(self, tokens: list[Any]) -> None:
+        """Acknowledge messages that named nothing to report. Never raises: a report built in the same poll
+        must reach the stream (its landings are in flight), and an unacknowledged message is delivered
+        again and finds nothing new then."""
+        try:
+            if self._queue is not None:
+                await self._queue.ack(tokens)
+        except Exception as error:
+            log.warning("Could not acknowledge %d notification(s): %s", len(tokens), error)
 
     async def open_stream(self) -> AsyncIterator[tuple[Any, Any]]:
         self._signing_key = signing_key()
@@ -293,7 +323,7 @@ class LandingProducer(SharedStreamProducer):
             report = item.broker_payload
             if not isinstance(report, Report):
                 continue
-            watcher = self.watchers.get(report.pipeline)
+            watcher = report.source or self.watchers.get(report.pipeline)
             try:
                 if watcher is None:
                     continue

@@ -47,6 +47,9 @@ class Report:
     landings: list[Landing]
     replaces: list[str] = field(default_factory=list)
     tokens: list[Any] = field(default_factory=list)  # queue mode: the messages acknowledged once persisted
+    # The watcher that reported it: its answer is recorded there even if the pipeline's trigger left
+    # meanwhile and a fresh watcher took its place (whose in-flight set it must not touch).
+    source: PrefixWatcher | None = field(default=None, repr=False, compare=False)
 
 
 class PrefixWatcher:
@@ -176,7 +179,16 @@ class PrefixWatcher:
             self._in_flight.add(landing.identity)
             log.info("New landing s3://%s/%s (version %s)", self.bucket, landing.key, landing.version)
         replaced = [batch for batch, _ in stranded]
-        return Report(self.pipeline, uuid.uuid4().hex, list(landings.values()), replaced, tokens)
+        return Report(self.pipeline, uuid.uuid4().hex, list(landings.values()), replaced, tokens, self)
+
+    async def leave(self, client: Any) -> None:
+        """The pipeline's trigger left this triggerer: write what the ledger still owes, stop counting."""
+        try:
+            with self.scanner.counting():
+                await self.scanner.flush(client)
+        except Exception as error:  # the next watcher of the pipeline starts with a sweep anyway
+            log.warning("%s: ledger not flushed on leaving (%s)", self.pipeline, error)
+        self.scanner.detach(client)
 
     def not_persisted(self, report: Report, outcome: Any) -> None:
         log.warning(
