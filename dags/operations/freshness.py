@@ -17,11 +17,10 @@ from datetime import timedelta
 
 from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
 from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.sensors.date_time import DateTimeSensorAsync
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from assets import PIPELINES, PipelineAssets
-from landfall.airflow.deadlines import freshness_deadline
+from landfall.airflow.deadlines import DeadlineSensor, freshness_deadline
 from landfall.core.catalog import LATE_ROLLUP_TASK
 from landfall.pipeline.keys import raw_head_key
 
@@ -61,7 +60,7 @@ def freshness_dag(pipeline: PipelineAssets):
 
             return raw_heads(name, watched)[1]
 
-        deadline = DateTimeSensorAsync(
+        deadline = DeadlineSensor(
             task_id="wait_for_deadline",
             target_time="{{ ds }}T" + settings.landing.expected_by.isoformat() + "+00:00",
         )

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, time, timedelta
 
+import pytest
+
 from journeys import CHURN
 from landfall.airflow import deadlines
 
@@ -62,3 +64,15 @@ def test_a_day_whose_raw_partition_is_there_is_not_late(alerts, monkeypatch):
     asyncio.run(deadlines.landing_missing(context, expected_by="06:00:00", pipeline="churn"))
     assert looked_for == ["churn 2026-03-04"]
     assert [a for a in alerts.of_kind("late") if a["details"].get("run_id") == "manual__z"] == []
+
+
+def test_the_deadline_sensor_does_not_defer_to_a_moment_that_has_passed():
+    """A freshness run of a past day: deferring would fire at once, and Airflow 3.3 can then fail the
+    resumed task on a busy scheduler; a future deadline still waits in the triggerer."""
+    from airflow.exceptions import TaskDeferred
+
+    past = deadlines.DeadlineSensor(task_id="past", target_time="1647-01-12T06:00:00+00:00")
+    assert past.execute({}) is None
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    with pytest.raises(TaskDeferred):
+        deadlines.DeadlineSensor(task_id="future", target_time=future).execute({})

@@ -20,7 +20,9 @@ def _is_server_error(error: BaseException) -> bool:
 
 
 class AirflowApi:
-    def __init__(self, base_url: str, username: str, password: str, timeout: float = 10) -> None:
+    # 30 s: a POST is not retried (a second trigger could be a second run), and a just-started api-server
+    # on a busy 2-core machine took more than 10 s to answer one in CI.
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
         self.password = password
