@@ -109,6 +109,17 @@ def test_day_one_goes_through_every_dag_and_becomes_the_champion(stack, airflow_
     for run_id in runs["run_id"]:
         assert set(_plots(run_id)) >= {plots.CONFUSION_MATRIX, plots.ROC_CURVE, plots.PR_CURVE}, run_id
     assert plots.CANDIDATE_VS_CHAMPION in _plots(candidate["run_id"])
+    # The window's drift statistics travel with the champion's run: the reference a later day is
+    # compared with (issue 23), taken by preprocess from the day's raw rows.
+    from mlflow import MlflowClient
+
+    from landfall.airflow.tasks.train import REFERENCE_ARTIFACT
+
+    reference = mlflow.artifacts.load_dict(f"runs:/{candidate['run_id']}/{REFERENCE_ARTIFACT}")
+    assert (reference["days"], reference["days_left_out"]) == (1, 0)
+    assert reference["features"]["tenure_months"]["rows"] == 5000
+    assert sum(reference["label"]["counts"].values()) == 5000
+    assert MlflowClient().get_run(candidate["run_id"])  # the run the alias points at
     print(
         f"\nlanding -> champion {landing_to_champion:.1f}s; {len(runs)} trials' training {compute:.1f}s "
         f"(ratio {landing_to_champion / compute:.0f}); accuracy {candidate['metrics']['accuracy']:.4f}"

@@ -134,3 +134,32 @@ def test_the_thresholds_have_bounds():
         drift.Thresholds(share_of_features=1.5)
     with pytest.raises(ValueError, match="psi_threshold"):
         drift.Thresholds(psi_threshold=0)
+
+
+def test_days_merged_into_a_window_keep_their_counts_and_a_sample_of_every_day(churn):
+    days = [make_batch(3000, seed=seed) for seed in (1, 2, 3)]
+    summaries = [_summary(day, churn) for day in days]
+    window = drift.merged(summaries)
+    whole = _summary(pd.concat(days, ignore_index=True), churn)
+    for name, body in whole["features"].items():
+        merged = window["features"][name]
+        assert (merged["rows"], merged["missing"]) == (body["rows"], body["missing"]), name
+        if body["kind"] == "numeric":
+            assert merged["mean"] == pytest.approx(body["mean"]) and len(merged["sample"]) <= drift.SAMPLE
+        else:
+            assert merged["counts"] == body["counts"]
+    assert window["label"]["counts"] == whole["label"]["counts"]
+    # A window merged from its days compares with a day as the whole window does.
+    day = _summary(make_batch(3000, seed=9, drift=1.0), churn)
+    assert (
+        drift.compare(window, day, churn, MONITORING).drifted
+        == drift.compare(whole, day, churn, MONITORING).drifted
+    )
+
+
+def test_the_reference_leaves_out_days_without_statistics_and_is_none_without_any(churn):
+    day = _summary(make_batch(500, seed=1), churn)
+    reference = drift.reference_of([day, None, {"error": "KeyError: 'x'"}, day])
+    assert (reference["days"], reference["days_left_out"]) == (2, 2)
+    assert reference["features"]["tenure_months"]["rows"] == 1000
+    assert drift.reference_of([None]) is None

@@ -25,6 +25,7 @@ def _hour(hour: str, version: str = "v1", rows: int = 10) -> dict:
             for split in ("train", "validation", "test")
         },
         "canary_uri": f"s3://b/processed/date={hour}/canary.parquet",
+        "statistics_uri": f"s3://b/processed/date={hour}/statistics.json",
     }
 
 
@@ -35,6 +36,7 @@ def test_a_complete_day_rolls_up_every_hour_in_order():
     assert rollup["train_uris"][0].endswith("date=2026-03-04T00/train.parquet")
     assert rollup["train_uris"][-1].endswith("date=2026-03-04T23/train.parquet")
     assert rollup["rows_train"] == 240
+    assert len(rollup["statistics_uris"]) == 24  # each hour's drift statistics, merged by the window
     # The canary and its offline expectation come from the same hour's test split.
     assert rollup["canary_uri"].split("/")[-2] == rollup["test_uri"].split("/")[-2] == "date=2026-03-04T23"
 

@@ -43,6 +43,14 @@ def test_the_window_holds_earlier_days_names_missing_ones_and_never_a_later_day(
     assert window["partition"] == "2026-01-03" and window["version"] == "v-2026-01-03"
 
 
+def test_the_window_names_each_days_drift_statistics_an_hourly_days_hour_by_hour():
+    hourly = {**_processed("2026-01-02"), "statistics_uris": ["s3://b/h00.json", "s3://b/h01.json"]}
+    older = _processed("2026-01-01")  # prepared before days had statistics: left out
+    own = {**_processed("2026-01-03"), "statistics_uri": "s3://b/d03.json"}
+    window = training_window(own, {"2026-01-01": older, "2026-01-02": hourly}, max_rows=1_000_000)
+    assert window["statistics_uris"] == ["s3://b/h00.json", "s3://b/h01.json", "s3://b/d03.json"]
+
+
 def test_a_window_over_the_row_cap_is_sampled_with_a_stride():
     window = training_window(
         _processed("2026-01-02", 1500), {"2026-01-01": _processed("2026-01-01", 1500)}, 1000

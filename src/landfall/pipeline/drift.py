@@ -121,27 +121,89 @@ class CategoricalSummary:
 Summary = NumericSummary | CategoricalSummary
 
 
-def summarise(batches: Iterable[pd.DataFrame], landing: LandingSettings, task: str, seed: int = 0) -> dict:
-    """The statistics of every input column (not the id: new ids every day are no drift) and of the
-    label, over row batches read one at a time."""
-    kinds = {column.name: column.dtype for column in landing.columns}
-    wanted = [*(name for name in landing.feature_columns if name != landing.id_column), landing.label]
-    summaries: dict[str, Summary] = {}
-    for name in wanted:
-        categorical = kinds[name] in ("string", "bool") or (name == landing.label and task != "regression")
-        summaries[name] = CategoricalSummary() if categorical else NumericSummary()
-    rng = np.random.default_rng(seed)
-    for batch in batches:
-        for name, summary in summaries.items():
+class Summariser:
+    """Takes a day's (or a window's) row batches one at a time: the statistics of every input column
+    (not the id: new ids every day are no drift) and of the label."""
+
+    def __init__(self, landing: LandingSettings, task: str, seed: int = 0) -> None:
+        kinds = {column.name: column.dtype for column in landing.columns}
+        self.label = landing.label
+        wanted = [*(name for name in landing.feature_columns if name != landing.id_column), landing.label]
+        self.summaries: dict[str, Summary] = {}
+        for name in wanted:
+            categorical = kinds[name] in ("string", "bool") or (
+                name == landing.label and task != "regression"
+            )
+            self.summaries[name] = CategoricalSummary() if categorical else NumericSummary()
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, batch: pd.DataFrame) -> None:
+        for name, summary in self.summaries.items():
             if isinstance(summary, NumericSummary):
-                summary.add(pd.to_numeric(batch[name], errors="coerce").to_numpy(dtype="float64"), rng)
+                summary.add(pd.to_numeric(batch[name], errors="coerce").to_numpy(dtype="float64"), self.rng)
             else:
                 summary.add(batch[name])
-    label = summaries.pop(landing.label)
+
+    def result(self) -> dict[str, Any]:
+        features = {name: s.as_dict() for name, s in self.summaries.items() if name != self.label}
+        return {"features": features, "label": self.summaries[self.label].as_dict()}
+
+
+def summarise(batches: Iterable[pd.DataFrame], landing: LandingSettings, task: str, seed: int = 0) -> dict:
+    """The statistics of row batches read one at a time (`Summariser`)."""
+    summariser = Summariser(landing, task, seed)
+    for batch in batches:
+        summariser.add(batch)
+    return summariser.result()
+
+
+def merged(summaries: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
+    """Several days' statistics as one window's: counts and sums add up; each numeric reservoir gives the
+    merged one values in proportion to the values it stood for, so the merged sample is still a uniform
+    sample of every value seen (at most SAMPLE of them)."""
+    rng = np.random.default_rng(seed)
+
+    def merge(bodies: list[dict[str, Any]]) -> dict[str, Any]:
+        parts = [summary_of(body) for body in bodies]
+        if all(isinstance(p, CategoricalSummary) for p in parts):
+            total = CategoricalSummary()
+            for part in parts:
+                total.rows, total.missing = total.rows + part.rows, total.missing + part.missing
+                for category, count in part.counts.items():
+                    total.counts[category] = total.counts.get(category, 0) + count
+            return total.as_dict()
+        numeric = [p for p in parts if isinstance(p, NumericSummary)]
+        if len(numeric) != len(parts):
+            raise ValueError("a column is numeric in one summary and categorical in another")
+        seen = sum(p.seen for p in numeric)
+        sample: list[float] = []
+        for part in numeric:
+            if not part.sample:
+                continue
+            take = min(len(part.sample), round(SAMPLE * part.seen / seen)) if seen else 0
+            sample.extend(rng.choice(np.asarray(part.sample), size=take, replace=False).tolist())
+        return NumericSummary(
+            rows=sum(p.rows for p in numeric),
+            missing=sum(p.missing for p in numeric),
+            total=sum(p.total for p in numeric),
+            sample=sample[:SAMPLE],
+            seen=seen,
+        ).as_dict()
+
+    first = summaries[0]
     return {
-        "features": {name: summary.as_dict() for name, summary in summaries.items()},
-        "label": label.as_dict(),
+        "features": {name: merge([s["features"][name] for s in summaries]) for name in first["features"]},
+        "label": merge([s["label"] for s in summaries]),
     }
+
+
+def reference_of(days: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """A training window's reference from its days' statistics; days without any (prepared before days
+    had statistics, or whose statistics could not be taken) are left out and counted."""
+    usable = [day for day in days if day and "features" in day]
+    if not usable:
+        return None
+    return {**merged(usable), "days": len(usable), "days_left_out": len(days) - len(usable)}
 
 
 def summary_of(body: dict[str, Any]) -> Summary:

@@ -164,6 +164,11 @@ def processed_key(storage: StorageSettings, partition: str, version: str, split:
     return f"{storage.processed_prefix}/date={partition}/{version}/{split}.parquet"
 
 
+def statistics_key(storage: StorageSettings, partition: str, version: str) -> str:
+    """Where preprocess writes a raw version's statistics (`landfall.pipeline.drift`)."""
+    return f"{storage.processed_prefix}/date={partition}/{version}/statistics.json"
+
+
 def processed_head_key(storage: StorageSettings, partition: str) -> str:
     """Names the processed version of a partition that is current: what training windows read."""
     return f"{storage.processed_prefix}/date={partition}/_head.json"

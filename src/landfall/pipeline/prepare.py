@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -19,6 +20,7 @@ import pyarrow.parquet as pq
 
 from landfall.core.pipeline_settings import LandingSettings
 from landfall.pipeline.canary import CANARY_SPLIT
+from landfall.pipeline.drift import Summariser
 from landfall.pipeline.features import SPLITS, FeatureBuilder, build_features, label_values, split_of
 from landfall.pipeline.parquet_io import open_streaming
 
@@ -34,6 +36,9 @@ class Prepared:
     rows: dict[str, int] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
     label_counts: dict[str, int] = field(default_factory=dict)
+    # The day's drift statistics (`drift.Summariser`), or {"error": ...}: a day whose statistics cannot be
+    # taken is still prepared and published.
+    statistics: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare(
@@ -54,11 +59,17 @@ def prepare(
     writers: dict[str, pq.ParquetWriter] = {}
     canary: list[pd.DataFrame] = []
     canary_left = canary_rows
+    summariser, statistics_error = Summariser(landing, task), None
     try:
         for source in sources:
             parquet = open_streaming(source)
             for batch in parquet.iter_batches(batch_size=batch_rows, use_threads=False):
                 raw = batch.to_pandas()
+                if statistics_error is None:
+                    try:
+                        summariser.add(raw)
+                    except Exception as error:  # statistics never stop a day from being prepared
+                        statistics_error = f"{type(error).__name__}: {error}"
                 which = split_of(raw[landing.id_column], validation_fraction, test_fraction)
                 features = build(raw) if build else build_features(raw, landing)
                 features[landing.label] = label_values(raw[landing.label], task)
@@ -82,6 +93,7 @@ def prepare(
     for name in SPLITS:
         if name not in writers:  # no row fell in this split: still write the (empty) file
             _empty(prepared.files[name], writers, prepared.features, landing.label, task)
+    prepared.statistics = summariser.result() if statistics_error is None else {"error": statistics_error}
     sample = pd.concat(canary, ignore_index=True) if canary else pd.DataFrame(columns=landing.feature_columns)
     sample.to_parquet(prepared.files[CANARY_SPLIT], index=False)
     return prepared

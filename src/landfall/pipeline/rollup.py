@@ -63,6 +63,8 @@ def day_rollup(day: str, hour_heads: dict[str, dict[str, Any] | None]) -> dict[s
         dataset[f"{split}_uris"] = [str(head[f"{split}_uri"]) for head in heads]
         dataset[f"rows_{split}"] = sum(int(head.get(f"rows_{split}", 0)) for head in heads)
     dataset["rows"] = sum(int(dataset[f"rows_{split}"]) for split in SPLITS)
+    # Each hour's drift statistics: a window merges them with its other days' (`drift.merged`).
+    dataset["statistics_uris"] = [str(head["statistics_uri"]) for head in heads if head.get("statistics_uri")]
     dataset["label_counts"], dataset["label_counts_unknown_hours"] = _label_counts(present, heads)
     return dataset
 

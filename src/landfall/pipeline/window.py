@@ -83,6 +83,14 @@ def training_window(
         "window_versions": {str(part["partition"]): part["version"] for part in included},
         "missing_partitions": missing,
     }
+    # The window's drift statistics, day by day (an hourly day: its hours'); days prepared before days had
+    # statistics have none, and the reference is taken over the others.
+    window["statistics_uris"] = [
+        str(uri)
+        for part in included
+        for uri in part.get("statistics_uris") or [part.get("statistics_uri")]
+        if uri
+    ]
     for split in SPLITS:
         total = sum(int(part.get(f"rows_{split}", 0)) for part in included)
         # A day rolled up from its hours has several files per split.

@@ -3,6 +3,7 @@ three-way split under the processed prefix (large data never travels through XCo
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 from landfall.airflow.tasks.ingest import s3_client
 from landfall.core.settings import get_settings
 from landfall.pipeline import s3 as s3ops
-from landfall.pipeline.keys import processed_head_key, processed_key
+from landfall.pipeline.keys import processed_head_key, processed_key, statistics_key
 from landfall.pipeline.prepare import prepare
 from landfall.pipeline.publish import advance_ordered_head, current_head, raw_partitions
 
@@ -82,6 +83,12 @@ def preprocess(pipeline: str, raw: dict[str, Any], partition: str) -> dict[str, 
             target = processed_key(storage, partition, raw["version"], name)
             s3ops.upload_file(s3, bucket, target, path, ContentType="application/vnd.apache.parquet")
             uris[f"{name}_uri"] = f"s3://{bucket}/{target}"
+        target = statistics_key(storage, partition, raw["version"])
+        body = json.dumps(prepared.statistics, separators=(",", ":")).encode()  # 10,000 values a column
+        s3ops.put_bytes(s3, bucket, target, body, ContentType="application/json")
+        uris["statistics_uri"] = f"s3://{bucket}/{target}"
+        if "error" in prepared.statistics:
+            log.warning("Partition %s: no drift statistics (%s)", partition, prepared.statistics["error"])
     rows = {f"rows_{name}": count for name, count in prepared.rows.items()}
     log.info(
         "Partition %s (version %s, %d raw file(s)): %s rows, %d features",

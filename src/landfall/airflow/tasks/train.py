@@ -106,6 +106,7 @@ def pick_best(
     key = trained_record(settings.storage.ledger_prefix, str(dataset["partition"]))
     s3ops.put_json(s3_client(settings), settings.storage.datasets_bucket, key, record)
     failed = sum(1 for r in results if not r)
+    _log_reference(settings, dataset, best["run_id"])
     log.info(
         "Best of %d trials (%d failed): %s validation %s=%.4f",
         len(results),
@@ -129,3 +130,38 @@ def pick_best(
         "trials": len(results),
         "failed_trials": failed,
     }
+
+
+REFERENCE_ARTIFACT = "drift/reference_statistics.json"
+
+
+def _log_reference(settings: Any, dataset: dict[str, Any], run_id: str) -> None:
+    """The window's drift statistics, merged, logged with the best trial's run: once it is champion, a
+    day is compared with them without reading its window again. Never fails the run: a candidate
+    without a reference is still a candidate (its days are then compared with nothing)."""
+    from landfall.airflow.tasks.ingest import s3_client
+    from landfall.pipeline import registry
+    from landfall.pipeline import s3 as s3ops
+    from landfall.pipeline.drift import reference_of
+
+    uris = dataset.get("statistics_uris") or []
+    try:
+        s3 = s3_client(settings)
+        days = []
+        for uri in uris:
+            bucket, _, key = str(uri).removeprefix("s3://").partition("/")
+            found = s3ops.get_json(s3, bucket, key)
+            days.append(found[0] if found else None)
+        reference = reference_of(days)
+        if reference is None:
+            log.warning("No drift statistics in the window (%d day file(s)): no reference logged", len(uris))
+            return
+        registry.client().log_dict(run_id, reference, REFERENCE_ARTIFACT)
+        log.info(
+            "Drift reference of %d day(s) (%d left out) logged with run %s",
+            reference["days"],
+            reference["days_left_out"],
+            run_id,
+        )
+    except Exception as error:  # the statistics are for monitoring: never the reason a training fails
+        log.warning("Drift reference not logged with run %s: %s", run_id, error)

@@ -179,8 +179,10 @@ def _celery_vhost(ctx: Context) -> str | None:
 
 
 def redis_administered(ctx: Context) -> bool:
-    return ctx.scaleout is not None and ctx.scaleout.broker_url.startswith("redis://") and administered(
-        ctx.scaleout.broker_url
+    return (
+        ctx.scaleout is not None
+        and ctx.scaleout.broker_url.startswith("redis://")
+        and administered(ctx.scaleout.broker_url)
     )
 
 
