@@ -29,6 +29,8 @@ class PipelineAssets(NamedTuple):
     """Landings that failed validation, moved aside with their reason.json (or refused unread)."""
     training_dataset: Asset
     """Features and the train/validation/test split of a partition."""
+    drift_report: Asset
+    """A prepared partition compared with the champion's training window: per-feature figures, verdict."""
     model_candidate: Asset
     """The best trial of a training run (chosen on the validation split), logged in MLflow."""
     evaluation: Asset
@@ -68,6 +70,9 @@ def _assets_of(settings: Settings, watch: LandingWatch) -> PipelineAssets:
         quarantine=Asset(name=names.quarantine, uri=f"{datasets}/{storage.quarantine_prefix}/", group=group),
         training_dataset=Asset(
             name=names.training_dataset, uri=f"{datasets}/{storage.processed_prefix}/", group=group
+        ),
+        drift_report=Asset(
+            name=names.drift_report, uri=f"{datasets}/{storage.processed_prefix}/drift/", group=group
         ),
         model_candidate=Asset(name=names.model_candidate, uri=f"mlflow://{model}/candidate", group=group),
         evaluation=Asset(name=names.evaluation, uri=f"mlflow://{model}/evaluation", group=group),

@@ -20,7 +20,8 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from assets import PIPELINES, PipelineAssets
-from landfall.airflow.deadlines import DeadlineSensor, freshness_deadline
+from landfall.airflow.deadline_sensor import DeadlineSensor
+from landfall.airflow.deadlines import freshness_deadline
 from landfall.core.catalog import LATE_ROLLUP_TASK
 from landfall.pipeline.keys import raw_head_key
 

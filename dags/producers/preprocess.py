@@ -9,6 +9,10 @@ events raised by the pipeline's ingest publish task are read.
 A rolled-up day that fails the whole-day checks a daily file gets (min_rows, both label classes) is not
 published: `report_refused_day` raises its `quarantine` event and the alert (it runs only when the
 task before it skipped, and skips unless that task refused a day).
+
+Each published day is also compared with the champion's training window (`compare_with_reference`): a
+`drift_report` event with the figures per feature and a `drift` alert when the day moved. It runs beside
+training and never fails the run (`landfall.airflow.tasks.drift`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from airflow.sdk import PartitionedAssetTimetable, TaskGroup, dag, task
 from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadlines import chain_deadline
 from landfall.airflow.notifier import LandfallNotifier
-from landfall.core.catalog import PUBLISH_DATASET_TASK
+from landfall.core.catalog import DRIFT_TASK, PUBLISH_DATASET_TASK
 
 default_args = {
     "retries": 2,
@@ -33,11 +37,12 @@ default_args = {
 
 
 def preprocess_dag(pipeline: PipelineAssets):
-    name, raw, quarantine, dataset = (
+    name, raw, quarantine, dataset, drift = (
         pipeline.name,
         pipeline.raw,
         pipeline.quarantine,
         pipeline.training_dataset,
+        pipeline.drift_report,
     )
 
     @dag(
@@ -82,7 +87,16 @@ def preprocess_dag(pipeline: PipelineAssets):
             refused = ti.xcom_pull(task_ids=PUBLISH_DATASET_TASK, key=REFUSED_DAY_KEY)
             return report_refused_day(name, refused, outlet_events[quarantine], dag_run.run_id)
 
+        @task(multiple_outputs=False, task_id=DRIFT_TASK, outlets=[drift], retries=0)
+        def compare_with_reference(published: dict, outlet_events=None) -> dict:
+            """The published day against the champion's training window: the `drift_report` event and,
+            when it moved, a `drift` alert. Runs beside training, never holds it up, never fails."""
+            from landfall.airflow.tasks.drift import drift_report
+
+            return drift_report(name, published, outlet_events[drift])
+
         built >> [report_refused_day(), EmptyOperator(task_id="dataset_built")]
+        compare_with_reference(built)
 
     return landfall_preprocess()
 

@@ -113,13 +113,15 @@ def test_day_one_goes_through_every_dag_and_becomes_the_champion(stack, airflow_
     # compared with (issue 23), taken by preprocess from the day's raw rows.
     from mlflow import MlflowClient
 
-    from landfall.airflow.tasks.train import REFERENCE_ARTIFACT
+    from landfall.airflow.tasks.drift import REFERENCE_ARTIFACT
 
     reference = mlflow.artifacts.load_dict(f"runs:/{candidate['run_id']}/{REFERENCE_ARTIFACT}")
     assert (reference["days"], reference["days_left_out"]) == (1, 0)
     assert reference["features"]["tenure_months"]["rows"] == 5000
     assert sum(reference["label"]["counts"].values()) == 5000
     assert MlflowClient().get_run(candidate["run_id"])  # the run the alias points at
+    [drift] = wait_for(lambda: partition_events(airflow_api, CHURN.drift_report, day) or None, 120, "drift")
+    assert drift["extra"]["verdict"] == "no reference" and drift["extra"]["champion_version"] is None
     print(
         f"\nlanding -> champion {landing_to_champion:.1f}s; {len(runs)} trials' training {compute:.1f}s "
         f"(ratio {landing_to_champion / compute:.0f}); accuracy {candidate['metrics']['accuracy']:.4f}"
@@ -142,6 +144,11 @@ def test_a_day_that_cannot_beat_the_champion_is_skipped_and_says_why(stack, airf
     notice = xcom_value(stack, airflow_api, CHURN.deploy_dag, chain[-1].run_id, "notify")
     assert notice["outcome"] == "skipped" and "improvement" in notice["message"]
     assert _champion(stack).version == shared["champion_version"]
+    # The same rows as the champion's window: no feature moved.
+    [drift] = wait_for(lambda: partition_events(airflow_api, CHURN.drift_report, day) or None, 120, "drift")
+    assert drift["extra"]["verdict"] == "stable" and drift["extra"]["drifted"] == [], drift["extra"]
+    assert drift["extra"]["champion_version"] == shared["champion_version"]
+    assert max(drift["extra"]["psi"].values()) < 0.01
     # The comparison picture now has the champion's bars and curve beside the candidate's.
     assert {plots.CANDIDATE_VS_CHAMPION, "plots/roc_candidate_vs_champion.png"} <= set(
         _plots(evaluation["extra"]["run_id"])

@@ -43,6 +43,7 @@ PIPELINE_EDGES = [
     (CHURN.ingest_dag, CHURN.quarantine),
     (CHURN.raw, CHURN.preprocess_dag),
     (CHURN.preprocess_dag, CHURN.training_dataset),
+    (CHURN.preprocess_dag, CHURN.drift_report),  # each prepared day against the champion's window
     (CHURN.training_dataset, CHURN.train_dag),
     (CHURN.train_dag, CHURN.model_candidate),
     (CHURN.model_candidate, CHURN.evaluate_dag),
@@ -96,9 +97,9 @@ def test_the_asset_graph_shows_the_pipeline_and_an_event_leads_to_its_run(stack,
 
     page.get_by_role("link", name=CHURN.landing, exact=True).click()
     graph = page.locator(".react-flow")
-    # 7 assets + 7 DAGs: the five of the chain, the freshness DAG (reads raw_daily; for a day landed
+    # 8 assets + 7 DAGs: the five of the chain, the freshness DAG (reads raw_daily; for a day landed
     # hour by hour it produces the day's training_dataset at the deadline) and the rollback DAG.
-    playwright.expect(graph.locator(".react-flow__node")).to_have_count(14)
+    playwright.expect(graph.locator(".react-flow__node")).to_have_count(15)
     nodes = {
         node.get_attribute("data-id"): node.inner_text().strip()
         for node in graph.locator(".react-flow__node").all()

@@ -95,6 +95,24 @@ def race(launcher):
     }
 
 
+def test_days_unlike_the_champions_training_window_are_reported_as_drifted_and_alerted(
+    race, launcher, alerts
+):
+    """W was trained on a shifted population; the two ordinary days are compared with W's window when they
+    are prepared (W is champion then): each `drift_report` says drifted, naming the features that moved,
+    and a `drift` alert names the same ones."""
+    api = launcher.api()
+    for name, day in race["days"].items():
+        [event] = wait_for(lambda day=day: partition_events(api, CHURN.drift_report, day) or None, 120, day)
+        report = event["extra"]
+        assert report["verdict"] == "drifted" and report["champion_version"] == race["weak"], (name, report)
+        assert report["drifted"] and all(report["psi"][f] >= 0.2 for f in report["drifted"])
+        assert report["label_psi"] is not None
+        [alert] = [a for a in alerts.of_kind("drift") if a["details"]["day"] == day]
+        assert alert["details"]["drifted"] == report["drifted"]
+        assert f"champion version {race['weak']}" in alert["text"]
+
+
 def test_both_days_were_compared_with_the_same_champion_and_both_beat_it(race):
     for name, evaluation in race["evaluations"].items():
         assert evaluation["champion_version"] == race["weak"], name

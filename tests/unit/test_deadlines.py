@@ -11,6 +11,7 @@ import pytest
 
 from journeys import CHURN
 from landfall.airflow import deadlines
+from landfall.airflow.deadline_sensor import DeadlineSensor
 
 
 def test_the_freshness_deadline_is_expected_by_after_the_runs_midnight():
@@ -71,8 +72,8 @@ def test_the_deadline_sensor_does_not_defer_to_a_moment_that_has_passed():
     resumed task on a busy scheduler; a future deadline still waits in the triggerer."""
     from airflow.exceptions import TaskDeferred
 
-    past = deadlines.DeadlineSensor(task_id="past", target_time="1647-01-12T06:00:00+00:00")
+    past = DeadlineSensor(task_id="past", target_time="1647-01-12T06:00:00+00:00")
     assert past.execute({}) is None
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     with pytest.raises(TaskDeferred):
-        deadlines.DeadlineSensor(task_id="future", target_time=future).execute({})
+        DeadlineSensor(task_id="future", target_time=future).execute({})

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from landfall.core.pipeline_settings import MonitoringSettings
 from landfall.core.settings import get_settings
 from landfall.pipeline import drift
 from landfall.pipeline.datagen import make_batch
 
-MONITORING = drift.Thresholds()
+MONITORING = MonitoringSettings()
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +130,11 @@ def test_the_retraining_policy(retrain, report, trained_days_ago, train, alert, 
     assert (decision.train, decision.alert) == (train, alert) and says in decision.reason
 
 
-def test_the_thresholds_have_bounds():
+def test_the_monitoring_keys_have_bounds():
     with pytest.raises(ValueError, match="share_of_features"):
-        drift.Thresholds(share_of_features=1.5)
+        MonitoringSettings(share_of_features=1.5)
     with pytest.raises(ValueError, match="psi_threshold"):
-        drift.Thresholds(psi_threshold=0)
+        MonitoringSettings(psi_threshold=0)
 
 
 def test_days_merged_into_a_window_keep_their_counts_and_a_sample_of_every_day(churn):

@@ -23,6 +23,7 @@ COMPARE_TASK = "compare_with_champion"
 PROMOTE_TASK = "promote"
 PUBLISH_DATASET_TASK = "features.build_training_dataset"
 LATE_ROLLUP_TASK = "roll_up_late_day"
+DRIFT_TASK = "compare_with_reference"
 
 
 class Producer(NamedTuple):
@@ -47,6 +48,7 @@ class Chain(NamedTuple):
     raw: str
     quarantine: str
     training_dataset: str
+    drift_report: str
     model_candidate: str
     evaluation: str
     production_model: str
@@ -68,6 +70,7 @@ class Chain(NamedTuple):
             self.raw,
             self.quarantine,
             self.training_dataset,
+            self.drift_report,
             self.model_candidate,
             self.evaluation,
             self.production_model,
@@ -88,6 +91,7 @@ class Chain(NamedTuple):
                 # A day landed hour by hour whose hours are not all there by its deadline: the hours that are.
                 Producer(self.freshness_dag, LATE_ROLLUP_TASK),
             ),
+            self.drift_report: (Producer(self.preprocess_dag, DRIFT_TASK),),
             self.model_candidate: (Producer(self.train_dag, SELECT_BEST_TASK),),
             self.evaluation: (Producer(self.evaluate_dag, COMPARE_TASK),),
             self.production_model: (Producer(self.deploy_dag, PROMOTE_TASK),),
@@ -117,6 +121,7 @@ def chain_of(pipeline: str) -> Chain:
         raw=asset("raw_daily"),
         quarantine=asset("quarantine"),
         training_dataset=asset("training_dataset"),
+        drift_report=asset("drift_report"),
         model_candidate=asset("model_candidate"),
         evaluation=asset("evaluation"),
         production_model=asset("production_model"),

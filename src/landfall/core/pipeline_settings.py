@@ -316,6 +316,16 @@ class DeploySettings(Section):
     deadline_minutes: float = Field(60.0, gt=0, le=7 * 24 * 60)
 
 
+class MonitoringSettings(Section):
+    """Drift of each prepared day against the champion's training window (`landfall.pipeline.drift`)."""
+
+    # A feature drifted when its population stability index reaches this (0.1: a small shift, 0.25: a
+    # large one, as the index is commonly read).
+    psi_threshold: float = Field(0.2, gt=0)
+    # The day drifted when at least this share of its features did: a `drift` alert names them.
+    share_of_features: float = Field(0.3, gt=0, le=1)
+
+
 class PipelineSettings(Section):
     """One model's pipeline: its data, schema, training, gate and registered model."""
 
@@ -324,6 +334,7 @@ class PipelineSettings(Section):
     mlflow: PipelineMlflow = PipelineMlflow()
     training: TrainingSettings = TrainingSettings()
     deploy: DeploySettings = DeploySettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     # Where this pipeline's own code is (`python:` trainers and features, estimator classes), relative to
     # the config file; unset: the project's `pipelines/` folder.
     code_path: str | None = None

@@ -35,6 +35,7 @@ from landfall.core.pipeline_settings import (
     DeploySettings,
     LandingSettings,
     MlflowSettings,
+    MonitoringSettings,
     PipelineSettings,
     TrainingSettings,
 )
@@ -68,6 +69,7 @@ class Settings(Section):
     mlflow: MlflowSettings
     training: TrainingSettings
     deploy: DeploySettings
+    monitoring: MonitoringSettings
     compute: ComputeSettings
     notify: NotifySettings
     serving: ServingSettings
@@ -180,6 +182,7 @@ class ProjectSettings(BaseSettings):
             ),
             training=block.training,
             deploy=block.deploy,
+            monitoring=block.monitoring,
             compute=self.compute,
             notify=self.notify,
             serving=self.serving,

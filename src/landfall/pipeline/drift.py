@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from landfall.core.pipeline_settings import LandingSettings
+from landfall.core.pipeline_settings import LandingSettings, MonitoringSettings
 
 SAMPLE = 10_000
 """Values kept per numeric column: the deciles and a KS distance from 10,000 values are within about a
@@ -28,24 +28,6 @@ _SHARE_FLOOR = 1e-4
 """A bin or category with no rows on one side counts as this share: PSI stays finite (and large)."""
 
 Verdict = Literal["drifted", "stable", "unknown", "no reference"]
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a feature, and a day, drifted. They become each pipeline's `monitoring:` keys once the DAGs
-    compute drift (issue 23's next slice); until then no config key names them."""
-
-    # A feature drifted when its population stability index reaches this (0.1: a small shift, 0.25: a
-    # large one, as the index is commonly read).
-    psi_threshold: float = 0.2
-    # The day drifted when at least this share of its features did.
-    share_of_features: float = 0.3
-
-    def __post_init__(self) -> None:
-        if self.psi_threshold <= 0:
-            raise ValueError(f"psi_threshold must be above 0, not {self.psi_threshold}")
-        if not 0 < self.share_of_features <= 1:
-            raise ValueError(f"share_of_features must be in (0, 1], not {self.share_of_features}")
 
 
 @dataclass
@@ -290,7 +272,7 @@ def compare(
     reference: dict[str, Any] | None,
     day: dict[str, Any],
     landing: LandingSettings,
-    monitoring: Thresholds,
+    monitoring: MonitoringSettings,
 ) -> DriftReport:
     """The day against the reference, feature by feature: a feature drifted when its PSI reaches
     `psi_threshold`; the day drifted when at least `share_of_features` of them did. A feature whose

@@ -132,13 +132,11 @@ def pick_best(
     }
 
 
-REFERENCE_ARTIFACT = "drift/reference_statistics.json"
-
-
 def _log_reference(settings: Any, dataset: dict[str, Any], run_id: str) -> None:
     """The window's drift statistics, merged, logged with the best trial's run: once it is champion, a
     day is compared with them without reading its window again. Never fails the run: a candidate
     without a reference is still a candidate (its days are then compared with nothing)."""
+    from landfall.airflow.tasks.drift import REFERENCE_ARTIFACT
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline import registry
     from landfall.pipeline import s3 as s3ops

@@ -1,0 +1,100 @@
+"""The preprocess DAG's drift task: a prepared partition's statistics against the reference the champion's
+run logged (its training window's), as a `drift_report` event, a JSON beside the partition, and a
+`drift` alert naming the features that moved. It never fails the run: what cannot be computed is
+reported as `unknown`, never as no drift."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from landfall.core.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+REFERENCE_ARTIFACT = "drift/reference_statistics.json"
+"""Where a trained run keeps its window's statistics (`landfall.airflow.tasks.train`)."""
+
+
+def drift_report(pipeline: str, published: dict[str, Any], outlet_event: Any) -> dict[str, Any]:
+    from landfall.airflow.tasks.ingest import s3_client
+    from landfall.pipeline import s3 as s3ops
+    from landfall.pipeline.alerts import Alerts
+    from landfall.pipeline.drift import compare, reference_of
+
+    settings = get_settings(pipeline)
+    partition, bucket = str(published["partition"]), settings.storage.datasets_bucket
+    s3 = s3_client(settings)
+    champion: str | None = None
+    try:
+        uris = published.get("statistics_uris") or [published.get("statistics_uri")]
+        day = reference_of([_json(s3, uri) for uri in uris if uri])  # an hourly day: its hours merged
+        champion, reference = _champion_reference(settings.mlflow.model_name)
+        if day is None:
+            report = {"verdict": "unknown", "reason": "the day has no statistics (see its preprocess log)"}
+        elif champion is not None and reference is None:
+            reason = f"champion version {champion} was trained before runs kept drift statistics"
+            report = {"verdict": "no reference", "reason": reason}
+        else:
+            report = compare(reference, day, settings.landing, settings.monitoring).as_dict()
+    except Exception as error:  # monitoring: reported, never the reason a run fails
+        log.exception("Drift of %s not computed", partition)
+        report = {
+            "verdict": "unknown",
+            "reason": f"drift could not be computed: {type(error).__name__}: {error}",
+        }
+    target = f"{settings.storage.processed_prefix}/date={partition}/{published['version']}/drift_report.json"
+    s3ops.put_bytes(s3, bucket, target, json.dumps(report).encode(), ContentType="application/json")
+    features = report.get("features") or {}
+    summary = {
+        "partition": partition,
+        "champion_version": champion,
+        "verdict": report["verdict"],
+        "reason": report["reason"],
+        "drifted": report.get("drifted", []),
+        "problems": report.get("problems", {}),
+        "psi": {name: figures.get("psi") for name, figures in features.items()},
+        "label_psi": (report.get("label") or {}).get("psi"),
+        "report_uri": f"s3://{bucket}/{target}",
+    }
+    outlet_event.add_partitions([partition])
+    outlet_event.extra = summary
+    log.info(
+        "Drift of %s against champion %s: %s (%s)", partition, champion, report["verdict"], report["reason"]
+    )
+    if report["verdict"] == "drifted":
+        Alerts(settings.notify.webhook_url).send(
+            "drift",
+            f"{pipeline} {partition} drifted from the training window of champion version {champion}: "
+            f"{report['reason']}",
+            {"pipeline": pipeline, "day": partition, "drifted": summary["drifted"], "psi": summary["psi"]},
+        )
+    return summary
+
+
+def _json(s3: Any, uri: str) -> dict[str, Any] | None:
+    from landfall.pipeline import s3 as s3ops
+
+    bucket, _, key = str(uri).removeprefix("s3://").partition("/")
+    found = s3ops.get_json(s3, bucket, key)
+    return found[0] if found else None
+
+
+def _champion_reference(model_name: str) -> tuple[str | None, dict[str, Any] | None]:
+    """(champion version, its run's reference statistics); a champion trained before runs kept one has
+    none, and neither has a model with no champion yet."""
+    import mlflow
+
+    from landfall.pipeline import registry
+
+    champion = registry.champion(model_name, registry.client())
+    if champion is None:
+        return None, None
+    try:
+        return str(champion.version), mlflow.artifacts.load_dict(
+            f"runs:/{champion.run_id}/{REFERENCE_ARTIFACT}"
+        )
+    except Exception as error:  # no such artifact
+        log.warning("Champion version %s has no drift reference (%s)", champion.version, error)
+        return str(champion.version), None

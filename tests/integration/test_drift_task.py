@@ -1,0 +1,92 @@
+"""The preprocess DAG's drift task against a real SeaweedFS: the report and its event for each verdict,
+the `drift` alert, and a failure that is reported as `unknown` instead of failing the run."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from landfall.airflow.tasks import drift as drift_task
+from landfall.pipeline import drift
+from landfall.pipeline import s3 as s3ops
+from landfall.pipeline.datagen import make_batch
+
+
+class _Outlet:
+    def __init__(self) -> None:
+        self.partitions: list[str] = []
+        self.extra: dict | None = None
+
+    def add_partitions(self, partitions: list[str]) -> None:
+        self.partitions.extend(partitions)
+
+
+@pytest.fixture
+def published(s3, settings):
+    """A prepared day whose statistics are in S3, as preprocess leaves it."""
+    day = f"7{uuid.uuid4().int % 1000:03d}-01-01"
+    bucket, key = (
+        settings.storage.datasets_bucket,
+        f"{settings.storage.processed_prefix}/date={day}/v1/statistics.json",
+    )
+
+    def put(frame) -> dict:
+        statistics = drift.summarise([frame], settings.landing, "binary")
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(statistics).encode())
+        return {"partition": day, "version": "v1", "statistics_uri": f"s3://{bucket}/{key}"}
+
+    yield put
+    for obj in s3ops.list_keys(s3, bucket, f"{settings.storage.processed_prefix}/date={day}/"):
+        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+
+
+def _reference(settings, drift_by: float = 0.0) -> dict:
+    return drift.reference_of(
+        [drift.summarise([make_batch(4000, seed=5, drift=drift_by)], settings.landing, "binary")]
+    )
+
+
+def test_a_moved_day_is_reported_with_its_figures_and_alerted(s3, settings, published, alerts, monkeypatch):
+    monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("7", _reference(settings)))
+    day = published(make_batch(4000, seed=6, drift=1.5))
+    outlet = _Outlet()
+    summary = drift_task.drift_report("churn", day, outlet)
+    assert outlet.partitions == [day["partition"]] and outlet.extra == summary
+    assert summary["verdict"] == "drifted" and summary["champion_version"] == "7" and summary["drifted"]
+    bucket, _, key = summary["report_uri"].removeprefix("s3://").partition("/")
+    stored = s3ops.get_json(s3, bucket, key)[0]
+    assert stored["verdict"] == "drifted" and set(stored["features"]) == set(summary["psi"])
+    [alert] = [a for a in alerts.of_kind("drift") if a["details"]["day"] == day["partition"]]
+    assert alert["details"]["drifted"] == summary["drifted"] and "champion version 7" in alert["text"]
+
+
+def test_a_day_like_the_window_is_stable_and_alerts_nothing(settings, published, alerts, monkeypatch):
+    monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("7", _reference(settings)))
+    day = published(make_batch(4000, seed=8))
+    assert drift_task.drift_report("churn", day, _Outlet())["verdict"] == "stable"
+    assert not [a for a in alerts.of_kind("drift") if a["details"]["day"] == day["partition"]]
+
+
+def test_no_champion_or_a_champion_without_a_reference_is_said_so(settings, published, monkeypatch):
+    day = published(make_batch(1000, seed=9))
+    monkeypatch.setattr(drift_task, "_champion_reference", lambda name: (None, None))
+    first = drift_task.drift_report("churn", day, _Outlet())
+    assert first["verdict"] == "no reference" and "no champion" in first["reason"]
+    monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("3", None))
+    older = drift_task.drift_report("churn", day, _Outlet())
+    assert older["verdict"] == "no reference" and "version 3 was trained before" in older["reason"]
+
+
+def test_a_failure_is_reported_as_unknown_and_never_fails_the_run(settings, published, monkeypatch):
+    def mlflow_down(name):
+        raise ConnectionError("MLflow is not answering")
+
+    monkeypatch.setattr(drift_task, "_champion_reference", mlflow_down)
+    outlet = _Outlet()
+    summary = drift_task.drift_report("churn", published(make_batch(1000, seed=9)), outlet)
+    assert summary["verdict"] == "unknown" and "ConnectionError: MLflow is not answering" in summary["reason"]
+    assert outlet.extra == summary
+    missing = {"partition": summary["partition"], "version": "v1"}  # prepared before days had statistics
+    assert drift_task.drift_report("churn", missing, _Outlet())["verdict"] == "unknown"
