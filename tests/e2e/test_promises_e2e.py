@@ -21,7 +21,7 @@ import pytest
 from journeys import CHURN, day_key, finished_run, land, task_states, unique_day, wait_for
 from landfall.airflow.tasks.ingest import MAX_CHUNKS
 from landfall.core import catalog
-from landfall.ops.bench.phases import landing_runs, outcome_counts
+from landfall.ops.bench.landing_records import landing_runs, outcome_counts
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
 from landfall.pipeline.publish import current_head

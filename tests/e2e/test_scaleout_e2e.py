@@ -243,7 +243,7 @@ def test_queue_mode_reports_through_rabbitmq_and_absorbs_duplicated_and_early_no
     """Queue mode end to end through a real broker: the filer's notification reaches the watcher via
     RabbitMQ (no poll runs in queue mode, and the sweep is 5 minutes away), a duplicated notification
     and one that arrives before its object change nothing, and every message ends acknowledged."""
-    from landfall.ops.bench.phases import outcome_counts
+    from landfall.ops.bench.landing_records import outcome_counts
     from landfall.pipeline.datagen import make_corrupt
 
     stack, api = scaleout_stack, scaleout_stack.api()
@@ -351,7 +351,7 @@ def test_a_burst_while_a_triggerer_and_a_scheduler_are_sigkilled_is_recorded_exa
     """Two schedulers and two triggerers on PostgreSQL. Files land while the triggerer running the
     watcher and then a scheduler are SIGKILLed: every file ends in exactly one raw or quarantine record,
     and the one good day gets exactly one run of each chain DAG."""
-    from landfall.ops.bench.phases import landing_runs, outcome_counts
+    from landfall.ops.bench.landing_records import landing_runs, outcome_counts
     from landfall.ops.landings import put_landing
     from landfall.pipeline.datagen import make_corrupt
 

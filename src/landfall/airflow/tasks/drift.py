@@ -21,7 +21,7 @@ def drift_report(pipeline: str, published: dict[str, Any], outlet_event: Any) ->
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline import s3 as s3ops
     from landfall.pipeline.alerts import Alerts
-    from landfall.pipeline.drift import compare, reference_of
+    from landfall.pipeline.drift import compare
 
     settings = get_settings(pipeline)
     partition, bucket = str(published["partition"]), settings.storage.datasets_bucket
@@ -29,7 +29,7 @@ def drift_report(pipeline: str, published: dict[str, Any], outlet_event: Any) ->
     champion: str | None = None
     try:
         uris = published.get("statistics_uris") or [published.get("statistics_uri")]
-        day = reference_of([_json(s3, uri) for uri in uris if uri])  # an hourly day: its hours merged
+        day = statistics_at(s3, [uri for uri in uris if uri])  # an hourly day: its hours merged
         champion, reference = _champion_reference(settings.mlflow.model_name)
         if day is None:
             report = {"verdict": "unknown", "reason": "the day has no statistics (see its preprocess log)"}
@@ -73,12 +73,18 @@ def drift_report(pipeline: str, published: dict[str, Any], outlet_event: Any) ->
     return summary
 
 
-def _json(s3: Any, uri: str) -> dict[str, Any] | None:
+def statistics_at(s3: Any, uris: list[str]) -> dict[str, Any] | None:
+    """The statistics files at `uris` (days, or an hourly day's hours) merged into one
+    (`drift.reference_of`); a missing file is left out and counted."""
     from landfall.pipeline import s3 as s3ops
+    from landfall.pipeline.drift import reference_of
 
-    bucket, _, key = str(uri).removeprefix("s3://").partition("/")
-    found = s3ops.get_json(s3, bucket, key)
-    return found[0] if found else None
+    days = []
+    for uri in uris:
+        bucket, _, key = str(uri).removeprefix("s3://").partition("/")
+        found = s3ops.get_json(s3, bucket, key)
+        days.append(found[0] if found else None)
+    return reference_of(days)
 
 
 def _champion_reference(model_name: str) -> tuple[str | None, dict[str, Any] | None]:

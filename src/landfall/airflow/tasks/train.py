@@ -136,21 +136,13 @@ def _log_reference(settings: Any, dataset: dict[str, Any], run_id: str) -> None:
     """The window's drift statistics, merged, logged with the best trial's run: once it is champion, a
     day is compared with them without reading its window again. Never fails the run: a candidate
     without a reference is still a candidate (its days are then compared with nothing)."""
-    from landfall.airflow.tasks.drift import REFERENCE_ARTIFACT
+    from landfall.airflow.tasks.drift import REFERENCE_ARTIFACT, statistics_at
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline import registry
-    from landfall.pipeline import s3 as s3ops
-    from landfall.pipeline.drift import reference_of
 
     uris = dataset.get("statistics_uris") or []
     try:
-        s3 = s3_client(settings)
-        days = []
-        for uri in uris:
-            bucket, _, key = str(uri).removeprefix("s3://").partition("/")
-            found = s3ops.get_json(s3, bucket, key)
-            days.append(found[0] if found else None)
-        reference = reference_of(days)
+        reference = statistics_at(s3_client(settings), uris)
         if reference is None:
             log.warning("No drift statistics in the window (%d day file(s)): no reference logged", len(uris))
             return

@@ -24,7 +24,7 @@ from typing import Any
 from airflow.triggers.shared_stream import AdvanceItem, AdvanceOutcome, SharedStreamProducer
 
 from landfall.airflow.triggers.aws_clients import bounded_client
-from landfall.airflow.triggers.landing_scan import ScanStats
+from landfall.airflow.triggers.landing_stats import ScanStats
 from landfall.airflow.triggers.landing_watch import LandingWatch
 from landfall.airflow.triggers.notifications import Notification, NotificationQueue, queue_for
 from landfall.airflow.triggers.prefix_watcher import Batch, PrefixWatcher, Report

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from landfall.core.catalog import chain_of
-from landfall.ops.bench.phases import BENCH_PIPELINE
+from landfall.ops.bench.landing_records import BENCH_PIPELINE
 from landfall.ops.follow import follow_partition
 from landfall.ops.landings import land_day
 from landfall.pipeline.datagen import make_batch, to_parquet

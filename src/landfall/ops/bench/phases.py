@@ -20,17 +20,14 @@ from typing import Any
 from landfall.core.catalog import chain_of
 from landfall.core.paths import REPO_ROOT
 from landfall.ops.airflow_api import AirflowApi
+from landfall.ops.bench.landing_records import BENCH_PIPELINE, landing_runs, outcome_counts
 from landfall.ops.bench.report import percentiles
 from landfall.ops.bench.rss import RssSampler, full_decode_peak_mb
 from landfall.ops.follow import quarantine_events_for
 from landfall.ops.landings import put_landing
 from landfall.pipeline.datagen import decompression_bomb, make_batch, make_corrupt, to_parquet
-from landfall.pipeline.landing import landings_in
-from landfall.pipeline.publish import published_head, quarantine_records
+from landfall.pipeline.publish import quarantine_records
 
-BENCH_PIPELINE = "churn"
-"""The pipeline whose table the phases land (churn's columns: `datagen.make_batch`) and whose chain they
-follow; every other configured pipeline is measured by `pipeline_chain` alone."""
 RESULTS_PATH = REPO_ROOT / "bench" / "results.json"
 CLASSIC_DAGS_FOLDER = REPO_ROOT / "bench" / "dags"
 
@@ -58,45 +55,6 @@ class BenchOptions:
 
 def _ts(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp() if value else None
-
-
-def landing_runs(api: AirflowApi, keys: set[str]) -> dict[str, list[dict[str, Any]]] | None:
-    """For each landed key, the `landing` asset events naming it with the runs they created; None while
-    Airflow answers its transient 500 (a created run not started yet)."""
-    names = chain_of(BENCH_PIPELINE)
-    asset = api.asset_by_name(names.landing)
-    if asset is None:
-        return {key: [] for key in keys}
-    found: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
-    offset = 0
-    while True:
-        answer = api.get_tolerant(
-            "assets/events", asset_id=asset["id"], order_by="-timestamp", limit=1000, offset=offset
-        )
-        if answer is None:
-            return None
-        for event in answer["asset_events"]:
-            for landed in landings_in(event.get("extra")):
-                if landed["key"] in found:
-                    found[landed["key"]].append(event)
-        if len(answer["asset_events"]) < 1000:
-            return found
-        offset += 1000
-
-
-def outcome_counts(api: AirflowApi, keys: set[str]) -> dict[str, int]:
-    """How many raw or quarantine records each key got (exactly one when nothing is lost or doubled)."""
-    names = chain_of(BENCH_PIPELINE)
-    counts = dict.fromkeys(keys, 0)
-    for event in api.events_of(names.raw):
-        head = published_head(event) or {}
-        if head.get("source_key") in counts:
-            counts[head["source_key"]] += 1
-    for event in api.events_of(names.quarantine):
-        for record in quarantine_records(event.get("extra")):
-            if record.get("source_key") in counts:
-                counts[record["source_key"]] += 1
-    return counts
 
 
 # ---- phases ----------------------------------------------------------------------------------------

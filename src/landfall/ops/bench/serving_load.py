@@ -24,7 +24,7 @@ import requests
 from landfall.core import catalog
 from landfall.core.catalog import chain_of
 from landfall.ops.airflow_api import AirflowApi
-from landfall.ops.bench.phases import BENCH_PIPELINE
+from landfall.ops.bench.landing_records import BENCH_PIPELINE
 from landfall.ops.bench.report import percentiles
 from landfall.pipeline import registry
 from landfall.pipeline.canary import as_rows
