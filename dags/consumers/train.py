@@ -1,6 +1,8 @@
 """Train: a hyperparameter search over the configured grid, one mapped task per trial, logged to
 MLflow; each trial is fitted on the train split and compared on the validation split, and the best
-becomes the `model_candidate` Asset of the partition.
+becomes the `model_candidate` Asset of the partition. With `training.retrain: on_drift` a day is searched
+only when its drift report says the data moved (or the champion is older than `training.max_age_days`);
+the run of a day that did not move skips its search, shown as skipped.
 
 Where a trial runs is configuration (`compute.profile`), not code: `local` runs the trainer's entry
 function in the task's own process, `kubernetes` runs the same CLI in the trainer image as a
@@ -68,7 +70,19 @@ def train_dag(pipeline: PipelineAssets):
                 return build(dataset, trials, dag_run.run_id, get_settings(name))
 
             dataset = training_dataset()
-            arguments = trial_arguments(dataset, trials(dataset))
+            grid = trials(dataset)
+            if settings.training.retrain == "on_drift":
+
+                @task.short_circuit(task_id="drift_says_train")  # RETRAIN_TASK, in the group
+                def drift_says_train(dataset: dict, ti=None) -> bool:
+                    """on_drift: the day's drift report and the champion's age say whether to search;
+                    False skips the search and everything after it (no candidate for this day)."""
+                    from landfall.airflow.tasks.retrain import train_or_skip
+
+                    return train_or_skip(name, dataset, ti)
+
+                drift_says_train(dataset) >> grid
+            arguments = trial_arguments(dataset, grid)
             if settings.compute.profile == "kubernetes":
                 from landfall.airflow.compute import kubernetes_trial_operator
 

@@ -8,7 +8,11 @@ A day landed hour by hour is trained once its 24th hour is processed. If hours a
 `landing.expected_by`, this run rolls up the hours that are there (`training_dataset` for the day, the
 missing hours named in it) and alerts naming the missing hours: a partial day never blocks training. A
 rolled-up day that fails the whole-day checks (min_rows, both label classes) is refused instead:
-`report_refused_day` raises its `quarantine` event and the alert, and nothing trains on it.
+`report_refused_day` raises its `quarantine` event and the alert, and nothing trains on it. A rolled-up
+day gets its drift report here, as a day preprocess publishes does.
+
+With `training.retrain: on_drift`, the same daily run retrains a champion older than
+`training.max_age_days` on the newest day's window, even when no day drifted (`retrain_stale_champion`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from airflow.sdk import CronTriggerTimetable, dag, task
 from assets import PIPELINES, PipelineAssets
 from landfall.airflow.deadline_sensor import DeadlineSensor
 from landfall.airflow.deadlines import freshness_deadline
-from landfall.core.catalog import LATE_ROLLUP_TASK
+from landfall.core.catalog import DRIFT_TASK, LATE_ROLLUP_TASK, STALE_CHAMPION_TASK
 from landfall.pipeline.keys import raw_head_key
 
 
@@ -84,7 +88,26 @@ def freshness_dag(pipeline: PipelineAssets):
             refused = ti.xcom_pull(task_ids=LATE_ROLLUP_TASK, key=REFUSED_DAY_KEY)
             return report_refused_day(name, refused, outlet_events[quarantine], run_id)
 
+        @task(multiple_outputs=False, task_id=DRIFT_TASK, outlets=[pipeline.drift_report], retries=0)
+        def compare_with_reference(published: dict, outlet_events=None) -> dict:
+            """The rolled-up day against the champion's training window, as for a day preprocess
+            published (an `on_drift` train run of the day waits for this report)."""
+            from landfall.airflow.tasks.drift import drift_report
+
+            return drift_report(name, published, outlet_events[pipeline.drift_report])
+
+        @task(multiple_outputs=False, task_id=STALE_CHAMPION_TASK, inlets=[datasets], outlets=[datasets])
+        def retrain_stale_champion(inlet_events=None, outlet_events=None) -> dict:
+            """training.retrain: on_drift: a champion older than training.max_age_days is retrained on
+            the newest day's window (its training_dataset event raised again); skips otherwise."""
+            from landfall.airflow.tasks.retrain import retrain_stale_champion
+
+            newest_first = inlet_events[datasets].ascending(False).limit(50)
+            return retrain_stale_champion(name, newest_first, outlet_events[datasets])
+
+        retrain_stale_champion()
         rolled_up = ingested >> landed_hourly(day) >> deadline >> roll_up_late_day(day)
+        compare_with_reference(rolled_up)
         # report_refused_day is skipped when the rollup failed (all_skipped): this leaf fails the run then.
         rolled_up >> [report_refused_day(), EmptyOperator(task_id="late_day_rolled_up")]
 

@@ -51,6 +51,7 @@ PIPELINE_EDGES = [
     (CHURN.evaluation, CHURN.deploy_dag),
     (CHURN.deploy_dag, CHURN.production_model),
     (CHURN.freshness_dag, CHURN.training_dataset),  # an hourly day's partial rollup at its deadline
+    (CHURN.freshness_dag, CHURN.drift_report),  # and that day's drift report
 ]
 
 

@@ -11,6 +11,7 @@ version are where they were.
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from datetime import date
@@ -26,12 +27,15 @@ from mlflow import MlflowClient
 from config_files import PRICES_LANDING, TIERS_LANDING, listings_table
 from journeys import CHURN, TIMEOUT_S, partition_events, unique_day, wait_for, xcom_value
 from landfall.cli import main
+from landfall.core.catalog import SELECT_BEST_TASK, TRIAL_TASK
 from landfall.core.settings import config_file, load_project
 from landfall.ops.follow import FollowResult, follow_chain, follow_landing
 from landfall.ops.landings import land_day
+from landfall.ops.pipeline_status import retrain_decision
+from landfall.pipeline import plots
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.canary import as_rows
-from landfall.pipeline.datagen import make_corrupt, to_parquet
+from landfall.pipeline.datagen import make_batch, make_corrupt, to_parquet
 from landfall.pipeline.keys import raw_head_key
 from landfall.pipeline.schema_data import make_rows
 
@@ -84,6 +88,19 @@ def fit(train, validation, params):
 """
 
 
+def _steady(churn: dict) -> dict:
+    """Churn's table under its own prefix, trained only when a day moved (`training.retrain: on_drift`):
+    one trial, each day on its own window (no day coalesces into another)."""
+    block = {key: value for key, value in churn.items() if key not in ("storage", "mlflow")}
+    block["training"] = {
+        **churn["training"],
+        "retrain": "on_drift",
+        "window_days": 1,
+        "grid": {"learning_rate": [0.01], "batch_size": [256], "optimizer": ["adam"], "hidden_units": [32]},
+    }
+    return block
+
+
 @pytest.fixture(scope="module")
 def added(launcher):
     """The stack with `tiers` and `prices` added to its config and applied by `up`; churn alone after."""
@@ -97,6 +114,7 @@ def added(launcher):
     (code / "tiers_model.py").write_text(textwrap.dedent(TIERS_MODEL))
     config = yaml.safe_load(original)
     config["pipelines"].update(PIPELINES)
+    config["pipelines"]["steady"] = _steady(config["pipelines"]["churn"])
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     sample = path.parent / "listings-sample.csv"
     listings_table(600, seed=0).to_csv(sample, index=False)
@@ -117,7 +135,7 @@ def added(launcher):
     try:
         stack.up()  # what `landfall up` does on a running stack: pools, dag-processor, triggerer, serving
         project = load_project()
-        yield {name: project.settings_for(name) for name in (*PIPELINES, "listings")}
+        yield {name: project.settings_for(name) for name in (*PIPELINES, "listings", "steady")}
     finally:
         path.write_text(original)
         stack.up()
@@ -275,7 +293,7 @@ def test_pipelines_of_each_task_type_are_judged_in_their_metric_and_served_after
     assert s3ops.get_json(s3, bucket, raw_head_key(settings.storage, good_day)) is None
     assert partition_events(stack.api(), CHURN.raw, good_day) == []
     models = _client(stack).models()
-    assert set(models) == {"churn", "tiers", "prices", "listings"}
+    assert set(models) >= {"churn", "tiers", "prices", "listings"}
     assert _champion(settings.mlflow.model_name) == churn_champion
     assert _served_version(stack, "churn") == churn_champion
 
@@ -293,3 +311,49 @@ def test_landfall_demo_follows_a_pipeline_to_its_champion_and_asks_the_service(l
     )
     assert "/v1/models/prices/predict (one row -> " in result.output, result.output
     assert partition_events(launcher.api(), added["prices"].names.evaluation, day)
+
+
+def test_on_drift_a_day_that_moved_is_trained_and_a_day_that_did_not_skips_its_search(
+    launcher, added, alerts
+):
+    """`training.retrain: on_drift`: the first day trains (no champion), then of two days landed at once
+    the one like the champion's window skips its search and the shifted one, alerted as drifted, trains."""
+    stack, steady = launcher, added["steady"]
+    first, like, moved = unique_day(2870), unique_day(2871), unique_day(2872)
+    chain = _chain(stack, steady, first, _land(stack, steady, first, to_parquet(make_batch(5000, 2870))))
+    assert chain[-1].tasks["promote"] == "success", chain[-1].tasks
+
+    landed = {
+        like: _land(stack, steady, like, to_parquet(make_batch(5000, 2871))),
+        moved: _land(stack, steady, moved, to_parquet(make_batch(5000, 2872, drift=1.5))),
+    }
+    api = stack.api()
+    trained = {}
+    for day, landing in landed.items():
+        ingest = follow_landing(api, landing.key, landing.etag, timeout_s=TIMEOUT_S, chain=steady.names)
+        assert ingest.outcome == "ingested", ingest.tasks
+        chain = follow_chain(api, day, ingest.queued_at, timeout_s=TIMEOUT_S, chain=steady.names)
+        train = chain[1]
+        assert train.state == "success", train.tasks
+        trained[day] = (train.tasks, retrain_decision(stack, api, steady.names.train_dag, train.run_id))
+
+    tasks, decision = trained[like]
+    assert tasks[SELECT_BEST_TASK] == "skipped" and tasks[TRIAL_TASK] == "skipped", tasks
+    assert decision["train"] is False and decision["verdict"] == "stable", decision
+    tasks, decision = trained[moved]
+    assert tasks[SELECT_BEST_TASK] == "success" and decision["verdict"] == "drifted", (tasks, decision)
+    assert partition_events(api, steady.names.model_candidate, moved)
+    assert partition_events(api, steady.names.model_candidate, like) == []
+    [alert] = [a for a in alerts.of_kind("drift") if a["details"].get("day") == moved]
+    assert alert["details"]["drifted"] and "tenure_months" in alert["details"]["drifted"], alert
+    assert not [a for a in alerts.of_kind("drift") if a["details"].get("day") == like]
+    # The moved day's MLflow run holds the picture of what moved, reference against the day.
+    [report] = partition_events(api, steady.names.drift_report, moved)
+    run_id = report["extra"]["mlflow_run_id"]
+    assert plots.DRIFT in {artifact.path for artifact in MlflowClient().list_artifacts(run_id, "plots")}
+
+    # `landfall status` says why the newest train run searched or not.
+    status = CliRunner().invoke(main, ["status", "--pipeline", "steady", "--json"])
+    assert status.exit_code == 0, status.output
+    newest = json.loads(status.output)["pipeline"]["chain"][steady.names.train_dag]
+    assert newest["retrain"] == trained[newest["partition"]][1], newest

@@ -9,9 +9,16 @@ import uuid
 import pytest
 
 from landfall.airflow.tasks import drift as drift_task
-from landfall.pipeline import drift
+from landfall.pipeline import drift, plots
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.datagen import make_batch
+
+
+@pytest.fixture(autouse=True)
+def _drift_runs_to_a_temporary_mlflow(s3_server, local_mlflow):
+    """The drift task logs a run per compared day: to a real MLflow store in a temporary folder (after
+    s3_server, which points the environment at the stack's MLflow)."""
+    return local_mlflow
 
 
 class _Outlet:
@@ -48,7 +55,9 @@ def _reference(settings, drift_by: float = 0.0) -> dict:
     )
 
 
-def test_a_moved_day_is_reported_with_its_figures_and_alerted(s3, settings, published, alerts, monkeypatch):
+def test_a_moved_day_is_reported_with_its_figures_and_alerted(
+    s3, settings, published, alerts, monkeypatch, local_mlflow
+):
     monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("7", _reference(settings)))
     day = published(make_batch(4000, seed=6, drift=1.5))
     outlet = _Outlet()
@@ -60,6 +69,12 @@ def test_a_moved_day_is_reported_with_its_figures_and_alerted(s3, settings, publ
     assert stored["verdict"] == "drifted" and set(stored["features"]) == set(summary["psi"])
     [alert] = [a for a in alerts.of_kind("drift") if a["details"]["day"] == day["partition"]]
     assert alert["details"]["drifted"] == summary["drifted"] and "champion version 7" in alert["text"]
+    # Its MLflow run: the verdict, a PSI per feature, the report and the picture of what moved.
+    run = local_mlflow.get_run(summary["mlflow_run_id"])
+    assert run.data.tags["landfall.verdict"] == "drifted" and run.data.tags["landfall.stage"] == "drift"
+    assert {f"psi.{name}" for name in summary["psi"]} <= set(run.data.metrics)
+    artifacts = {a.path for a in local_mlflow.list_artifacts(run.info.run_id, "plots")}
+    assert plots.DRIFT in artifacts
 
 
 def test_a_day_like_the_window_is_stable_and_alerts_nothing(settings, published, alerts, monkeypatch):
@@ -77,6 +92,7 @@ def test_no_champion_or_a_champion_without_a_reference_is_said_so(settings, publ
     monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("3", None))
     older = drift_task.drift_report("churn", day, _Outlet())
     assert older["verdict"] == "no reference" and "version 3 was trained before" in older["reason"]
+    assert first["mlflow_run_id"] is None and older["mlflow_run_id"] is None  # nothing was compared
 
 
 def test_a_failure_is_reported_as_unknown_and_never_fails_the_run(settings, published, monkeypatch):

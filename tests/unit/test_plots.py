@@ -74,3 +74,24 @@ def test_the_comparison_shows_both_models_only_when_there_is_a_champion():
     assert [text.get_text() for text in later.get_legend().get_texts()] == ["candidate", "champion"]
     assert "skip" in later.get_title()
     assert [round(bar.get_height(), 2) for bar in later.patches][:3] == [0.97, 0.9, 0.99]
+
+
+def test_the_drift_picture_shows_each_drifting_feature_reference_against_the_day(settings):
+    from landfall.pipeline import drift
+    from landfall.pipeline.datagen import make_batch
+
+    reference = drift.reference_of([drift.summarise([make_batch(3000, seed=1)], settings.landing, "binary")])
+    moved = drift.summarise([make_batch(3000, seed=2, drift=1.5)], settings.landing, "binary")
+    report = drift.compare(reference, moved, settings.landing, settings.monitoring).as_dict()
+    figure = plots.drift_figure(reference, moved, report, "2026-12-01")
+    titles = [axes.get_title() for axes in figure.axes]
+    assert len(titles) == min(len(report["drifted"]), plots.DRIFT_FEATURES_SHOWN) >= 2
+    assert all(title.endswith("(drifted)") for title in titles)
+    assert {title.split(":")[0] for title in titles} <= set(report["drifted"])
+    assert all(len(axes.get_legend().get_texts()) == 2 for axes in figure.axes)  # reference and the day
+
+    stable = drift.summarise([make_batch(3000, seed=3)], settings.landing, "binary")
+    calm = drift.compare(reference, stable, settings.landing, settings.monitoring).as_dict()
+    titles = [axes.get_title() for axes in plots.drift_figure(reference, stable, calm, "d").axes]
+    worst = max(calm["features"], key=lambda name: calm["features"][name]["psi"])
+    assert titles[0].startswith(f"{worst}: PSI") and not any("(drifted)" in t for t in titles)

@@ -24,6 +24,8 @@ PROMOTE_TASK = "promote"
 PUBLISH_DATASET_TASK = "features.build_training_dataset"
 LATE_ROLLUP_TASK = "roll_up_late_day"
 DRIFT_TASK = "compare_with_reference"
+RETRAIN_TASK = "search.drift_says_train"
+STALE_CHAMPION_TASK = "retrain_stale_champion"
 
 
 class Producer(NamedTuple):
@@ -90,8 +92,13 @@ class Chain(NamedTuple):
                 Producer(self.preprocess_dag, PUBLISH_DATASET_TASK),
                 # A day landed hour by hour whose hours are not all there by its deadline: the hours that are.
                 Producer(self.freshness_dag, LATE_ROLLUP_TASK),
+                # on_drift: a champion older than training.max_age_days, retrained on the newest day.
+                Producer(self.freshness_dag, STALE_CHAMPION_TASK),
             ),
-            self.drift_report: (Producer(self.preprocess_dag, DRIFT_TASK),),
+            self.drift_report: (
+                Producer(self.preprocess_dag, DRIFT_TASK),
+                Producer(self.freshness_dag, DRIFT_TASK),
+            ),
             self.model_candidate: (Producer(self.train_dag, SELECT_BEST_TASK),),
             self.evaluation: (Producer(self.evaluate_dag, COMPARE_TASK),),
             self.production_model: (Producer(self.deploy_dag, PROMOTE_TASK),),

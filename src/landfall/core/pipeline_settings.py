@@ -230,6 +230,11 @@ class TrainingSettings(Section):
     # History landed at once (many days in one burst) trains the newest complete window once instead of
     # every day in turn; backfill runs (`airflow backfill create`) always train every day in order.
     coalesce_history: bool = True
+    # every_landing: each published day trains. on_drift: a day trains only when its drift report says
+    # it moved (or cannot say: unknown, missing), when there is no champion yet, or when the champion was
+    # trained more than `max_age_days` ago; otherwise its train run skips the search (shown as skipped).
+    retrain: Literal["every_landing", "on_drift"] = "every_landing"
+    max_age_days: int = Field(30, ge=1, le=3650)
 
     @model_validator(mode="before")
     @classmethod
@@ -324,6 +329,9 @@ class MonitoringSettings(Section):
     psi_threshold: float = Field(0.2, gt=0)
     # The day drifted when at least this share of its features did: a `drift` alert names them.
     share_of_features: float = Field(0.3, gt=0, le=1)
+    # With training.retrain: on_drift, how long a train run waits for its day's drift report (written
+    # seconds after the day is published); none by then: it trains, as if the day drifted, and alerts.
+    report_wait_seconds: int = Field(300, ge=0, le=3600)
 
 
 class PipelineSettings(Section):

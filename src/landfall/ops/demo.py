@@ -72,7 +72,13 @@ def run_demo(stack: Stack, day: date, timeout_s: float, echo: Callable[[str], No
     return DemoResult(
         day.isoformat(),
         chain[-1].tasks.get("promote") == "success",
-        evaluation.get("reason", "?"),
+        evaluation.get("reason")
+        or (
+            "not trained: the day's train run skipped its search (training.retrain: on_drift and no drift, "
+            "or a later day's window holds it); `landfall status --pipeline` says why"
+            if chain[-1].dag_id == names.train_dag
+            else "?"
+        ),
         ingest.queued_at.timestamp() - landed.put_at,
         time.monotonic() - started,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from landfall.core.catalog import Chain, chain_of
+from landfall.core.catalog import SELECT_BEST_TASK, Chain, chain_of
 from landfall.core.settings import get_settings
 from landfall.ops.airflow_api import AirflowApi
 from landfall.pipeline.landing import landings_in
@@ -189,12 +189,18 @@ def follow_chain(
     echo: Callable[[str], None] = print,
     chain: Chain | None = None,
 ) -> list[FollowResult]:
-    """Follow every DAG downstream of ingest for one partition; stop at the first one that fails."""
+    """Follow every DAG downstream of ingest for one partition; stop at the first one that fails, or at a
+    train run that skipped its search (`training.retrain: on_drift` on a day that did not move, or a day
+    coalesced into a later one's window): no candidate comes of it, so no evaluation follows."""
     results = []
     deadline = time.monotonic() + timeout_s
+    train_dag = names(chain).train_dag
     for dag_id in names(chain).after_ingest:
         result = follow_partition(api, dag_id, partition, after, max(deadline - time.monotonic(), 1), echo)
         results.append(result)
         if result.state != "success":
+            break
+        if dag_id == train_dag and result.tasks.get(SELECT_BEST_TASK) == "skipped":
+            echo(f"  {dag_id} [{partition}] skipped its search: no candidate, nothing to evaluate")
             break
     return results

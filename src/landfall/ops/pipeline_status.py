@@ -4,7 +4,10 @@ version its scoring route serves: the three places a user otherwise looks up in 
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import requests
 
 from landfall.ops.airflow_api import AirflowApi
 from landfall.ops.stack.launcher import Stack
@@ -27,6 +30,9 @@ def pipeline_status(stack: Stack, api: AirflowApi) -> dict[str, Any]:
             if runs
             else None
         )
+    train = chain.get(names.train_dag)
+    if train is not None and settings.training.retrain == "on_drift":
+        train["retrain"] = retrain_decision(stack, api, names.train_dag, train["run_id"])
     return {
         "pipeline": settings.pipeline,
         "model": settings.mlflow.model_name,
@@ -34,6 +40,22 @@ def pipeline_status(stack: Stack, api: AirflowApi) -> dict[str, Any]:
         "served": _served(stack),
         "chain": chain,
     }
+
+
+def retrain_decision(stack: Stack, api: AirflowApi, dag_id: str, run_id: str) -> dict[str, Any] | None:
+    """What an `on_drift` train run decided (`{"train", "reason", "verdict", ...}`); None before it did."""
+    from landfall.airflow.tasks.retrain import DECISION_KEY
+    from landfall.core.catalog import RETRAIN_TASK
+
+    try:
+        stored = api.xcom_stored(dag_id, run_id, RETRAIN_TASK, DECISION_KEY)
+    except requests.HTTPError as error:
+        if error.response is not None and error.response.status_code == 404:
+            return None  # the run has not decided yet (or skipped before: a coalesced day)
+        raise
+    if isinstance(stored, str) and stored.startswith("s3://"):  # the object-storage backend's path
+        return api.xcom_value(stack.s3_client(), dag_id, run_id, RETRAIN_TASK, DECISION_KEY)
+    return json.loads(stored) if isinstance(stored, str) else stored
 
 
 def _champion(stack: Stack) -> str | None:
@@ -72,4 +94,7 @@ def status_lines(status: dict[str, Any]) -> list[str]:
             lines.append(f"  {dag_id:<32} no run yet")
         else:
             lines.append(f"  {dag_id:<32} {run['state']:<8} {run['partition'] or '-':<13} {run['run_id']}")
+            if decision := run.get("retrain"):
+                searched = "searched" if decision["train"] else "search skipped"
+                lines.append(f"  {'':<32} {searched}: {decision['reason']}")
     return lines

@@ -169,6 +169,11 @@ def statistics_key(storage: StorageSettings, partition: str, version: str) -> st
     return f"{storage.processed_prefix}/date={partition}/{version}/statistics.json"
 
 
+def drift_report_key(storage: StorageSettings, partition: str, version: str) -> str:
+    """Where the drift task writes a processed version's drift report; an `on_drift` train run reads it."""
+    return f"{storage.processed_prefix}/date={partition}/{version}/drift_report.json"
+
+
 def processed_head_key(storage: StorageSettings, partition: str) -> str:
     """Names the processed version of a partition that is current: what training windows read."""
     return f"{storage.processed_prefix}/date={partition}/_head.json"

@@ -4,7 +4,8 @@ Each trial logs the pictures of its task: a confusion matrix (and, binary, ROC /
 curves) for a classifier; predicted vs actual and the residuals for a regressor. The evaluation logs the
 candidate-vs-champion comparison and the same pictures of both on the held-out rows. Figures are
 drawn with matplotlib's Agg backend (no display) and returned, so they can be tested without MLflow;
-`log_figures` sends them to a run.
+`log_figures` sends them to a run. Each drift report with a reference gets one picture of its drifting
+features, reference vs day (`drift_figure`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,17 @@ def has_both_classes(truth: np.ndarray) -> bool:
     return len(np.unique(truth)) > 1
 
 
-def _figure(width: float = 4.5, height: float = 4.0) -> tuple[Any, Any]:
+def _blank_figure(width: float, height: float) -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # worker processes have no display
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _figure(width: float = 4.5, height: float = 4.0) -> tuple[Any, Any]:
+    figure = _blank_figure(width, height)
     return figure, figure.add_subplot()
 
 
@@ -176,3 +181,42 @@ def log_figures(run_id: str, figures: Mapping[str, Any]) -> None:
     client = mlflow.MlflowClient()
     for path, figure in figures.items():
         client.log_figure(run_id, figure, path)
+
+
+DRIFT = f"{PLOTS_DIR}/drift.png"
+DRIFT_FEATURES_SHOWN = 6
+
+
+def drift_figure(
+    reference: Mapping[str, Any], day: Mapping[str, Any], report: Mapping[str, Any], partition: str
+) -> Any:
+    """The drifting features, reference vs day, one panel each: for a number, the two samples'
+    histograms on the same bins; for a category, the two share bars. With none drifting, the features of
+    the largest PSI are shown, so the picture of a stable day says how far it was from moving."""
+    from landfall.pipeline.drift import CategoricalSummary, summary_of
+
+    features = report.get("features") or {}
+    ranked = sorted((n for n in features if "psi" in features[n]), key=lambda n: -features[n]["psi"])
+    shown = (list(report.get("drifted") or []) or ranked)[:DRIFT_FEATURES_SHOWN]
+    figure = _blank_figure(4.0 * max(1, len(shown)), 3.4)
+    for index, name in enumerate(shown, 1):
+        axes = figure.add_subplot(1, max(1, len(shown)), index)
+        ref, now = summary_of(reference["features"][name]), summary_of(day["features"][name])
+        if isinstance(ref, CategoricalSummary) and isinstance(now, CategoricalSummary):
+            before, after = ref.shares(), now.shares()
+            categories = sorted(set(before) | set(after))
+            positions = np.arange(len(categories))
+            axes.bar(positions - 0.2, [before.get(c, 0.0) for c in categories], 0.4, label="reference")
+            axes.bar(positions + 0.2, [after.get(c, 0.0) for c in categories], 0.4, label=partition)
+            axes.set_xticks(positions, categories, rotation=30, fontsize=7)
+        else:
+            samples = [np.asarray(s.sample, dtype="float64") for s in (ref, now)]  # type: ignore[union-attr]
+            joined = np.concatenate(samples)
+            bins = np.histogram_bin_edges(joined, bins=30) if len(joined) else 10
+            axes.hist(samples[0], bins=bins, density=True, alpha=0.55, label="reference")
+            axes.hist(samples[1], bins=bins, density=True, alpha=0.55, label=partition)
+        mark = " (drifted)" if features[name].get("drifted") else ""
+        axes.set_title(f"{name}: PSI {features[name]['psi']}{mark}", fontsize=9)
+        axes.legend(fontsize=7)
+    figure.suptitle(f"{partition}: {report.get('verdict')} against the champion's window", fontsize=10)
+    return figure

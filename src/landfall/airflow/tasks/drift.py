@@ -22,11 +22,14 @@ def drift_report(pipeline: str, published: dict[str, Any], outlet_event: Any) ->
     from landfall.pipeline import s3 as s3ops
     from landfall.pipeline.alerts import Alerts
     from landfall.pipeline.drift import compare
+    from landfall.pipeline.keys import drift_report_key
 
     settings = get_settings(pipeline)
     partition, bucket = str(published["partition"]), settings.storage.datasets_bucket
     s3 = s3_client(settings)
     champion: str | None = None
+    reference: dict[str, Any] | None = None
+    day: dict[str, Any] | None = None
     try:
         uris = published.get("statistics_uris") or [published.get("statistics_uri")]
         day = statistics_at(s3, [uri for uri in uris if uri])  # an hourly day: its hours merged
@@ -44,8 +47,12 @@ def drift_report(pipeline: str, published: dict[str, Any], outlet_event: Any) ->
             "verdict": "unknown",
             "reason": f"drift could not be computed: {type(error).__name__}: {error}",
         }
-    target = f"{settings.storage.processed_prefix}/date={partition}/{published['version']}/drift_report.json"
+    target = drift_report_key(settings.storage, partition, str(published["version"]))
     s3ops.put_bytes(s3, bucket, target, json.dumps(report).encode(), ContentType="application/json")
+    # After the report is in S3: an on_drift train run waiting for it need not wait for MLflow too.
+    run_id = None
+    if reference is not None and day is not None and report.get("features"):
+        run_id = _log_drift_run(settings, partition, champion, reference, day, report)
     features = report.get("features") or {}
     summary = {
         "partition": partition,
@@ -57,6 +64,7 @@ def drift_report(pipeline: str, published: dict[str, Any], outlet_event: Any) ->
         "psi": {name: figures.get("psi") for name, figures in features.items()},
         "label_psi": (report.get("label") or {}).get("psi"),
         "report_uri": f"s3://{bucket}/{target}",
+        "mlflow_run_id": run_id,
     }
     outlet_event.add_partitions([partition])
     outlet_event.extra = summary
@@ -104,3 +112,51 @@ def _champion_reference(model_name: str) -> tuple[str | None, dict[str, Any] | N
     except Exception as error:  # no such artifact
         log.warning("Champion version %s has no drift reference (%s)", champion.version, error)
         return str(champion.version), None
+
+
+def _log_drift_run(
+    settings: Any,
+    partition: str,
+    champion: str | None,
+    reference: dict[str, Any],
+    day: dict[str, Any],
+    report: dict[str, Any],
+) -> str | None:
+    """One MLflow run per compared day, in the pipeline's experiment: the PSI (and KS) of each feature as
+    metrics, the verdict, the report, and one picture of the drifting features, reference vs day. Never
+    fails the report: a run that cannot be logged is left out and said in the log."""
+    import mlflow
+
+    from landfall.pipeline.plots import DRIFT, drift_figure
+    from landfall.pipeline.training.models import PIPELINE_TAGS
+    from landfall.pipeline.training.trainer import experiment_id
+
+    tags = {
+        **PIPELINE_TAGS,
+        "landfall.stage": "drift",
+        "landfall.partition": partition,
+        "landfall.verdict": report["verdict"],
+        "landfall.champion_version": str(champion),
+    }
+    try:
+        client = mlflow.MlflowClient()
+        run = client.create_run(
+            experiment_id(settings.mlflow.experiment), run_name=f"drift {partition}", tags=tags
+        )
+        run_id = run.info.run_id
+        try:
+            metrics = {}
+            for name, figures in report["features"].items():
+                for figure in ("psi", "ks", "js"):
+                    if isinstance(figures.get(figure), (int, float)):
+                        metrics[f"{figure}.{name}"] = float(figures[figure])
+            for key, value in metrics.items():
+                client.log_metric(run_id, key, value)
+            client.log_dict(run_id, report, "drift/drift_report.json")
+            client.log_figure(run_id, drift_figure(reference, day, report, partition), DRIFT)
+        finally:
+            client.set_terminated(run_id)
+        return run_id
+    except Exception as error:  # monitoring: the picture is not worth failing the report for
+        log.warning("Drift run of %s not logged to MLflow: %s", partition, error)
+        return None

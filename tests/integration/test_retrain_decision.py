@@ -1,0 +1,193 @@
+"""The train DAG's `on_drift` decision against a real SeaweedFS: it reads the drift report the drift task
+wrote for the same processed version, waits for one written late, and fails open (trains, alerts) when
+none comes or the champion cannot be read."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from landfall.airflow.tasks import drift as drift_task
+from landfall.airflow.tasks import retrain
+from landfall.core.catalog import PUBLISH_DATASET_TASK, chain_of
+from landfall.pipeline import drift
+from landfall.pipeline import s3 as s3ops
+from landfall.pipeline.datagen import make_batch
+
+
+@pytest.fixture(autouse=True)
+def _drift_runs_to_a_temporary_mlflow(s3_server, local_mlflow):
+    """The drift task logs a run per compared day: to a real MLflow store in a temporary folder (after
+    s3_server, which points the environment at the stack's MLflow)."""
+    return local_mlflow
+
+
+class _TaskInstance:
+    def __init__(self) -> None:
+        self.xcom: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.xcom[key] = value
+
+
+class _Outlet:
+    def __init__(self) -> None:
+        self.partitions: list[str] = []
+        self.extra: dict | None = None
+
+    def add_partitions(self, partitions: list[str]) -> None:
+        self.partitions.extend(partitions)
+
+
+@pytest.fixture
+def on_drift(settings, monkeypatch):
+    """churn's settings with `training.retrain: on_drift`, a champion trained a day ago, a 3 s wait."""
+    changed = settings.model_copy(
+        update={
+            "training": settings.training.model_copy(update={"retrain": "on_drift", "max_age_days": 30}),
+            "monitoring": settings.monitoring.model_copy(update={"report_wait_seconds": 3}),
+        }
+    )
+    monkeypatch.setattr(retrain, "get_settings", lambda pipeline: changed)
+    monkeypatch.setattr(drift_task, "get_settings", lambda pipeline: changed)
+    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC) - timedelta(days=1))
+    return changed
+
+
+@pytest.fixture
+def day(s3, settings):
+    """A prepared day (version v1) with its statistics in S3; its files are removed afterwards."""
+    partition = f"6{uuid.uuid4().int % 1000:03d}-01-01"
+    bucket = settings.storage.datasets_bucket
+
+    def put(frame) -> dict:
+        key = f"{settings.storage.processed_prefix}/date={partition}/v1/statistics.json"
+        s3ops.put_json(s3, bucket, key, drift.summarise([frame], settings.landing, "binary"))
+        return {"partition": partition, "version": "v1", "statistics_uri": f"s3://{bucket}/{key}"}
+
+    yield put
+    for obj in s3ops.list_keys(s3, bucket, f"{settings.storage.processed_prefix}/date={partition}/"):
+        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+
+
+def _champion_window(monkeypatch, settings) -> None:
+    reference = drift.reference_of([drift.summarise([make_batch(4000, seed=5)], settings.landing, "binary")])
+    monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("4", reference))
+
+
+def test_a_day_like_the_champions_window_skips_and_a_moved_day_trains(on_drift, day, monkeypatch):
+    _champion_window(monkeypatch, on_drift)
+    stable = day(make_batch(4000, seed=6))
+    drift_task.drift_report("churn", stable, _Outlet())
+    ti = _TaskInstance()
+    assert retrain.train_or_skip("churn", stable, ti) is False
+    decision = ti.xcom[retrain.DECISION_KEY]
+    assert decision["verdict"] == "stable" and "no drift" in decision["reason"], decision
+
+    moved = day(make_batch(4000, seed=6, drift=1.5))  # the same version's report, overwritten
+    drift_task.drift_report("churn", moved, _Outlet())
+    assert retrain.train_or_skip("churn", moved, ti) is True
+    assert ti.xcom[retrain.DECISION_KEY]["verdict"] == "drifted"
+
+
+def test_a_stable_day_trains_when_the_champion_is_older_than_max_age(on_drift, day, monkeypatch):
+    _champion_window(monkeypatch, on_drift)
+    stable = day(make_batch(4000, seed=6))
+    drift_task.drift_report("churn", stable, _Outlet())
+    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC) - timedelta(days=31))
+    ti = _TaskInstance()
+    assert retrain.train_or_skip("churn", stable, ti) is True
+    assert "31.0 days ago (training.max_age_days 30)" in ti.xcom[retrain.DECISION_KEY]["reason"]
+
+
+def test_a_report_written_while_the_run_waits_is_the_one_decided_on(on_drift, day, monkeypatch):
+    _champion_window(monkeypatch, on_drift)
+    stable = day(make_batch(4000, seed=6))
+    late = threading.Timer(1.5, drift_task.drift_report, args=("churn", stable, _Outlet()))
+    late.start()
+    ti = _TaskInstance()
+    try:
+        assert retrain.train_or_skip("churn", stable, ti) is False
+    finally:
+        late.join()
+    assert ti.xcom[retrain.DECISION_KEY]["verdict"] == "stable"
+
+
+def test_no_report_within_the_wait_trains_and_alerts(on_drift, day, alerts):
+    unreported = day(make_batch(500, seed=7))  # the drift task never ran for it
+    ti = _TaskInstance()
+    assert retrain.train_or_skip("churn", unreported, ti) is True
+    assert ti.xcom[retrain.DECISION_KEY]["verdict"] == "missing"
+    [alert] = [a for a in alerts.of_kind("drift") if a["details"].get("day") == unreported["partition"]]
+    assert "no drift report" in alert["text"] and "compare_with_reference" in alert["text"]
+
+
+def test_a_champion_that_cannot_be_read_means_train(on_drift, day, monkeypatch):
+    _champion_window(monkeypatch, on_drift)
+    stable = day(make_batch(4000, seed=6))
+    drift_task.drift_report("churn", stable, _Outlet())
+
+    def mlflow_down(name):
+        raise ConnectionError("MLflow is not answering")
+
+    monkeypatch.setattr(retrain, "champion_trained_at", mlflow_down)
+    ti = _TaskInstance()
+    assert retrain.train_or_skip("churn", stable, ti) is True
+    decision = ti.xcom[retrain.DECISION_KEY]
+    assert decision["alert"] and "could not be read (MLflow is not answering)" in decision["reason"]
+
+
+def test_every_landing_trains_without_waiting_for_a_report(settings, day, monkeypatch):
+    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC))
+    started = datetime.now(UTC)
+    assert retrain.train_or_skip("churn", day(make_batch(500, seed=7)), _TaskInstance()) is True
+    assert settings.training.retrain == "every_landing" and settings.monitoring.report_wait_seconds == 300
+    assert datetime.now(UTC) - started < timedelta(seconds=60)
+
+
+def _event(partition: str, minutes: int, source_task: str = PUBLISH_DATASET_TASK, **extra):
+    """A training_dataset event as the accessor gives it, raised by `source_task` of churn's preprocess."""
+    return SimpleNamespace(
+        source_dag_id=chain_of("churn").preprocess_dag,
+        source_task_id=source_task,
+        partition_key=partition,
+        timestamp=datetime(2026, 12, 1, tzinfo=UTC) + timedelta(minutes=minutes),
+        extra={"partition": partition, **extra},
+    )
+
+
+def test_the_daily_check_retrains_a_stale_champion_on_the_newest_day(on_drift, monkeypatch, alerts):
+    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC) - timedelta(days=31))
+    events = [
+        _event("2026-11-29", 1, version="a"),
+        _event("2026-11-30", 2, version="b"),
+        _event("2026-11-30", 3, version="c"),  # the same day prepared again: its newest version
+        _event("2026-12-01", 4, source_task="forged", version="x"),  # not from a producer: never read
+    ]
+    outlet = _Outlet()
+    done = retrain.retrain_stale_champion("churn", events, outlet)
+    assert outlet.partitions == ["2026-11-30"] and done["partition"] == "2026-11-30"
+    assert outlet.extra == {"partition": "2026-11-30", "version": "c", "retrain": "max_age"}
+    [alert] = [a for a in alerts.of_kind("stale_champion") if a["details"]["day"] == "2026-11-30"]
+    assert "31.0 days ago (training.max_age_days 30)" in alert["text"]
+
+
+def test_the_daily_check_skips_a_young_champion_no_champion_and_every_landing(
+    on_drift, settings, monkeypatch
+):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    events = [_event("2026-11-30", 1, version="b")]
+    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC) - timedelta(days=29))
+    with pytest.raises(AirflowSkipException, match=r"within training\.max_age_days 30"):
+        retrain.retrain_stale_champion("churn", events, _Outlet())
+    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: None)
+    with pytest.raises(AirflowSkipException, match="no champion yet"):
+        retrain.retrain_stale_champion("churn", events, _Outlet())
+    monkeypatch.setattr(retrain, "get_settings", lambda pipeline: settings)  # every_landing, as shipped
+    with pytest.raises(AirflowSkipException, match="every_landing"):
+        retrain.retrain_stale_champion("churn", events, _Outlet())
