@@ -337,3 +337,17 @@ def test_the_trainer_phase_times_every_trainer_of_every_task_and_the_table_shows
     assert fits["regression"]["sklearn:sklearn.linear_model.Ridge"]["rmse"] < 100  # the label spans 0-1000
     table = format_table(figures)
     assert "fit regression sklearn:sklearn.linear_model.Ridge (800 rows)" in table
+
+
+def test_on_drift_trains_once_on_steady_days_and_again_where_the_data_moved(settings):
+    from landfall.ops.bench.report import format_table
+    from landfall.ops.bench.retrain_policy import SCENARIOS, simulate
+
+    steady = simulate(settings, 6, SCENARIOS["without drift"], rows=2000)
+    assert steady["trained_days"] == [0] and steady["skipped"] == 5  # the first day: no champion yet
+    moved = simulate(settings, 6, SCENARIOS["with drift"], rows=2000)  # moves on day 2, again on day 4
+    assert moved["trained_days"][:2] == [0, 2] and 4 in moved["trained_days"], moved
+    assert moved["verdicts"]["drifted"] == len(moved["trained_days"]) - 1
+    table = format_table({"retrain_on_drift": {"with drift": moved, "every_landing_trains": 6}})
+    assert "retrain on_drift, 6 days with drift" in table
+    assert f"{moved['trained']} trained, {moved['skipped']} skipped (every_landing: 6 trained)" in table

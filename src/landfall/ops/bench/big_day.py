@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from landfall.core.catalog import DRIFT_TASK
 from landfall.ops.follow import follow_landing, follow_partition
 from landfall.pipeline.datagen import make_batch
 from landfall.pipeline.keys import marker_key, part_key
@@ -104,8 +105,20 @@ def big_day(bench: Any, gib: float) -> dict[str, Any]:
             ),
             reverse=True,
         )
+        drift = next(
+            (
+                ti
+                for ti in api.task_instances(names.preprocess_dag, preprocess.run_id)
+                if ti["task_id"] == DRIFT_TASK
+            ),
+            {},
+        )
+        drift_rss = [rss for rss, _uss, process in by_process if process.endswith(f".{DRIFT_TASK}")]
         return {
             label: {
+                # The day's drift report (its statistics were taken in preprocessing's own pass).
+                "drift_report_s": drift.get("duration") and round(float(drift["duration"]), 1),
+                "drift_report_peak_rss_mb": max(drift_rss, default=None),
                 "rows": rows,
                 "bytes": size,
                 "gib": round(size / 2**30, 3),

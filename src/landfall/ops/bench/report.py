@@ -256,6 +256,25 @@ def format_table(results: dict[str, Any]) -> str:
         for trainer, figures in trainers.items():
             score = ", ".join(f"{name} {value}" for name, value in figures.items() if name != "fit_s")
             rows.append((f"fit {task} {trainer} ({fits['rows']:,} rows)", f"{figures['fit_s']} s, {score}"))
+    policy = results.get("retrain_on_drift") or {}
+    for scenario, figures in policy.items():
+        if isinstance(figures, dict):
+            rows.append(
+                (
+                    f"retrain on_drift, {figures['days']} days {scenario}",
+                    f"{figures['trained']} trained, {figures['skipped']} skipped "
+                    f"(every_landing: {policy.get('every_landing_trains')} trained)",
+                )
+            )
+    for name, figures in results.items():
+        if name.startswith("big_day_") and figures.get("drift_report_s") is not None:
+            rows.append(
+                (
+                    f"{name.replace('_', ' ')}: drift report",
+                    f"{figures['drift_report_s']} s, "
+                    f"task peak RSS {figures.get('drift_report_peak_rss_mb')} MB",
+                )
+            )
     rows.append(("stack RSS idle / peak", f"{results.get('idle_rss_mb')} / {results.get('peak_rss_mb')} MB"))
     for arm, figures in (results.get("classic_sensor") or {}).items():
         f = figures["file_to_work_start_s"]

@@ -24,6 +24,7 @@ from landfall.ops.bench.history import history
 from landfall.ops.bench.phases import BENCH_PIPELINE, CLASSIC_DAGS_FOLDER, Bench, BenchOptions, Echo
 from landfall.ops.bench.pipeline_chain import landing_to_champion_of
 from landfall.ops.bench.report import add_comparison, format_table, write
+from landfall.ops.bench.retrain_policy import trainings_under_on_drift
 from landfall.ops.bench.rss import RssSampler
 from landfall.ops.bench.serving_load import LoadOptions, serving_phase
 from landfall.ops.bench.trainer_fit import trainer_fit_times
@@ -160,6 +161,7 @@ def run_bench(options: BenchOptions, echo: Echo = print) -> dict[str, Any]:
             ("classic S3KeySensor DAGs", bench.classic),
             ("training window vs one day", lambda: window_vs_one_day(settings)),
             ("fit time per trainer and task", trainer_fit_times),
+            ("trainings under retrain: on_drift over 30 days", lambda: trainings_under_on_drift(settings)),
         ]
         run_phases(phases, results, options.out, echo)
         results["peak_rss_mb"] = round(sampler.peak_bytes / 2**20)
