@@ -60,7 +60,11 @@ def trial_arguments(
             argv += ["--tag", f"landfall.window_missing={','.join(dataset['missing_partitions'])}"]
         argv += _repeated("--trusted-type", training.trusted_types)
         if settings.compute.profile == "kubernetes":
-            argv += ["--out", XCOM_RETURN_PATH]  # the image's own code folder: its $LANDFALL_CODE_ROOT
+            argv += ["--out", XCOM_RETURN_PATH]
+            if settings.code_path and not training.builtin:
+                # As written: the pod resolves it against the image's config file (the image copies the
+                # config folder and the code beside it); unset, the image's $LANDFALL_CODE_ROOT.
+                argv += ["--code-path", settings.code_path]
         elif not training.builtin:
             argv += ["--code-path", str(settings.code_root)]
         argvs.append(argv)

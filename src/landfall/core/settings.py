@@ -78,6 +78,9 @@ class Settings(Section):
     # against the config file's folder; unset, $LANDFALL_CODE_ROOT (the images set it), else the
     # project's `pipelines/` folder.
     code_root: Path
+    # The pipeline's `code_path` as written (relative to the config file), for a process that resolves it
+    # against its own copy of the config: a trainer pod, against the image's.
+    code_path: str | None = None
     features: str  # "schema" or python:<module>:<function> (landfall.pipeline.features)
 
     @property
@@ -188,6 +191,7 @@ class ProjectSettings(BaseSettings):
             serving=self.serving,
             stack=self.stack,
             code_root=code_root(block.code_path),
+            code_path=block.code_path,
             features=block.features,
         )
 

@@ -327,8 +327,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _code_root(code_path: str | None) -> Path | None:
-    """--code-path, else the image's $LANDFALL_CODE_ROOT (a pod has no settings to resolve it from)."""
-    found = code_path or os.environ.get("LANDFALL_CODE_ROOT")
+    """--code-path (absolute from a worker; in a pod, the pipeline's code_path as written, resolved
+    against the image's $LANDFALL_CONFIG as the settings do), else $LANDFALL_CODE_ROOT."""
+    if code_path:
+        from landfall.core.settings import code_root
+
+        return code_root(code_path)
+    found = os.environ.get("LANDFALL_CODE_ROOT")
     return Path(found) if found else None
 
 
