@@ -72,13 +72,21 @@ def test_the_namespace_file_grants_the_workers_exactly_the_patch_of_this_deploym
 
 
 def test_the_activation_patch_is_a_valid_change_of_the_rendered_deployment(rendered):
-    patch = serving_k8s.activation_patch("7", "a" * 32)
     patched = copy.deepcopy(rendered["serving-deployment"])
-    patched["spec"]["template"]["metadata"]["annotations"].update(
-        patch["spec"]["template"]["metadata"]["annotations"]
-    )  # what a strategic merge does to a map
+    annotations = patched["spec"]["template"]["metadata"]["annotations"]
+    for pipeline, version in (("churn", "7"), ("house_prices", "2"), ("churn", "8")):
+        patch = serving_k8s.activation_patch(pipeline, version, "a" * 32)
+        annotations.update(patch["spec"]["template"]["metadata"]["annotations"])  # a strategic merge of a map
     kubernetes_validate.validate(patched, KUBERNETES_VERSION, strict=True)
-    assert patched["spec"]["template"]["metadata"]["annotations"][serving_k8s.VERSION_ANNOTATION] == "7"
+    # Each pipeline's champion keeps its own record: a promotion of one never overwrites another's.
+    assert annotations[serving_k8s.version_annotation("churn")] == "8"
+    assert annotations[serving_k8s.version_annotation("house_prices")] == "2"
+    assert annotations == {
+        "landfall.io/churn.champion-version": "8",
+        "landfall.io/churn.champion-run-id": "a" * 32,
+        "landfall.io/house-prices.champion-version": "2",
+        "landfall.io/house-prices.champion-run-id": "a" * 32,
+    }
 
 
 def test_deploy_sends_the_patch_through_the_providers_kubernetes_hook(monkeypatch):

@@ -13,8 +13,16 @@ from typing import Any
 from landfall.core.settings import Settings
 
 APP_LABEL = "landfall-serving"
-VERSION_ANNOTATION = "landfall.io/champion-version"
-RUN_ANNOTATION = "landfall.io/champion-run-id"
+
+
+def version_annotation(pipeline: str) -> str:
+    """Each pipeline's own key: one service serves every champion, and a promotion of one pipeline must
+    not overwrite another's record in the pod template (or in `kubectl rollout history`)."""
+    return f"landfall.io/{pipeline.replace('_', '-')}.champion-version"
+
+
+def run_annotation(pipeline: str) -> str:
+    return f"landfall.io/{pipeline.replace('_', '-')}.champion-run-id"
 
 
 def _labels() -> dict[str, str]:
@@ -84,13 +92,11 @@ def service_manifest(settings: Settings) -> dict[str, Any]:
     }
 
 
-def activation_patch(version: str, run_id: str) -> dict[str, Any]:
-    """The strategic-merge patch that records a promoted champion in the pod template (and so rolls it)."""
-    return {
-        "spec": {
-            "template": {"metadata": {"annotations": {VERSION_ANNOTATION: version, RUN_ANNOTATION: run_id}}}
-        }
-    }
+def activation_patch(pipeline: str, version: str, run_id: str) -> dict[str, Any]:
+    """The strategic-merge patch that records a pipeline's promoted champion in the pod template (and so
+    rolls it); the other pipelines' annotations are left as they are (a merge, not a replacement)."""
+    annotations = {version_annotation(pipeline): version, run_annotation(pipeline): run_id}
+    return {"spec": {"template": {"metadata": {"annotations": annotations}}}}
 
 
 def patch_deployment(settings: Settings, version: str, run_id: str) -> dict[str, Any]:
@@ -101,6 +107,6 @@ def patch_deployment(settings: Settings, version: str, run_id: str) -> dict[str,
     serving = settings.serving.kubernetes
     hook = KubernetesHook(conn_id=settings.compute.kubernetes.kubernetes_conn_id)
     apps = client.AppsV1Api(hook.get_conn())
-    body = activation_patch(version, run_id)
+    body = activation_patch(settings.pipeline, version, run_id)
     apps.patch_namespaced_deployment(APP_LABEL, serving.namespace, body)
     return body
