@@ -65,6 +65,9 @@ def browser_page(stack):
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1900, "height": 820})
         page.set_default_timeout(30_000)
+        # Assertions too: a page on a loaded two-core machine took more than expect's default 5 s to list
+        # the assets (a CI run failed with the asset's row rendered just after).
+        playwright.expect.set_options(timeout=30_000)
         yield page
         browser.close()
 

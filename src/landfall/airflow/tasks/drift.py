@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from landfall.core.settings import get_settings
@@ -49,9 +50,11 @@ def drift_report(pipeline: str, published: dict[str, Any], outlet_event: Any) ->
         }
     target = drift_report_key(settings.storage, partition, str(published["version"]))
     s3ops.put_bytes(s3, bucket, target, json.dumps(report).encode(), ContentType="application/json")
-    # After the report is in S3: an on_drift train run waiting for it need not wait for MLflow too.
+    # After the report is in S3: an on_drift train run waiting for it need not wait for MLflow too. Only a
+    # day that moved gets a run and its picture: a stable day's figures are in its event and its report,
+    # and a run per day would cost every landing an MLflow round trip and a drawing.
     run_id = None
-    if reference is not None and day is not None and report.get("features"):
+    if report["verdict"] == "drifted" and reference is not None and day is not None:
         run_id = _log_drift_run(settings, partition, champion, reference, day, report)
     features = report.get("features") or {}
     summary = {
@@ -122,7 +125,7 @@ def _log_drift_run(
     day: dict[str, Any],
     report: dict[str, Any],
 ) -> str | None:
-    """One MLflow run per compared day, in the pipeline's experiment: the PSI (and KS) of each feature as
+    """One MLflow run per day that drifted, in the pipeline's experiment: the PSI (and KS) of each feature as
     metrics, the verdict, the report, and one picture of the drifting features, reference vs day. Never
     fails the report: a run that cannot be logged is left out and said in the log."""
     import mlflow
@@ -145,13 +148,16 @@ def _log_drift_run(
         )
         run_id = run.info.run_id
         try:
-            metrics = {}
-            for name, figures in report["features"].items():
-                for figure in ("psi", "ks", "js"):
-                    if isinstance(figures.get(figure), (int, float)):
-                        metrics[f"{figure}.{name}"] = float(figures[figure])
-            for key, value in metrics.items():
-                client.log_metric(run_id, key, value)
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            metrics = [
+                Metric(f"{figure}.{name}", float(figures[figure]), now, 0)
+                for name, figures in report["features"].items()
+                for figure in ("psi", "ks", "js")
+                if isinstance(figures.get(figure), (int, float))
+            ]
+            client.log_batch(run_id, metrics=metrics)  # one request, not one per figure
             client.log_dict(run_id, report, "drift/drift_report.json")
             client.log_figure(run_id, drift_figure(reference, day, report, partition), DRIFT)
         finally:
