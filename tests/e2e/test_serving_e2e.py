@@ -64,6 +64,19 @@ def _promote_day(stack, api, day: str, **batch) -> dict:
     }
 
 
+def _prediction_log(stack, settings) -> list[dict]:
+    """Every row the service kept under churn's predictions prefix."""
+    from landfall.pipeline import s3 as s3ops
+    from landfall.serving.prediction_log import read_log
+
+    s3, bucket = stack.s3_client(), settings.storage.datasets_bucket
+    return [
+        record
+        for obj in s3ops.list_keys(s3, bucket, f"{settings.storage.predictions_prefix}/")
+        for record in read_log(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+    ]
+
+
 @pytest.fixture(scope="module")
 def two_champions(launcher):
     stack = launcher
@@ -97,6 +110,17 @@ def test_each_promotion_passes_the_canary_and_is_then_served(two_champions, sett
     expected = model.predict_proba(build_features(rows, settings.landing))[:, 1]
     assert answer["version"] == version
     assert positive(answer) == pytest.approx(list(expected), abs=1e-9)
+
+    # What it answered is kept: a graceful stop of the service (well within serving.log_flush_seconds)
+    # writes the rows still waiting, each under its request id, with the version that answered them.
+    asked = _served(stack).predict(as_rows(rows), request_id="e2e-kept-rows")
+    stack.stop("serving")
+    stack.restart("serving")
+    kept = [r for r in _prediction_log(stack, settings) if r["request_id"] == "e2e-kept-rows"]
+    assert [r["row_id"] for r in kept] == [str(i) for i in rows["customer_id"]]
+    assert [r["prediction"] for r in kept] == asked["predictions"]
+    assert {r["model_version"] for r in kept} == {version}
+    assert all(r["model_version"] != "None" for r in _prediction_log(stack, settings))  # no canary rows
 
 
 def test_landfall_rollback_moves_the_alias_back_and_the_service_follows(two_champions, settings, alerts):

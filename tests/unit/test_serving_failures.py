@@ -62,8 +62,9 @@ class _Through(ServingClient):
 
     app: TestClient | None = None
 
-    def _call(self, method, path, body=None):
-        answer = self.app.request(method, path, json=body, headers=AUTH)
+    def _call(self, method, path, body=None, at_root=False, request_id=None):
+        headers = {**AUTH, **({"X-Request-ID": request_id} if request_id else {})}
+        answer = self.app.request(method, path, json=body, headers=headers)
         answer.ok = answer.is_success  # the requests.Response attribute the client reads
         return answer
 

@@ -37,7 +37,8 @@ S3Prefix = Annotated[str, AfterValidator(check_prefix)]
 
 class PipelineStorage(Section):
     """Where the pipeline's files are in the shared datasets bucket. Unset prefixes default to
-    `<name>/landing`, `<name>/raw`, `<name>/processed` and `<name>/quarantine`; nothing of one pipeline
+    `<name>/landing`, `<name>/raw`, `<name>/processed`, `<name>/quarantine` and `<name>/predictions`;
+    nothing of one pipeline
     may sit under another's prefix."""
 
     landing_prefix: S3Prefix | None = None
@@ -50,6 +51,8 @@ class PipelineStorage(Section):
     quarantine_prefix: S3Prefix | None = None
     # The watcher's records of this pipeline's landings; unset, `<storage.ledger_prefix>/<name>`.
     ledger_prefix: S3Prefix | None = None
+    # What the scoring service answered, kept as parquet batches per day (`<name>/predictions`).
+    predictions_prefix: S3Prefix | None = None
 
     @field_validator("landing_filename", "landing_part_glob")
     @classmethod
@@ -73,6 +76,7 @@ class PipelineStorage(Section):
             "raw_prefix": self.raw_prefix or f"{name}/raw",
             "processed_prefix": self.processed_prefix or f"{name}/processed",
             "quarantine_prefix": self.quarantine_prefix or f"{name}/quarantine",
+            "predictions_prefix": self.predictions_prefix or f"{name}/predictions",
         }
 
 

@@ -35,6 +35,16 @@ class ServingSettings(Section):
     poll_interval_s: float = Field(1.0, gt=0, le=3600)
     # How long deploy waits for the service to answer with the promoted version before it alerts.
     activate_timeout_s: float = Field(60.0, gt=0, le=3600)
+    # Every answered row of predict and invocations is kept (request id, time, version, the row, its
+    # answer) as parquet under each pipeline's storage.predictions_prefix, written in the background when
+    # log_flush_rows rows wait or log_flush_seconds passed, whichever first. A graceful stop writes what
+    # waits; a killed service loses at most what had not been written yet.
+    log_predictions: bool = True
+    log_flush_rows: int = Field(1000, ge=1, le=1_000_000)
+    log_flush_seconds: float = Field(10.0, gt=0, le=3600)
+    # Rows held while S3 refuses them (retried at each flush); beyond this the oldest are dropped and
+    # counted as lost (GET /v1/models shows the counts).
+    log_max_pending_rows: int = Field(100_000, ge=1)
     kubernetes: ServingKubernetesSettings = ServingKubernetesSettings()
 
     @field_validator("url")

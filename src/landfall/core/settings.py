@@ -51,7 +51,14 @@ from landfall.core.shared_settings import (
 from landfall.core.stack_settings import StackSettings
 
 ENV_PREFIX = "LANDFALL_"
-_PREFIX_KEYS = {"landing_prefix", "raw_prefix", "processed_prefix", "quarantine_prefix", "ledger_prefix"}
+_PREFIX_KEYS = {
+    "landing_prefix",
+    "raw_prefix",
+    "processed_prefix",
+    "quarantine_prefix",
+    "ledger_prefix",
+    "predictions_prefix",
+}
 
 
 class ConfigError(ValueError):

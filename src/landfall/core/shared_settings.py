@@ -51,11 +51,19 @@ class StorageSettings(Section):
     processed_prefix: str
     quarantine_prefix: str
     ledger_prefix: str
+    predictions_prefix: str
     xcom_prefix: str
 
     def owned_prefixes(self) -> dict[str, str]:
         """The prefixes that hold this pipeline's files and no other's."""
-        names = ("landing_prefix", "raw_prefix", "processed_prefix", "quarantine_prefix", "ledger_prefix")
+        names = (
+            "landing_prefix",
+            "raw_prefix",
+            "processed_prefix",
+            "quarantine_prefix",
+            "ledger_prefix",
+            "predictions_prefix",
+        )
         return {name: getattr(self, name) for name in names}
 
 

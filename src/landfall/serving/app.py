@@ -15,6 +15,10 @@ and per pipeline, under /v1/models/<pipeline>:
                              staging slot first if it is not there (so any replica can answer it)
     POST /activate           serve the current champion now (deploy calls it right after moving the alias)
 
+Each answer carries an `X-Request-ID` header (the client's own when it sent one). The rows predict and
+invocations answered are kept in S3 with that id (`landfall.serving.prediction_log`); the counts of the
+log are in `GET /v1/models`.
+
 With one pipeline configured the same routes also answer at the root (`/predict`, `/version`, ...), as
 before pipelines.
 
@@ -27,10 +31,14 @@ same function.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import re
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -45,6 +53,7 @@ from landfall.pipeline.alerts import Alerts
 from landfall.pipeline.features import FeatureBuilder, feature_builder
 from landfall.pipeline.training.models import UntrustedModel
 from landfall.serving.follower import ChampionFollower
+from landfall.serving.prediction_log import PredictionLog
 from landfall.serving.slots import ModelFailure, RowError, score
 
 log = logging.getLogger(__name__)
@@ -87,9 +96,38 @@ class BearerToken:
         await self.app(scope, receive, send)
 
 
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+
+class RequestId:
+    """ASGI middleware: each request's id, the client's `X-Request-ID` when it sends a sane one, else a
+    new one; kept in `request.state.request_id` (the prediction log) and sent back in the same header, so
+    the answer body stays as it was."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = sent if REQUEST_ID.match(sent) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, with_id)
+
+
 class ServedPipeline(NamedTuple):
     settings: Settings
     follower: ChampionFollower
+    predictions: PredictionLog | None = None  # every answered row kept in S3 (serving.log_predictions)
 
 
 def mlflow_rows(body: Any) -> list[Any]:
@@ -126,8 +164,21 @@ def _listed(value: Any, what: str) -> list[Any]:
 
 
 def create_app(pipelines: Mapping[str, ServedPipeline], token: str, alerts: Alerts | None = None) -> FastAPI:
-    app = FastAPI(title="Landfall scoring service", docs_url=None, redoc_url=None, openapi_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # The graceful stop (SIGTERM): requests are done; every waiting prediction is written now. Here,
+        # not after uvicorn.run returns: uvicorn raises the captured signal again once it has shut down,
+        # and the default SIGTERM handler ends the process before any code after it runs.
+        for served_pipeline in pipelines.values():
+            if served_pipeline.predictions is not None:
+                await asyncio.to_thread(served_pipeline.predictions.stop)
+
+    app = FastAPI(
+        title="Landfall scoring service", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.add_middleware(BearerToken, token=token)
+    app.add_middleware(RequestId)  # outermost: a refused request has an id too
     first = next(iter(pipelines.values()), None)
     alerts = alerts or Alerts(first.settings.notify.webhook_url if first else None)
     # (model, version, run, kind of failure): one alert each, not one per request
@@ -171,10 +222,12 @@ def create_app(pipelines: Mapping[str, ServedPipeline], token: str, alerts: Aler
         listed = {}
         for name, served_pipeline in pipelines.items():
             served = served_pipeline.follower.slots.active
+            kept = served_pipeline.predictions
             listed[name] = {
                 "model": served_pipeline.settings.mlflow.model_name,
                 "version": served.version if served else None,
                 "run_id": served.run_id if served else None,
+                "prediction_log": kept.counts.as_dict() if kept else None,
             }
         return {"models": listed}
 
@@ -193,7 +246,7 @@ def _version(follower: ChampionFollower) -> str | None:
 
 def _pipeline_routes(served_pipeline: ServedPipeline) -> APIRouter:
     """One pipeline's routes: its champion, its staging slot, its schema."""
-    settings, follower = served_pipeline
+    settings, follower, predictions = served_pipeline
     slots, landing, name = follower.slots, settings.landing, settings.mlflow.model_name
     router = APIRouter()
 
@@ -238,9 +291,15 @@ def _pipeline_routes(served_pipeline: ServedPipeline) -> APIRouter:
 
     # Scoring is a few milliseconds of CPU under the GIL: done on the event loop, one request at a time,
     # it is faster than in a thread pool where eight requests fight over two cores.
+    def kept(request: Request, rows: list[Any], answer: dict[str, Any]) -> JSONResponse:
+        """The answer, its rows queued for the prediction log first (a list append: never S3)."""
+        if predictions is not None:
+            predictions.record(request.state.request_id, rows, answer)
+        return JSONResponse(answer)
+
     @router.post("/predict")
-    async def predict(body: Rows) -> JSONResponse:
-        return JSONResponse(scored(active(), body.rows))
+    async def predict(body: Rows, request: Request) -> JSONResponse:
+        return kept(request, body.rows, scored(active(), body.rows))
 
     @router.post("/invocations")
     async def invocations(request: Request) -> JSONResponse:
@@ -250,7 +309,7 @@ def _pipeline_routes(served_pipeline: ServedPipeline) -> APIRouter:
             raise HTTPException(422, f"not an MLflow scoring payload: {error}") from None
         if not 1 <= len(rows) <= MAX_ROWS:
             raise HTTPException(422, f"send 1 to {MAX_ROWS} rows, not {len(rows)}")
-        return JSONResponse(scored(active(), rows))
+        return kept(request, rows, scored(active(), rows))
 
     def staged(run_id: str) -> Any:
         try:

@@ -30,16 +30,20 @@ class ServingClient:
     pipeline: str | None = None
 
     def _call(
-        self, method: str, path: str, body: dict[str, Any] | None = None, at_root: bool = False
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        at_root: bool = False,
+        request_id: str | None = None,
     ) -> requests.Response:
         base = self.url.rstrip("/") + (f"/v1/models/{self.pipeline}" if self.pipeline and not at_root else "")
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if request_id:  # kept with the answered rows in the prediction log
+            headers["X-Request-ID"] = request_id
         try:
             return requests.request(
-                method,
-                f"{base}{path}",
-                json=body,
-                headers={"Authorization": f"Bearer {self.token}"},
-                timeout=self.timeout_s,
+                method, f"{base}{path}", json=body, headers=headers, timeout=self.timeout_s
             )
         except requests.RequestException as error:
             raise ServingError(
@@ -64,8 +68,8 @@ class ServingClient:
         """Every pipeline the service serves: its model, version and run id (`GET /v1/models`)."""
         return self._ok(self._call("GET", "/v1/models", at_root=True))["models"]
 
-    def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return self._ok(self._call("POST", "/predict", {"rows": rows}))
+    def predict(self, rows: list[dict[str, Any]], request_id: str | None = None) -> dict[str, Any]:
+        return self._ok(self._call("POST", "/predict", {"rows": rows}, request_id=request_id))
 
     def predict_staged(self, run_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         """Answered by the candidate of `run_id` in the staging slot (the canary)."""
