@@ -26,6 +26,9 @@ def _drift_runs_to_a_temporary_mlflow(s3_server, local_mlflow):
     return local_mlflow
 
 
+LAST_TRAINED_AT = retrain.last_trained_at  # the real one: the `on_drift` fixture replaces it
+
+
 class _TaskInstance:
     def __init__(self) -> None:
         self.xcom: dict[str, object] = {}
@@ -45,16 +48,17 @@ class _Outlet:
 
 @pytest.fixture
 def on_drift(settings, monkeypatch):
-    """churn's settings with `training.retrain: on_drift`, a champion trained a day ago, a 3 s wait."""
+    """churn's settings with `training.retrain: on_drift`, last trained a day ago, a 30 s wait."""
     changed = settings.model_copy(
         update={
             "training": settings.training.model_copy(update={"retrain": "on_drift", "max_age_days": 30}),
-            "monitoring": settings.monitoring.model_copy(update={"report_wait_seconds": 3}),
+            # Returns as soon as the report is there; long enough for one written late on a loaded machine.
+            "monitoring": settings.monitoring.model_copy(update={"report_wait_seconds": 30}),
         }
     )
     monkeypatch.setattr(retrain, "get_settings", lambda pipeline: changed)
     monkeypatch.setattr(drift_task, "get_settings", lambda pipeline: changed)
-    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC) - timedelta(days=1))
+    monkeypatch.setattr(retrain, "last_trained_at", lambda settings: datetime.now(UTC) - timedelta(days=1))
     return changed
 
 
@@ -98,7 +102,7 @@ def test_a_stable_day_trains_when_the_champion_is_older_than_max_age(on_drift, d
     _champion_window(monkeypatch, on_drift)
     stable = day(make_batch(4000, seed=6))
     drift_task.drift_report("churn", stable, _Outlet())
-    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC) - timedelta(days=31))
+    monkeypatch.setattr(retrain, "last_trained_at", lambda settings: datetime.now(UTC) - timedelta(days=31))
     ti = _TaskInstance()
     assert retrain.train_or_skip("churn", stable, ti) is True
     assert "31.0 days ago (training.max_age_days 30)" in ti.xcom[retrain.DECISION_KEY]["reason"]
@@ -117,7 +121,11 @@ def test_a_report_written_while_the_run_waits_is_the_one_decided_on(on_drift, da
     assert ti.xcom[retrain.DECISION_KEY]["verdict"] == "stable"
 
 
-def test_no_report_within_the_wait_trains_and_alerts(on_drift, day, alerts):
+def test_no_report_within_the_wait_trains_and_alerts(on_drift, day, alerts, monkeypatch):
+    short = on_drift.model_copy(
+        update={"monitoring": on_drift.monitoring.model_copy(update={"report_wait_seconds": 2})}
+    )
+    monkeypatch.setattr(retrain, "get_settings", lambda pipeline: short)
     unreported = day(make_batch(500, seed=7))  # the drift task never ran for it
     ti = _TaskInstance()
     assert retrain.train_or_skip("churn", unreported, ti) is True
@@ -131,10 +139,10 @@ def test_a_champion_that_cannot_be_read_means_train(on_drift, day, monkeypatch):
     stable = day(make_batch(4000, seed=6))
     drift_task.drift_report("churn", stable, _Outlet())
 
-    def mlflow_down(name):
+    def mlflow_down(settings):
         raise ConnectionError("MLflow is not answering")
 
-    monkeypatch.setattr(retrain, "champion_trained_at", mlflow_down)
+    monkeypatch.setattr(retrain, "last_trained_at", mlflow_down)
     ti = _TaskInstance()
     assert retrain.train_or_skip("churn", stable, ti) is True
     decision = ti.xcom[retrain.DECISION_KEY]
@@ -142,7 +150,7 @@ def test_a_champion_that_cannot_be_read_means_train(on_drift, day, monkeypatch):
 
 
 def test_every_landing_trains_without_waiting_for_a_report(settings, day, monkeypatch):
-    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC))
+    monkeypatch.setattr(retrain, "last_trained_at", lambda settings: datetime.now(UTC))
     started = datetime.now(UTC)
     assert retrain.train_or_skip("churn", day(make_batch(500, seed=7)), _TaskInstance()) is True
     assert settings.training.retrain == "every_landing" and settings.monitoring.report_wait_seconds == 300
@@ -161,7 +169,7 @@ def _event(partition: str, minutes: int, source_task: str = PUBLISH_DATASET_TASK
 
 
 def test_the_daily_check_retrains_a_stale_champion_on_the_newest_day(on_drift, monkeypatch, alerts):
-    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC) - timedelta(days=31))
+    monkeypatch.setattr(retrain, "last_trained_at", lambda settings: datetime.now(UTC) - timedelta(days=31))
     events = [
         _event("2026-11-29", 1, version="a"),
         _event("2026-11-30", 2, version="b"),
@@ -182,12 +190,40 @@ def test_the_daily_check_skips_a_young_champion_no_champion_and_every_landing(
     from airflow.sdk.exceptions import AirflowSkipException
 
     events = [_event("2026-11-30", 1, version="b")]
-    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: datetime.now(UTC) - timedelta(days=29))
+    monkeypatch.setattr(retrain, "last_trained_at", lambda settings: datetime.now(UTC) - timedelta(days=29))
     with pytest.raises(AirflowSkipException, match=r"within training\.max_age_days 30"):
         retrain.retrain_stale_champion("churn", events, _Outlet())
-    monkeypatch.setattr(retrain, "champion_trained_at", lambda name: None)
+    monkeypatch.setattr(retrain, "last_trained_at", lambda settings: None)
     with pytest.raises(AirflowSkipException, match="no champion yet"):
         retrain.retrain_stale_champion("churn", events, _Outlet())
     monkeypatch.setattr(retrain, "get_settings", lambda pipeline: settings)  # every_landing, as shipped
     with pytest.raises(AirflowSkipException, match="every_landing"):
         retrain.retrain_stale_champion("churn", events, _Outlet())
+
+
+def test_the_age_counts_from_the_last_search_not_only_from_the_champion(on_drift, s3, local_mlflow):
+    """A retrained candidate that lost, or a rollback to an older version, leaves an old champion: the
+    age must count from the last search, or every day after would train again."""
+    from journeys import logged_trial
+    from landfall.pipeline import registry
+    from landfall.pipeline.keys import last_search_record
+
+    ledger = f"retrain-test-{uuid.uuid4().hex[:8]}/ledger"
+    mine = on_drift.model_copy(
+        update={"storage": on_drift.storage.model_copy(update={"ledger_prefix": ledger})}
+    )
+    assert LAST_TRAINED_AT(mine) is None  # no champion yet
+    run_id = logged_trial(mine, "retrain-age-test", 1)
+    name = mine.mlflow.model_name
+    assert registry.promote(name, run_id, f"runs:/{run_id}/model", None, run_id, local_mlflow).moved
+    started = datetime.fromtimestamp(local_mlflow.get_run(run_id).info.start_time / 1000, UTC)
+    bucket, key = mine.storage.datasets_bucket, last_search_record(ledger)
+    try:
+        assert LAST_TRAINED_AT(mine) == started  # no search recorded: the champion's own run
+        later = started + timedelta(hours=5)  # a search after it, whose candidate lost
+        s3ops.put_json(s3, bucket, key, {"at": later.isoformat(), "partition": "2026-12-01"})
+        assert LAST_TRAINED_AT(mine) == later
+        s3ops.put_json(s3, bucket, key, {"at": (started - timedelta(days=9)).isoformat()})
+        assert LAST_TRAINED_AT(mine) == started  # the newer of the two
+    finally:
+        s3.delete_object(Bucket=bucket, Key=key)

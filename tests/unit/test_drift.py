@@ -121,7 +121,7 @@ STABLE = {"verdict": "stable", "reason": "0 of 7 features drifted"}
         ("on_drift", {"verdict": "unknown", "reason": "x"}, 1, True, False, "drift unknown"),
         ("on_drift", None, 1, True, True, "no drift report"),
         ("on_drift", STABLE, None, True, False, "no champion"),
-        ("on_drift", STABLE, 31, True, False, "trained 31.0 days ago"),
+        ("on_drift", STABLE, 31, True, False, "last trained 31.0 days ago"),
     ],
 )
 def test_the_retraining_policy(retrain, report, trained_days_ago, train, alert, says):

@@ -235,8 +235,9 @@ class TrainingSettings(Section):
     # every day in turn; backfill runs (`airflow backfill create`) always train every day in order.
     coalesce_history: bool = True
     # every_landing: each published day trains. on_drift: a day trains only when its drift report says
-    # it moved (or cannot say: unknown, missing), when there is no champion yet, or when the champion was
+    # it moved (or cannot say: unknown, missing), when there is no champion yet, or when the pipeline last
     # trained more than `max_age_days` ago; otherwise its train run skips the search (shown as skipped).
+    # Under on_drift no day is coalesced into a later one's window: each is decided on its own report.
     retrain: Literal["every_landing", "on_drift"] = "every_landing"
     max_age_days: int = Field(30, ge=1, le=3650)
 

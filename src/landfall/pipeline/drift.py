@@ -336,27 +336,27 @@ class TrainingDecision:
 def training_decision(
     retrain: str,
     report: dict[str, Any] | None,
-    champion_trained_at: datetime | None,
+    last_trained_at: datetime | None,
     now: datetime,
     max_age_days: int,
 ) -> TrainingDecision:
     """Whether a day's train run searches: always with `every_landing`; with `on_drift` when the day
-    drifted, its drift is unknown or missing (fail open to training), there is no champion, or the
-    champion was trained more than `max_age_days` ago."""
+    drifted, its drift is unknown or missing (fail open to training), there is no champion
+    (`last_trained_at` None), or the pipeline last trained more than `max_age_days` ago."""
     if retrain == "every_landing":
         return TrainingDecision(True, "training.retrain is every_landing")
-    if champion_trained_at is None:
+    if last_trained_at is None:
         return TrainingDecision(True, "no champion yet")
     if report is None:
         return TrainingDecision(True, "no drift report for this day: training, as if it drifted", alert=True)
     verdict = report.get("verdict")
     if verdict in ("drifted", "unknown", "no reference"):
         return TrainingDecision(True, f"drift {verdict}: {report.get('reason', '')}".rstrip(": "))
-    age_days = (now - champion_trained_at).total_seconds() / 86400
+    age_days = (now - last_trained_at).total_seconds() / 86400
     if age_days > max_age_days:
         return TrainingDecision(
-            True, f"the champion was trained {age_days:.1f} days ago (training.max_age_days {max_age_days})"
+            True, f"last trained {age_days:.1f} days ago (training.max_age_days {max_age_days})"
         )
     return TrainingDecision(
-        False, f"no drift ({report.get('reason', '')}) and the champion is {age_days:.1f} days old"
+        False, f"no drift ({report.get('reason', '')}); last trained {age_days:.1f} days ago"
     )

@@ -239,6 +239,13 @@ def outcome_record(ledger: str, key: str, version: str) -> str:
     return f"{ledger}/outcomes/{key_digest(key)}/{version}.json"
 
 
+def last_search_record(ledger: str) -> str:
+    """Written by every train run that searched (its time and day): `training.max_age_days` counts from
+    it, so a retrained candidate that lost its evaluation, or a rollback to an older version, does not
+    make every following day (and each daily freshness run) train again."""
+    return f"{ledger}/trained/_last_search.json"
+
+
 def trained_record(ledger: str, partition: str) -> str:
     """Written by the train run that trained the window ending at `partition` once its best trial is
     chosen (names the version): the days before it no longer wait for that window."""

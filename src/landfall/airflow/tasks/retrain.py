@@ -40,7 +40,7 @@ def train_or_skip(pipeline: str, dataset: dict[str, Any], ti: Any = None) -> boo
         wait_s = settings.monitoring.report_wait_seconds
         report = wait_for_report(s3_client(settings), settings.storage.datasets_bucket, key, wait_s)
     try:
-        trained_at = champion_trained_at(settings.mlflow.model_name)
+        trained_at = last_trained_at(settings)
     except Exception as error:  # fail open: a champion we cannot see is no reason to stop training
         log.warning("Champion of %s not read: %s", settings.mlflow.model_name, error)
         decision = TrainingDecision(True, f"the champion could not be read ({error}): training", alert=True)
@@ -74,7 +74,11 @@ def wait_for_report(s3: Any, bucket: str, key: str, wait_s: float, every_s: floa
 
     deadline = time.monotonic() + wait_s
     while True:
-        found = s3ops.get_json(s3, bucket, key)
+        try:
+            found = s3ops.get_json(s3, bucket, key)
+        except Exception as error:  # S3 away: as if not written yet; none by the deadline means train
+            log.warning("Drift report %s not read (%s); trying again", key, error)
+            found = None
         if found is not None:
             return found[0]
         if time.monotonic() >= deadline:
@@ -82,16 +86,29 @@ def wait_for_report(s3: Any, bucket: str, key: str, wait_s: float, every_s: floa
         time.sleep(min(every_s, max(deadline - time.monotonic(), 0.0)))
 
 
-def champion_trained_at(model_name: str) -> datetime | None:
-    """When the champion's run started training; None with no champion yet."""
+def last_trained_at(settings: Any) -> datetime | None:
+    """When the pipeline last trained: its last search (`keys.last_search_record`), or its champion's run
+    when none is recorded (a champion from before the record); None with no champion yet. Counted from
+    the last search, not the champion, so a retrained candidate that lost its evaluation or a rollback to
+    an older version does not make every day train again."""
+    from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline import registry
+    from landfall.pipeline import s3 as s3ops
+    from landfall.pipeline.keys import last_search_record
 
     mlflow_client = registry.client()
-    champion = registry.champion(model_name, mlflow_client)
+    champion = registry.champion(settings.mlflow.model_name, mlflow_client)
     if champion is None:
         return None
     started_ms = mlflow_client.get_run(champion.run_id).info.start_time
-    return datetime.fromtimestamp(started_ms / 1000, UTC)
+    trained = datetime.fromtimestamp(started_ms / 1000, UTC)
+    storage = settings.storage
+    found = s3ops.get_json(
+        s3_client(settings), storage.datasets_bucket, last_search_record(storage.ledger_prefix)
+    )
+    if found is not None and found[0].get("at"):
+        trained = max(trained, datetime.fromisoformat(found[0]["at"]))
+    return trained
 
 
 def _verdict(report: dict | None) -> str:
@@ -113,13 +130,13 @@ def retrain_stale_champion(pipeline: str, events: Iterable[Any], outlet_event: A
     training = settings.training
     if training.retrain != "on_drift":
         raise AirflowSkipException("training.retrain is every_landing: each landing trains")
-    trained_at = champion_trained_at(settings.mlflow.model_name)
+    trained_at = last_trained_at(settings)
     if trained_at is None:
         raise AirflowSkipException("no champion yet: the next landing trains")
     age_days = (datetime.now(UTC) - trained_at).total_seconds() / 86400
     if age_days <= training.max_age_days:
         raise AirflowSkipException(
-            f"the champion was trained {age_days:.1f} days ago, within training.max_age_days "
+            f"the pipeline last trained {age_days:.1f} days ago, within training.max_age_days "
             f"{training.max_age_days}"
         )
     trusted = [e for e in trusted_events(events, settings.names.training_dataset) if e.partition_key]
@@ -130,7 +147,7 @@ def retrain_stale_champion(pipeline: str, events: Iterable[Any], outlet_event: A
     outlet_event.add_partitions([str(newest.partition_key)])
     outlet_event.extra = extra
     text = (
-        f"{pipeline}: the champion was trained {age_days:.1f} days ago (training.max_age_days "
+        f"{pipeline}: last trained {age_days:.1f} days ago (training.max_age_days "
         f"{training.max_age_days}); retraining on the window of {newest.partition_key}"
     )
     Alerts(settings.notify.webhook_url).send(

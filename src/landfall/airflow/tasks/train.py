@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from landfall.core.settings import get_settings
@@ -27,7 +28,9 @@ def window_of(pipeline: str, dataset: dict[str, Any]) -> dict[str, Any]:
     settings = get_settings(pipeline)
     storage, training = settings.storage, settings.training
     s3, partition = s3_client(settings), str(dataset["partition"])
-    if training.coalesce_history and not dataset.get("backfill"):
+    # Under on_drift each day is decided on its own drift report: coalesced into a later day's window, a
+    # day that drifted would be decided on the later day's report (and could be skipped for good).
+    if training.coalesce_history and training.retrain != "on_drift" and not dataset.get("backfill"):
         newer = newer_untrained_partition(s3, storage, partition, training.window_days)
         if newer is not None:
             raise AirflowSkipException(
@@ -96,7 +99,7 @@ def pick_best(
     recorded as trained (its version), so the days before it stop waiting for its window."""
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline import s3 as s3ops
-    from landfall.pipeline.keys import trained_record
+    from landfall.pipeline.keys import last_search_record, trained_record
     from landfall.pipeline.training.trials import select_best
 
     settings = get_settings(pipeline)
@@ -104,7 +107,10 @@ def pick_best(
     best = select_best(results, metric)
     record = {"version": dataset["version"], "run_id": run_id, "window": dataset.get("window_partitions")}
     key = trained_record(settings.storage.ledger_prefix, str(dataset["partition"]))
-    s3ops.put_json(s3_client(settings), settings.storage.datasets_bucket, key, record)
+    s3, bucket = s3_client(settings), settings.storage.datasets_bucket
+    s3ops.put_json(s3, bucket, key, record)
+    searched = {**record, "partition": str(dataset["partition"]), "at": datetime.now(UTC).isoformat()}
+    s3ops.put_json(s3, bucket, last_search_record(settings.storage.ledger_prefix), searched)
     failed = sum(1 for r in results if not r)
     _log_reference(settings, dataset, best["run_id"])
     log.info(
