@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from landfall.core.kubernetes_settings import K8sName, PodResources, SecretEnv
 from landfall.core.sections import Section
@@ -46,6 +46,16 @@ class ServingSettings(Section):
     # counted as lost (GET /v1/models shows the counts).
     log_max_pending_rows: int = Field(100_000, ge=1)
     kubernetes: ServingKubernetesSettings = ServingKubernetesSettings()
+
+    @model_validator(mode="after")
+    def _a_batch_fits_in_what_is_kept(self) -> ServingSettings:
+        if self.log_flush_rows > self.log_max_pending_rows:
+            raise ValueError(
+                f"serving.log_flush_rows ({self.log_flush_rows}) must not exceed "
+                f"serving.log_max_pending_rows ({self.log_max_pending_rows}): rows beyond what is kept "
+                "would be dropped before a batch is full"
+            )
+        return self
 
     @field_validator("url")
     @classmethod

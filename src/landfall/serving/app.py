@@ -112,7 +112,7 @@ class RequestId:
             await self.app(scope, receive, send)
             return
         sent = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = sent if REQUEST_ID.match(sent) else uuid.uuid4().hex
+        request_id = sent if REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def with_id(message: Any) -> None:
@@ -170,9 +170,8 @@ def create_app(pipelines: Mapping[str, ServedPipeline], token: str, alerts: Aler
         # The graceful stop (SIGTERM): requests are done; every waiting prediction is written now. Here,
         # not after uvicorn.run returns: uvicorn raises the captured signal again once it has shut down,
         # and the default SIGTERM handler ends the process before any code after it runs.
-        for served_pipeline in pipelines.values():
-            if served_pipeline.predictions is not None:
-                await asyncio.to_thread(served_pipeline.predictions.stop)
+        logs = [p.predictions for p in pipelines.values() if p.predictions is not None]
+        await asyncio.gather(*(asyncio.to_thread(kept.stop) for kept in logs))  # at once, not in turn
 
     app = FastAPI(
         title="Landfall scoring service", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
@@ -294,7 +293,11 @@ def _pipeline_routes(served_pipeline: ServedPipeline) -> APIRouter:
     def kept(request: Request, rows: list[Any], answer: dict[str, Any]) -> JSONResponse:
         """The answer, its rows queued for the prediction log first (a list append: never S3)."""
         if predictions is not None:
-            predictions.record(request.state.request_id, rows, answer)
+            try:
+                predictions.record(request.state.request_id, rows, answer)
+            except Exception:  # the answer is computed: a failure to keep it is logged, not a 500
+                log.exception("%s: rows of request %s not kept", name, request.state.request_id)
+                predictions.counts.lost_rows += len(rows)
         return JSONResponse(answer)
 
     @router.post("/predict")

@@ -117,6 +117,9 @@ class PredictionLog:
             }
             for index, (row, prediction) in enumerate(zip(rows, answer["predictions"], strict=True))
         ]
+        if self._stopping.is_set():  # after the final write: nothing would write these
+            self.counts.lost_rows += len(records)
+            return
         with self._lock:
             first = self._pending.oldest is None
             if first:
@@ -140,7 +143,7 @@ class PredictionLog:
         self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = 4.0) -> None:
         """Write what waits, then stop the writer (a graceful shutdown loses nothing S3 accepts)."""
         self._stopping.set()
         self._wake.set()
@@ -148,6 +151,10 @@ class PredictionLog:
             self._thread.join(timeout_s)
         else:
             self.flush()
+        if self._thread.is_alive():  # the last write outlasted the stop: say so, do not claim it done
+            log.error(
+                "Prediction log of %s: the last write did not finish in %.0fs", self.pipeline, timeout_s
+            )
         log.info("Prediction log of %s stopped: %s", self.pipeline, self.counts.as_dict())
 
     def _run(self) -> None:
@@ -261,7 +268,8 @@ def s3_put(bucket: str) -> Callable[[str, bytes], None]:
 
     from landfall.pipeline.s3 import call_bounds
 
-    client = boto3.client("s3", config=call_bounds(20.0).botocore_config())
+    # Bounded well inside a graceful stop's grace period (the stack's 5 s; set Kubernetes' above it).
+    client = boto3.client("s3", config=call_bounds(3.0).botocore_config())
 
     def put(key: str, body: bytes) -> None:
         client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/vnd.apache.parquet")

@@ -157,7 +157,7 @@ def _log_drift_run(
                 for figure in ("psi", "ks", "js")
                 if isinstance(figures.get(figure), (int, float))
             ]
-            client.log_batch(run_id, metrics=metrics)  # one request, not one per figure
+            client.log_batch(run_id, metrics=metrics[:1000])  # one request (MLflow takes up to 1,000)
             client.log_dict(run_id, report, "drift/drift_report.json")
             client.log_figure(run_id, drift_figure(reference, day, report, partition), DRIFT)
         finally:
