@@ -172,6 +172,34 @@ def area(s3_server, settings):
 
 
 @pytest.fixture
+def prepared_day(s3, settings):
+    """`prepared_day(frame)`: a day (version v1) prepared from `frame` as far as the drift task reads it,
+    its statistics in S3; returns the published event's extra. The day's files are removed afterwards."""
+    from journeys import unique_day
+    from landfall.pipeline import drift
+    from landfall.pipeline import s3 as s3ops
+
+    partition, bucket = unique_day(7000), settings.storage.datasets_bucket
+    folder = f"{settings.storage.processed_prefix}/date={partition}/"
+
+    def put(frame) -> dict:
+        key = f"{folder}v1/statistics.json"
+        s3ops.put_json(s3, bucket, key, drift.summarise([frame], settings.landing, "binary"))
+        return {"partition": partition, "version": "v1", "statistics_uri": f"s3://{bucket}/{key}"}
+
+    yield put
+    for obj in s3ops.list_keys(s3, bucket, folder):
+        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+
+
+@pytest.fixture
+def mlflow_beside_s3(s3_server, local_mlflow):
+    """A real MLflow store in a temporary folder for code that also needs S3 (the drift task logs a run
+    per drifted day): set after s3_server, which points the environment at the stack's MLflow."""
+    return local_mlflow
+
+
+@pytest.fixture
 def airflow_api(stack):
     from landfall.ops.airflow_api import AirflowApi
 

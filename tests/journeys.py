@@ -156,6 +156,17 @@ def unique_day(first_year: int) -> str:
     return (date(first_year, 1, 1) + timedelta(days=uuid.uuid4().int % 30000)).isoformat()
 
 
+class RecordedOutlet:
+    """An `outlet_events[asset]` of a task, as the drift and freshness tasks use it: what they set on it."""
+
+    def __init__(self) -> None:
+        self.partitions: list[str] = []
+        self.extra: dict | None = None
+
+    def add_partitions(self, partitions: list[str]) -> None:
+        self.partitions.extend(partitions)
+
+
 def day_key(day: str) -> str:
     return f"daily/{day}/features.parquet"
 

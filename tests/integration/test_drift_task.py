@@ -3,50 +3,15 @@ the `drift` alert, and a failure that is reported as `unknown` instead of failin
 
 from __future__ import annotations
 
-import json
-import uuid
-
 import pytest
 
+from journeys import RecordedOutlet
 from landfall.airflow.tasks import drift as drift_task
 from landfall.pipeline import drift, plots
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.datagen import make_batch
 
-
-@pytest.fixture(autouse=True)
-def _drift_runs_to_a_temporary_mlflow(s3_server, local_mlflow):
-    """The drift task logs a run per compared day: to a real MLflow store in a temporary folder (after
-    s3_server, which points the environment at the stack's MLflow)."""
-    return local_mlflow
-
-
-class _Outlet:
-    def __init__(self) -> None:
-        self.partitions: list[str] = []
-        self.extra: dict | None = None
-
-    def add_partitions(self, partitions: list[str]) -> None:
-        self.partitions.extend(partitions)
-
-
-@pytest.fixture
-def published(s3, settings):
-    """A prepared day whose statistics are in S3, as preprocess leaves it."""
-    day = f"7{uuid.uuid4().int % 1000:03d}-01-01"
-    bucket, key = (
-        settings.storage.datasets_bucket,
-        f"{settings.storage.processed_prefix}/date={day}/v1/statistics.json",
-    )
-
-    def put(frame) -> dict:
-        statistics = drift.summarise([frame], settings.landing, "binary")
-        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(statistics).encode())
-        return {"partition": day, "version": "v1", "statistics_uri": f"s3://{bucket}/{key}"}
-
-    yield put
-    for obj in s3ops.list_keys(s3, bucket, f"{settings.storage.processed_prefix}/date={day}/"):
-        s3.delete_object(Bucket=bucket, Key=obj["Key"])
+pytestmark = pytest.mark.usefixtures("mlflow_beside_s3")
 
 
 def _reference(settings, drift_by: float = 0.0) -> dict:
@@ -56,11 +21,11 @@ def _reference(settings, drift_by: float = 0.0) -> dict:
 
 
 def test_a_moved_day_is_reported_with_its_figures_and_alerted(
-    s3, settings, published, alerts, monkeypatch, local_mlflow
+    s3, settings, prepared_day, alerts, monkeypatch, local_mlflow
 ):
     monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("7", _reference(settings)))
-    day = published(make_batch(4000, seed=6, drift=1.5))
-    outlet = _Outlet()
+    day = prepared_day(make_batch(4000, seed=6, drift=1.5))
+    outlet = RecordedOutlet()
     summary = drift_task.drift_report("churn", day, outlet)
     assert outlet.partitions == [day["partition"]] and outlet.extra == summary
     assert summary["verdict"] == "drifted" and summary["champion_version"] == "7" and summary["drifted"]
@@ -77,33 +42,33 @@ def test_a_moved_day_is_reported_with_its_figures_and_alerted(
     assert plots.DRIFT in artifacts
 
 
-def test_a_day_like_the_window_is_stable_and_alerts_nothing(settings, published, alerts, monkeypatch):
+def test_a_day_like_the_window_is_stable_and_alerts_nothing(settings, prepared_day, alerts, monkeypatch):
     monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("7", _reference(settings)))
-    day = published(make_batch(4000, seed=8))
-    stable = drift_task.drift_report("churn", day, _Outlet())
+    day = prepared_day(make_batch(4000, seed=8))
+    stable = drift_task.drift_report("churn", day, RecordedOutlet())
     assert stable["verdict"] == "stable" and stable["mlflow_run_id"] is None  # no run: nothing to picture
     assert not [a for a in alerts.of_kind("drift") if a["details"]["day"] == day["partition"]]
 
 
-def test_no_champion_or_a_champion_without_a_reference_is_said_so(settings, published, monkeypatch):
-    day = published(make_batch(1000, seed=9))
+def test_no_champion_or_a_champion_without_a_reference_is_said_so(settings, prepared_day, monkeypatch):
+    day = prepared_day(make_batch(1000, seed=9))
     monkeypatch.setattr(drift_task, "_champion_reference", lambda name: (None, None))
-    first = drift_task.drift_report("churn", day, _Outlet())
+    first = drift_task.drift_report("churn", day, RecordedOutlet())
     assert first["verdict"] == "no reference" and "no champion" in first["reason"]
     monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("3", None))
-    older = drift_task.drift_report("churn", day, _Outlet())
+    older = drift_task.drift_report("churn", day, RecordedOutlet())
     assert older["verdict"] == "no reference" and "version 3 was trained before" in older["reason"]
     assert first["mlflow_run_id"] is None and older["mlflow_run_id"] is None  # nothing was compared
 
 
-def test_a_failure_is_reported_as_unknown_and_never_fails_the_run(settings, published, monkeypatch):
+def test_a_failure_is_reported_as_unknown_and_never_fails_the_run(settings, prepared_day, monkeypatch):
     def mlflow_down(name):
         raise ConnectionError("MLflow is not answering")
 
     monkeypatch.setattr(drift_task, "_champion_reference", mlflow_down)
-    outlet = _Outlet()
-    summary = drift_task.drift_report("churn", published(make_batch(1000, seed=9)), outlet)
+    outlet = RecordedOutlet()
+    summary = drift_task.drift_report("churn", prepared_day(make_batch(1000, seed=9)), outlet)
     assert summary["verdict"] == "unknown" and "ConnectionError: MLflow is not answering" in summary["reason"]
     assert outlet.extra == summary
     missing = {"partition": summary["partition"], "version": "v1"}  # prepared before days had statistics
-    assert drift_task.drift_report("churn", missing, _Outlet())["verdict"] == "unknown"
+    assert drift_task.drift_report("churn", missing, RecordedOutlet())["verdict"] == "unknown"

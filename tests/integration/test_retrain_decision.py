@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from journeys import RecordedOutlet
 from landfall.airflow.tasks import drift as drift_task
 from landfall.airflow.tasks import retrain
 from landfall.core.catalog import PUBLISH_DATASET_TASK, chain_of
@@ -18,13 +19,7 @@ from landfall.pipeline import drift
 from landfall.pipeline import s3 as s3ops
 from landfall.pipeline.datagen import make_batch
 
-
-@pytest.fixture(autouse=True)
-def _drift_runs_to_a_temporary_mlflow(s3_server, local_mlflow):
-    """The drift task logs a run per compared day: to a real MLflow store in a temporary folder (after
-    s3_server, which points the environment at the stack's MLflow)."""
-    return local_mlflow
-
+pytestmark = pytest.mark.usefixtures("mlflow_beside_s3")
 
 LAST_TRAINED_AT = retrain.last_trained_at  # the real one: the `on_drift` fixture replaces it
 
@@ -35,15 +30,6 @@ class _TaskInstance:
 
     def xcom_push(self, key: str, value: object) -> None:
         self.xcom[key] = value
-
-
-class _Outlet:
-    def __init__(self) -> None:
-        self.partitions: list[str] = []
-        self.extra: dict | None = None
-
-    def add_partitions(self, partitions: list[str]) -> None:
-        self.partitions.extend(partitions)
 
 
 @pytest.fixture
@@ -62,56 +48,40 @@ def on_drift(settings, monkeypatch):
     return changed
 
 
-@pytest.fixture
-def day(s3, settings):
-    """A prepared day (version v1) with its statistics in S3; its files are removed afterwards."""
-    partition = f"6{uuid.uuid4().int % 1000:03d}-01-01"
-    bucket = settings.storage.datasets_bucket
-
-    def put(frame) -> dict:
-        key = f"{settings.storage.processed_prefix}/date={partition}/v1/statistics.json"
-        s3ops.put_json(s3, bucket, key, drift.summarise([frame], settings.landing, "binary"))
-        return {"partition": partition, "version": "v1", "statistics_uri": f"s3://{bucket}/{key}"}
-
-    yield put
-    for obj in s3ops.list_keys(s3, bucket, f"{settings.storage.processed_prefix}/date={partition}/"):
-        s3.delete_object(Bucket=bucket, Key=obj["Key"])
-
-
 def _champion_window(monkeypatch, settings) -> None:
     reference = drift.reference_of([drift.summarise([make_batch(4000, seed=5)], settings.landing, "binary")])
     monkeypatch.setattr(drift_task, "_champion_reference", lambda name: ("4", reference))
 
 
-def test_a_day_like_the_champions_window_skips_and_a_moved_day_trains(on_drift, day, monkeypatch):
+def test_a_day_like_the_champions_window_skips_and_a_moved_day_trains(on_drift, prepared_day, monkeypatch):
     _champion_window(monkeypatch, on_drift)
-    stable = day(make_batch(4000, seed=6))
-    drift_task.drift_report("churn", stable, _Outlet())
+    stable = prepared_day(make_batch(4000, seed=6))
+    drift_task.drift_report("churn", stable, RecordedOutlet())
     ti = _TaskInstance()
     assert retrain.train_or_skip("churn", stable, ti) is False
     decision = ti.xcom[retrain.DECISION_KEY]
     assert decision["verdict"] == "stable" and "no drift" in decision["reason"], decision
 
-    moved = day(make_batch(4000, seed=6, drift=1.5))  # the same version's report, overwritten
-    drift_task.drift_report("churn", moved, _Outlet())
+    moved = prepared_day(make_batch(4000, seed=6, drift=1.5))  # the same version's report, overwritten
+    drift_task.drift_report("churn", moved, RecordedOutlet())
     assert retrain.train_or_skip("churn", moved, ti) is True
     assert ti.xcom[retrain.DECISION_KEY]["verdict"] == "drifted"
 
 
-def test_a_stable_day_trains_when_the_champion_is_older_than_max_age(on_drift, day, monkeypatch):
+def test_a_stable_day_trains_when_the_champion_is_older_than_max_age(on_drift, prepared_day, monkeypatch):
     _champion_window(monkeypatch, on_drift)
-    stable = day(make_batch(4000, seed=6))
-    drift_task.drift_report("churn", stable, _Outlet())
+    stable = prepared_day(make_batch(4000, seed=6))
+    drift_task.drift_report("churn", stable, RecordedOutlet())
     monkeypatch.setattr(retrain, "last_trained_at", lambda settings: datetime.now(UTC) - timedelta(days=31))
     ti = _TaskInstance()
     assert retrain.train_or_skip("churn", stable, ti) is True
     assert "31.0 days ago (training.max_age_days 30)" in ti.xcom[retrain.DECISION_KEY]["reason"]
 
 
-def test_a_report_written_while_the_run_waits_is_the_one_decided_on(on_drift, day, monkeypatch):
+def test_a_report_written_while_the_run_waits_is_the_one_decided_on(on_drift, prepared_day, monkeypatch):
     _champion_window(monkeypatch, on_drift)
-    stable = day(make_batch(4000, seed=6))
-    late = threading.Timer(1.5, drift_task.drift_report, args=("churn", stable, _Outlet()))
+    stable = prepared_day(make_batch(4000, seed=6))
+    late = threading.Timer(1.5, drift_task.drift_report, args=("churn", stable, RecordedOutlet()))
     late.start()
     ti = _TaskInstance()
     try:
@@ -121,12 +91,12 @@ def test_a_report_written_while_the_run_waits_is_the_one_decided_on(on_drift, da
     assert ti.xcom[retrain.DECISION_KEY]["verdict"] == "stable"
 
 
-def test_no_report_within_the_wait_trains_and_alerts(on_drift, day, alerts, monkeypatch):
+def test_no_report_within_the_wait_trains_and_alerts(on_drift, prepared_day, alerts, monkeypatch):
     short = on_drift.model_copy(
         update={"monitoring": on_drift.monitoring.model_copy(update={"report_wait_seconds": 2})}
     )
     monkeypatch.setattr(retrain, "get_settings", lambda pipeline: short)
-    unreported = day(make_batch(500, seed=7))  # the drift task never ran for it
+    unreported = prepared_day(make_batch(500, seed=7))  # the drift task never ran for it
     ti = _TaskInstance()
     assert retrain.train_or_skip("churn", unreported, ti) is True
     assert ti.xcom[retrain.DECISION_KEY]["verdict"] == "missing"
@@ -134,10 +104,10 @@ def test_no_report_within_the_wait_trains_and_alerts(on_drift, day, alerts, monk
     assert "no drift report" in alert["text"] and "compare_with_reference" in alert["text"]
 
 
-def test_a_champion_that_cannot_be_read_means_train(on_drift, day, monkeypatch):
+def test_a_champion_that_cannot_be_read_means_train(on_drift, prepared_day, monkeypatch):
     _champion_window(monkeypatch, on_drift)
-    stable = day(make_batch(4000, seed=6))
-    drift_task.drift_report("churn", stable, _Outlet())
+    stable = prepared_day(make_batch(4000, seed=6))
+    drift_task.drift_report("churn", stable, RecordedOutlet())
 
     def mlflow_down(settings):
         raise ConnectionError("MLflow is not answering")
@@ -149,10 +119,10 @@ def test_a_champion_that_cannot_be_read_means_train(on_drift, day, monkeypatch):
     assert decision["alert"] and "could not be read (MLflow is not answering)" in decision["reason"]
 
 
-def test_every_landing_trains_without_waiting_for_a_report(settings, day, monkeypatch):
+def test_every_landing_trains_without_waiting_for_a_report(settings, prepared_day, monkeypatch):
     monkeypatch.setattr(retrain, "last_trained_at", lambda settings: datetime.now(UTC))
     started = datetime.now(UTC)
-    assert retrain.train_or_skip("churn", day(make_batch(500, seed=7)), _TaskInstance()) is True
+    assert retrain.train_or_skip("churn", prepared_day(make_batch(500, seed=7)), _TaskInstance()) is True
     assert settings.training.retrain == "every_landing" and settings.monitoring.report_wait_seconds == 300
     assert datetime.now(UTC) - started < timedelta(seconds=60)
 
@@ -176,7 +146,7 @@ def test_the_daily_check_retrains_a_stale_champion_on_the_newest_day(on_drift, m
         _event("2026-11-30", 3, version="c"),  # the same day prepared again: its newest version
         _event("2026-12-01", 4, source_task="forged", version="x"),  # not from a producer: never read
     ]
-    outlet = _Outlet()
+    outlet = RecordedOutlet()
     done = retrain.retrain_stale_champion("churn", events, outlet)
     assert outlet.partitions == ["2026-11-30"] and done["partition"] == "2026-11-30"
     assert outlet.extra == {"partition": "2026-11-30", "version": "c", "retrain": "max_age"}
@@ -192,13 +162,13 @@ def test_the_daily_check_skips_a_young_champion_no_champion_and_every_landing(
     events = [_event("2026-11-30", 1, version="b")]
     monkeypatch.setattr(retrain, "last_trained_at", lambda settings: datetime.now(UTC) - timedelta(days=29))
     with pytest.raises(AirflowSkipException, match=r"within training\.max_age_days 30"):
-        retrain.retrain_stale_champion("churn", events, _Outlet())
+        retrain.retrain_stale_champion("churn", events, RecordedOutlet())
     monkeypatch.setattr(retrain, "last_trained_at", lambda settings: None)
     with pytest.raises(AirflowSkipException, match="no champion yet"):
-        retrain.retrain_stale_champion("churn", events, _Outlet())
+        retrain.retrain_stale_champion("churn", events, RecordedOutlet())
     monkeypatch.setattr(retrain, "get_settings", lambda pipeline: settings)  # every_landing, as shipped
     with pytest.raises(AirflowSkipException, match="every_landing"):
-        retrain.retrain_stale_champion("churn", events, _Outlet())
+        retrain.retrain_stale_champion("churn", events, RecordedOutlet())
 
 
 def test_the_age_counts_from_the_last_search_not_only_from_the_champion(on_drift, s3, local_mlflow):

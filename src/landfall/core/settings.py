@@ -42,6 +42,7 @@ from landfall.core.pipeline_settings import (
 from landfall.core.sections import Section
 from landfall.core.serving_settings import ServingSettings
 from landfall.core.shared_settings import (
+    OWNED_PREFIXES,
     IngestSettings,
     NotifySettings,
     SharedStorage,
@@ -51,14 +52,6 @@ from landfall.core.shared_settings import (
 from landfall.core.stack_settings import StackSettings
 
 ENV_PREFIX = "LANDFALL_"
-_PREFIX_KEYS = {
-    "landing_prefix",
-    "raw_prefix",
-    "processed_prefix",
-    "quarantine_prefix",
-    "ledger_prefix",
-    "predictions_prefix",
-}
 
 
 class ConfigError(ValueError):
@@ -180,7 +173,7 @@ class ProjectSettings(BaseSettings):
             pipeline=name,
             storage=StorageSettings(
                 **self.storage.model_dump(exclude={"ledger_prefix"}),
-                **block.storage.model_dump(exclude=_PREFIX_KEYS),
+                **block.storage.model_dump(exclude=set(OWNED_PREFIXES)),
                 **block.storage.prefixes(name, self.storage.ledger_prefix),
             ),
             landing=block.landing,

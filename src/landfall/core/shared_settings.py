@@ -36,6 +36,17 @@ class SharedStorage(Section):
         return value
 
 
+OWNED_PREFIXES = (
+    "landing_prefix",
+    "raw_prefix",
+    "processed_prefix",
+    "quarantine_prefix",
+    "ledger_prefix",
+    "predictions_prefix",
+)
+"""A pipeline's own prefixes (`PipelineStorage.prefixes` fills in their defaults)."""
+
+
 class StorageSettings(Section):
     """One pipeline's storage, resolved: the shared buckets with the pipeline's own prefixes."""
 
@@ -56,15 +67,7 @@ class StorageSettings(Section):
 
     def owned_prefixes(self) -> dict[str, str]:
         """The prefixes that hold this pipeline's files and no other's."""
-        names = (
-            "landing_prefix",
-            "raw_prefix",
-            "processed_prefix",
-            "quarantine_prefix",
-            "ledger_prefix",
-            "predictions_prefix",
-        )
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in OWNED_PREFIXES}
 
 
 class WatcherSettings(Section):
