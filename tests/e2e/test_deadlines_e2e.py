@@ -46,9 +46,7 @@ def test_a_missing_day_and_a_stuck_chain_run_each_raise_a_late_alert_naming_it(
     assert "Contents" not in stack.s3_client().list_objects_v2(
         Bucket=settings.storage.datasets_bucket, Prefix=head
     ), f"{day} has landed in this stack; the test needs a day that has not"
-    missing = airflow_api.post(
-        f"dags/{CHURN.freshness_dag}/dagRuns", {"logical_date": logical.isoformat(), "conf": {}}
-    )
+    missing = airflow_api.trigger(CHURN.freshness_dag, {}, logical_date=logical)
 
     # A day that did land and was ingested: its freshness run finds the raw partition and succeeds.
     # A past day: the scheduler does not start a run whose logical date is in the future.
@@ -56,9 +54,7 @@ def test_a_missing_day_and_a_stuck_chain_run_each_raise_a_late_alert_naming_it(
     landed = land(stack, day_key(landed_day), to_parquet(make_batch(600, seed=951)))
     assert follow_landing(airflow_api, landed.key, landed.etag, timeout_s=300).outcome == "ingested"
     next_midnight = datetime.combine(date.fromisoformat(landed_day) + timedelta(days=1), time(), UTC)
-    present = airflow_api.post(
-        f"dags/{CHURN.freshness_dag}/dagRuns", {"logical_date": next_midnight.isoformat(), "conf": {}}
-    )
+    present = airflow_api.trigger(CHURN.freshness_dag, {}, logical_date=next_midnight)
     done = finished_run(
         airflow_api, CHURN.freshness_dag, lambda r: r["dag_run_id"] == present["dag_run_id"], 300
     )

@@ -111,9 +111,7 @@ def test_an_hourly_day_trains_once_and_a_partial_day_trains_at_its_deadline(
     )
     assert _runs(airflow_api, CHURN.train_dag, partial.isoformat()) == []
     midnight = datetime.combine(partial + timedelta(days=1), time(), UTC)
-    freshness = airflow_api.post(
-        f"dags/{CHURN.freshness_dag}/dagRuns", {"logical_date": midnight.isoformat(), "conf": {}}
-    )
+    freshness = airflow_api.trigger(CHURN.freshness_dag, {}, logical_date=midnight)
     done = finished_run(
         airflow_api, CHURN.freshness_dag, lambda r: r["dag_run_id"] == freshness["dag_run_id"], TIMEOUT_S
     )

@@ -86,7 +86,7 @@ def test_dag_run_conf_can_neither_lower_the_gate_nor_start_a_deploy(stack, airfl
         "deploy": {"min_score": 0.0},
         "evaluation": {"should_deploy": True, "model_uri": "runs:/deadbeef/model", "run_id": "deadbeef"},
     }
-    run = airflow_api.post(f"dags/{CHURN.deploy_dag}/dagRuns", {"logical_date": None, "conf": hostile_conf})
+    run = airflow_api.trigger(CHURN.deploy_dag, hostile_conf)
     result = watch_run(airflow_api, CHURN.deploy_dag, run["dag_run_id"], time.monotonic() + RUN_TIMEOUT_S)
     assert result.state == "failed" and result.tasks["evaluation"] == "failed"
     assert result.tasks.get("promote") in ("upstream_failed", "skipped", None)
@@ -101,7 +101,7 @@ def test_an_oversized_conf_is_refused_or_harmless(stack, airflow_api):
 
     conf = {"blob": "x" * 2_000_000}
     try:
-        run = airflow_api.post(f"dags/{CHURN.ingest_dag}/dagRuns", {"logical_date": None, "conf": conf})
+        run = airflow_api.trigger(CHURN.ingest_dag, conf)
     except requests.HTTPError as error:
         assert 400 <= error.response.status_code < 500  # refused by the API: fine
     else:

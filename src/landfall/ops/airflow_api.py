@@ -5,23 +5,26 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 
 def _is_server_error(error: BaseException) -> bool:
-    """A 5xx answer, or the connection dropped mid-request (how uvicorn reports some server errors)."""
-    if isinstance(error, requests.ConnectionError):
+    """A 5xx answer, the connection dropped mid-request (how uvicorn reports some server errors), or no
+    answer within the timeout (a busy api-server on 2 cores)."""
+    if isinstance(error, (requests.ConnectionError, requests.Timeout)):
         return True
     response = getattr(error, "response", None)
     return isinstance(error, requests.HTTPError) and response is not None and response.status_code >= 500
 
 
 class AirflowApi:
-    # 30 s: a POST is not retried (a second trigger could be a second run), and a just-started api-server
-    # on a busy 2-core machine took more than 10 s to answer one in CI.
+    # 30 s: a just-started api-server on a busy 2-core machine took more than 10 s to answer in CI (and
+    # once more than 30 s: `trigger` retries, under the run id it chose, so that is not a second run).
     def __init__(self, base_url: str, username: str, password: str, timeout: float = 30) -> None:
         self.base_url = base_url.rstrip("/")
         self.username = username
@@ -122,13 +125,38 @@ class AirflowApi:
         bucket, _, object_key = stored.removeprefix("s3://").split("@", 1)[-1].partition("/")
         return json.loads(s3.get_object(Bucket=bucket, Key=object_key)["Body"].read())
 
-    def trigger(self, dag_id: str, conf: dict[str, Any], dag_run_id: str | None = None) -> dict[str, Any]:
-        """A manual run of `dag_id` with `conf` (no logical date: several may be triggered at once);
-        `dag_run_id` names the run (Airflow makes one up when it is None)."""
-        body: dict[str, Any] = {"logical_date": None, "conf": conf}
-        if dag_run_id is not None:
-            body["dag_run_id"] = dag_run_id
-        return self.post(f"dags/{dag_id}/dagRuns", body)
+    def trigger(
+        self,
+        dag_id: str,
+        conf: dict[str, Any],
+        dag_run_id: str | None = None,
+        logical_date: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A manual run of `dag_id` with `conf`, named `dag_run_id` (one is made up when None). Without a
+        logical date several may be triggered at once.
+
+        Safe to retry: the run id is chosen here, so when a request times out or fails after the server
+        created the run, the next attempt's 409 (that id exists) answers with the run already made, and
+        never makes a second one. A 409 on the first attempt is the caller's id taken: an error."""
+        run_id = dag_run_id or f"manual__{datetime.now(UTC).isoformat()}_{uuid.uuid4().hex[:8]}"
+        body = {
+            "dag_run_id": run_id,
+            "logical_date": None if logical_date is None else logical_date.isoformat(),
+            "conf": conf,
+        }
+        for attempt in Retrying(
+            retry=retry_if_exception(_is_server_error),
+            stop=stop_after_attempt(4),
+            wait=wait_exponential(multiplier=0.5, max=4),
+            reraise=True,
+        ):
+            with attempt:
+                response = self._send("POST", f"dags/{dag_id}/dagRuns", json=body)
+                if response.status_code == 409 and attempt.retry_state.attempt_number > 1:
+                    return self.dag_run(dag_id, run_id)
+                response.raise_for_status()
+                return response.json()
+        raise AssertionError("tenacity returns or re-raises")  # for the type checker
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self.get(f"dags/{dag_id}/dagRuns/{run_id}")

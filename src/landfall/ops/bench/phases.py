@@ -316,7 +316,7 @@ class Bench:
             dag_id = f"landfall_classic_sensor_{interval}s"
             for index in range(samples):
                 key = f"classic-bench/{uuid.uuid4().hex}/{self.filename}"
-                run = self.api.post(f"dags/{dag_id}/dagRuns", {"logical_date": None, "conf": {"key": key}})
+                run = self.api.trigger(dag_id, {"key": key})
                 waiting.append((dag_id, run["dag_run_id"], interval, index))
         self.echo(f"  {len(waiting)} sensor runs waiting; landing their files across each poke cycle ...")
         first_poke = {run_id: self._wait_for_first_poke(dag_id, run_id) for dag_id, run_id, _, _ in waiting}
