@@ -289,8 +289,8 @@ class Stack:
                 for component in components_of(self.settings)
                 if component.name.startswith(pipeline_changes.RESTARTED_FOR_PIPELINES)  # and replicas
             ]
+            self.supervisor.stop_together(restarted)
             for name in restarted:
-                self.supervisor.stop(name)
                 self._start(by_name(name))
             self._wait_healthy(restarted, deadline)
         self.wait_for_dags(deadline, project)
@@ -354,13 +354,17 @@ class Stack:
         stopped = []
         if not self.supervisor.running():
             return stopped
-        order = [
-            *[c.name for c in self._airflow()][::-1],
-            *[c.name for c in self._services()][::-1],
-            *STORAGE,
+        # In waves, each stopped at once: Airflow's components, then its api-server (running tasks report
+        # through it until their scheduler has stopped), then MLflow and the services, storage last.
+        airflow = [c.name for c in self._airflow()]
+        waves = [
+            [name for name in airflow if name != "api-server"],
+            [name for name in airflow if name == "api-server"],
+            [c.name for c in self._services()],
+            list(STORAGE),
         ]
-        for name in order:
-            if self.supervisor.stop(name):
+        for wave in waves:
+            for name in self.supervisor.stop_together(wave):
                 stopped.append(name)
                 if not quiet:
                     self.echo(f"  stopped {name}")

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,17 @@ serverurl=unix://{self.socket}
             if "NOT_RUNNING" in fault.faultString or "BAD_NAME" in fault.faultString:
                 return False
             raise SupervisorError(f"{name}: {fault.faultString}") from None
+
+    def stop_together(self, names: list[str]) -> list[str]:
+        """Stop `names` at once (supervisord waits for each in parallel); return those that were running.
+
+        One by one, a stop took as long as all of them together: Airflow 3.3's triggerer alone spends
+        10 s in its shutdown (it notices its trigger runner's exit only at the end of its escalation
+        delay), the api-server 3 s, the scheduler 2 s."""
+        if len(names) <= 1:
+            return [name for name in names if self.stop(name)]
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:  # one RPC connection per call (rpc())
+            return [name for name, was in zip(names, pool.map(self.stop, names), strict=True) if was]
 
     def unexpected_exits(self) -> dict[str, list[str]]:
         """For each program, how each unexpected exit since supervisord started was described."""
