@@ -51,10 +51,10 @@ os.environ.update(
         # Deploy's retries wait 2, 4 and 8 s instead of 10, 20 and 40: the MLflow-down test sees all
         # three in 14 s, not 70.
         "LANDFALL_PIPELINES__CHURN__DEPLOY__RETRY_DELAY_S": "2",
-        # The service checks the champion alias every 5 s instead of every second: deploy, the rollback
+        # The service checks each champion alias every 5 s instead of every second: deploy, the rollback
         # DAG and `landfall rollback` tell it at once, and each check is an MLflow request (the polls of
         # two stacks took about 3% of the suite's CPU).
-        "LANDFALL_PIPELINES__CHURN__SERVING__POLL_INTERVAL_S": "5",
+        "LANDFALL_SERVING__POLL_INTERVAL_S": "5",
         # Alerts of the test stack go to the receiver below, so that tests can see them arrive.
         "LANDFALL_NOTIFY__WEBHOOK_URL": f"http://127.0.0.1:{ALERT_PORT}/alerts",
     }
