@@ -151,3 +151,12 @@ def test_a_run_id_already_taken_on_the_first_try_is_an_error():
     finally:
         server.http.shutdown()
     assert refused.value.response.status_code == 409
+
+
+def test_a_logical_date_without_a_time_zone_is_refused_before_any_request():
+    from datetime import datetime
+
+    with pytest.raises(ValueError, match="no time zone"):
+        AirflowApi("http://127.0.0.1:9", "admin", "secret").trigger(
+            "d", {}, logical_date=datetime(2026, 1, 1)
+        )

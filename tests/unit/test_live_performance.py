@@ -144,3 +144,52 @@ def test_for_a_metric_where_lower_is_better_a_worse_error_is_the_one_rolled_back
     assert verdict.rollback and verdict.previous_score < verdict.champion_score
     swapped = judge_champion("rmse", truth, previous, champion, gate, min_labelled_rows=100)
     assert swapped.verdict == "keep"
+
+
+def test_an_id_answered_again_after_its_label_keeps_its_earlier_answer_judged():
+    """Routine re-scoring: day 1's answer is what the label landing on day 5 judges; day 6's waits for a
+    later label (and the label is not counted as early)."""
+    first, again = _kept([("a", 1, 0.9)]), _kept([("a", 0, 0.2)])
+    first["answered_at"] = (NOW - timedelta(days=5)).isoformat()
+    again["answered_at"] = (NOW + timedelta(days=1)).isoformat()
+    labelled = join_labels(pd.concat([first, again], ignore_index=True), _labels(("a", 1, NOW)))
+    assert labelled.rows[["row_id", "prediction", "label"]].values.tolist() == [["a", 1, 1]]
+    assert labelled.early_labels == 0
+
+
+def test_a_window_of_one_outcome_gives_no_verdict_for_a_metric_that_needs_two():
+    truth = truth_of([1] * 500, "binary")
+    answers = _answers(np.ones(500, dtype=int))
+    verdict = judge_champion("roc_auc", truth, answers, None, GATE, min_labelled_rows=200)
+    assert verdict.verdict == "undecided" and not verdict.rollback
+    assert "one outcome only" in verdict.reason
+    # Accuracy can judge it: every answer right.
+    assert judge_champion("accuracy", truth, answers, None, GATE, min_labelled_rows=200).verdict == "keep"
+
+
+def test_a_ceiling_metric_above_its_min_score_is_rolled_back():
+    rng = np.random.default_rng(5)
+    truth = rng.normal(50, 10, 400)
+    gate = DeploySettings(min_score=5.0, min_improvement=0.5, confidence=0.95, bootstrap_samples=500)
+    far = judge_champion("rmse", truth, Answers(truth + rng.normal(0, 8, 400)), None, gate, 100)
+    assert far.rollback and "is above deploy.min_score 5.0000" in far.reason
+    near = judge_champion("rmse", truth, Answers(truth + rng.normal(0, 2, 400)), None, gate, 100)
+    assert near.verdict == "keep"
+
+
+def test_a_margin_over_min_improvement_that_the_bootstrap_cannot_confirm_keeps_the_champion():
+    """220 rows: the previous champion is right on 6 rows the champion missed and wrong on 2 it got,
+    +0.018 in accuracy (over min_improvement 0.01), but the paired bootstrap's lower bound is below 0."""
+    rng = np.random.default_rng(11)
+    truth = rng.integers(0, 2, 220)
+    champion = truth.copy()
+    champion[:20] = 1 - truth[:20]  # 20 misses
+    previous = champion.copy()
+    previous[:6] = truth[:6]  # fixes 6 of them
+    previous[100:102] = 1 - truth[100:102]  # breaks 2 others
+    verdict = judge_champion(
+        "accuracy", truth_of(truth, "binary"), _answers(champion), _answers(previous), GATE, 200
+    )
+    assert verdict.previous_score - verdict.champion_score > GATE.min_improvement
+    assert verdict.lower_bound <= 0
+    assert verdict.verdict == "keep" and "lower bound" in verdict.reason

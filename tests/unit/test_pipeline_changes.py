@@ -39,3 +39,60 @@ def test_the_state_folder_named_absolute_by_landfall_env_is_no_change(tmp_path, 
     assert not changes(before, fingerprints(load_project()))
     monkeypatch.setenv("LANDFALL_STACK__STATE_DIR", str(tmp_path / "elsewhere"))
     assert changes(before, fingerprints(load_project())).changed == ["churn"]
+
+
+class _Supervisor:
+    def __init__(self, calls: list) -> None:
+        self.calls = calls
+
+    def stop_together(self, names: list[str]) -> list[str]:
+        self.calls.append(("stop", tuple(names)))
+        return names
+
+    def stop(self, name: str) -> bool:
+        self.calls.append(("stop", (name,)))
+        return True
+
+
+def _settle(tmp_path, monkeypatch, running_before: list[str]) -> list:
+    """`up`'s last step on a stack whose recorded pipelines differ from the config's; what it restarted."""
+    from landfall.core.settings import load_project
+    from landfall.ops.stack import launcher, provision
+
+    write_config(tmp_path, monkeypatch, pipeline_block("churn") + more_pipeline("meters"))
+    monkeypatch.setenv("LANDFALL_STACK__STATE_DIR", str(tmp_path / "state"))
+    stack = launcher.Stack(load_project().settings_for("churn"), echo=lambda line: None)
+    stack.state.root.mkdir(parents=True, exist_ok=True)
+    record(stack.state.root / "pipelines.json", {"churn": "an older config"})
+    calls: list = []
+    stack.supervisor = _Supervisor(calls)
+    monkeypatch.setattr(stack, "_start", lambda component: calls.append(("start", component.name)))
+    monkeypatch.setattr(stack, "_wait_healthy", lambda names, deadline: None)
+    monkeypatch.setattr(stack, "wait_for_dags", lambda deadline, project: None)
+    monkeypatch.setattr(stack, "api", lambda: None)
+    monkeypatch.setattr(provision, "create_pools", lambda api, names: None)
+    stack._settle_pipelines(0.0, running_before)
+    return calls
+
+
+def test_a_changed_config_restarts_what_ran_before_up_airflow_together_serving_on_its_own(
+    tmp_path, monkeypatch
+):
+    """Also on a partly-up stack: the dag-processor re-parses only every 5 minutes by itself, so one left
+    running would not build the new pipeline's DAGs before `up` gave up waiting for them."""
+    calls = _settle(tmp_path, monkeypatch, ["dag-processor", "triggerer", "serving"])
+    assert calls == [
+        ("stop", ("dag-processor", "triggerer")),
+        ("start", "dag-processor"),
+        ("start", "triggerer"),
+        ("stop", ("serving",)),
+        ("start", "serving"),
+    ]
+
+
+def test_components_started_by_this_up_are_not_restarted_for_the_change(tmp_path, monkeypatch):
+    assert _settle(tmp_path, monkeypatch, ["dag-processor"]) == [
+        ("stop", ("dag-processor",)),
+        ("start", "dag-processor"),
+    ]
+    assert _settle(tmp_path, monkeypatch, []) == []

@@ -137,7 +137,10 @@ class AirflowApi:
 
         Safe to retry: the run id is chosen here, so when a request times out or fails after the server
         created the run, the next attempt's 409 (that id exists) answers with the run already made, and
-        never makes a second one. A 409 on the first attempt is the caller's id taken: an error."""
+        never makes a second one. A 409 on the first attempt (the caller's id taken), or on a retry when no
+        run has our id (another run holds the logical date), is an error."""
+        if logical_date is not None and logical_date.tzinfo is None:
+            raise ValueError(f"logical_date {logical_date} has no time zone; Airflow takes aware times only")
         run_id = dag_run_id or f"manual__{datetime.now(UTC).isoformat()}_{uuid.uuid4().hex[:8]}"
         body = {
             "dag_run_id": run_id,
@@ -153,7 +156,10 @@ class AirflowApi:
             with attempt:
                 response = self._send("POST", f"dags/{dag_id}/dagRuns", json=body)
                 if response.status_code == 409 and attempt.retry_state.attempt_number > 1:
-                    return self.dag_run(dag_id, run_id)
+                    found = self._send("GET", f"dags/{dag_id}/dagRuns/{run_id}")
+                    if found.status_code == 200:
+                        return found.json()
+                    # Not ours: another run holds this logical date. The conflict is the answer.
                 response.raise_for_status()
                 return response.json()
         raise AssertionError("tenacity returns or re-raises")  # for the type checker

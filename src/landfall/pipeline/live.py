@@ -7,9 +7,10 @@ predictions (`serving/prediction_log.py`) and the landed labels, and acts on wha
 Joining follows what a late label can and cannot say:
 * a label is for a row id; the newest landing of an id wins (a correction lands after the mistake);
 * a label for an id no kept prediction has is counted (`unknown_ids`), never matched to a guess;
-* a label that landed before its prediction was answered cannot be that prediction's outcome (a leak or
-  a clock problem), so it is counted (`early_labels`) and not used;
-* an id answered more than once by the same version (a client's retry) counts once, its newest answer.
+* a label judges only answers given before it landed; one that landed before any answer for its id
+  (a leak or a clock problem) is counted (`early_labels`) and not used;
+* an id answered more than once by the same version before its label (a client's retry) counts once,
+  its newest answer.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ class Labelled:
     rows: pd.DataFrame  # the prediction log's columns, plus `label`
     unknown_ids: int  # labels whose id has no kept prediction
     superseded_labels: int  # older labels of an id that landed again
-    early_labels: int  # labels that landed before the prediction they would judge
-    unlabelled: int  # kept predictions without a label yet
+    early_labels: int  # labels that landed before any answer for their id (nothing for them to judge)
+    unlabelled: int  # (row id, version) answers without a label yet
 
     def counts(self) -> dict[str, int]:
         return {
@@ -51,7 +52,10 @@ class Labelled:
 
 def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> Labelled:
     """`predictions`: the prediction log's records (`read_log`); `labels`: LABEL_COLUMNS. Times are
-    ISO-8601 text or timestamps, in UTC."""
+    ISO-8601 text or timestamps, in UTC.
+
+    A label judges the answers given before it landed: an id answered again later (routine re-scoring)
+    keeps its earlier answer judged, and the later one waits for a later label."""
     missing = [column for column in LABEL_COLUMNS if column not in labels.columns]
     if missing:
         raise ValueError(f"the labels have no column(s) {missing}; a labels file holds {list(LABEL_COLUMNS)}")
@@ -59,22 +63,23 @@ def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> Labelled:
         id=labels["id"].astype(str), landed_at=pd.to_datetime(labels["landed_at"], utc=True)
     )
     newest = labels.sort_values("landed_at", kind="stable").drop_duplicates("id", keep="last")
-    kept = predictions[predictions["row_id"].notna()].assign(
-        answered=pd.to_datetime(predictions["answered_at"], utc=True)
-    )
-    kept = kept.sort_values("answered", kind="stable").drop_duplicates(
-        ["row_id", "model_version"], keep="last"
-    )
-    known = newest["id"].isin(kept["row_id"])
+    kept = predictions[predictions["row_id"].notna()]
+    kept = kept.assign(answered=pd.to_datetime(kept["answered_at"], utc=True))
     joined = kept.merge(newest[["id", "label", "landed_at"]], left_on="row_id", right_on="id", how="inner")
-    early = joined["landed_at"] < joined["answered"]
-    usable = joined[~early].drop(columns=["id", "answered", "landed_at"]).reset_index(drop=True)
+    judged = joined[joined["answered"] <= joined["landed_at"]]
+    usable = (
+        judged.sort_values("answered", kind="stable")
+        .drop_duplicates(["row_id", "model_version"], keep="last")
+        .drop(columns=["id", "answered", "landed_at"])
+        .reset_index(drop=True)
+    )
+    pairs = kept.drop_duplicates(["row_id", "model_version"])
     return Labelled(
         rows=usable,
-        unknown_ids=int((~known).sum()),
+        unknown_ids=int((~newest["id"].isin(kept["row_id"])).sum()),
         superseded_labels=len(labels) - len(newest),
-        early_labels=int(early.sum()),
-        unlabelled=int((~kept["row_id"].isin(newest["id"])).sum()),
+        early_labels=len(set(joined["row_id"]) - set(judged["row_id"])),
+        unlabelled=int((~pairs["row_id"].isin(newest["id"])).sum()),
     )
 
 
@@ -109,9 +114,14 @@ def scores_by_version(labelled: Labelled, task: Task, metric: str) -> list[Versi
     return sorted(out, key=lambda s: int(s.version) if s.version.isdigit() else -1, reverse=True)
 
 
+NEEDS_TWO_OUTCOMES = frozenset({"roc_auc", "r2", "f1", "f1_macro"})
+"""Metrics a window of one outcome cannot judge (roc_auc reads 0.5, r2 0 or less, f1 0 on it)."""
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """Whether the champion is taken back: `rollback`, or `keep`, or `too_few` (no verdict either way)."""
+    """Whether the champion is taken back: `rollback` or `keep`; `too_few` rows or `undecided` (one
+    outcome only, a figure that is not finite) give no verdict either way."""
 
     verdict: str
     reason: str
@@ -139,13 +149,22 @@ def judge_champion(
     """Roll back when, on at least `min_labelled_rows` labelled rows, the champion's live metric is worse
     than `deploy.min_score`, or the previous champion, re-scored on the same logged rows, beats it by more
     than `deploy.min_improvement` with the gate's paired bootstrap lower bound above zero: the same bar
-    a candidate must clear to be crowned, now asked of the way back."""
+    a candidate must clear to be crowned, now asked of the way back. Too few rows, or a window of one
+    outcome for a metric that needs two, give no verdict: a quiet week is not a bad model."""
     measure, rows = METRICS[metric], len(truth)
     if rows < min_labelled_rows:
         return Verdict(
             "too_few", f"{rows} labelled rows; monitoring.min_labelled_rows is {min_labelled_rows}", rows
         )
+    if metric in NEEDS_TWO_OUTCOMES and len(set(truth.tolist())) < 2:
+        return Verdict(
+            "undecided",
+            f"the {rows} labelled rows hold one outcome only ({truth[0]!r}): {metric} cannot judge on them",
+            rows,
+        )
     score = round(float(measure.compute(truth, champion)), 6)
+    if not np.isfinite(score):
+        return Verdict("undecided", f"live {metric} on {rows} labelled rows is {score}", rows)
     direction = "below" if measure.higher_is_better else "above"
     if gate.min_score is not None and measure.better(score, gate.min_score) < 0:
         return Verdict(

@@ -243,7 +243,9 @@ class Stack:
         with self._exclusive("up"):
             if self.is_up():
                 self.echo("Landfall stack is already up.")
-                self._settle_pipelines(started + self.settings.stack.startup_timeout_s, running=True)
+                self._settle_pipelines(
+                    started + self.settings.stack.startup_timeout_s, self._restarted_for_pipelines()
+                )
                 return 0.0
             deadline = started + self.settings.stack.startup_timeout_s
             try:
@@ -260,7 +262,10 @@ class Stack:
         if self.ctx.scaleout:
             provision.check_broker(self.ctx)
             provision.create_databases(self.ctx, self.echo)
-        self._start_storage(secrets, deadline)
+        self._start_storage(secrets, deadline)  # restarts supervisord, and so everything, when it changed
+        # Those that read the pipelines only at start and run already (a partly-up stack): a changed
+        # config restarts them below, as it does on a healthy stack.
+        running_before = [n for n in self._restarted_for_pipelines() if self._running(n)]
         fresh = not self._running("scheduler")
         self._start(by_name("mlflow"))
         if fresh:
@@ -270,29 +275,38 @@ class Stack:
         for component in started:
             self._start(component)  # MLflow is running already: a no-op
         self._wait_healthy([c.name for c in started], deadline)
-        self._settle_pipelines(deadline, running=False)
+        self._settle_pipelines(deadline, running_before)
 
-    def _settle_pipelines(self, deadline: float, running: bool) -> None:
-        """Every pipeline in config gets its pool and its DAGs. A stack that was already running first takes
-        a changed `pipelines:` block: what reads the pipelines only at start is restarted (see
-        `pipeline_changes`)."""
+    def _restarted_for_pipelines(self) -> list[str]:
+        return [
+            component.name
+            for component in components_of(self.settings)
+            if component.name.startswith(pipeline_changes.RESTARTED_FOR_PIPELINES)  # and replicas
+        ]
+
+    def _settle_pipelines(self, deadline: float, running_before: list[str]) -> None:
+        """Every pipeline in config gets its pool and its DAGs. When the `pipelines:` block changed, what
+        reads the pipelines only at start and was running before this `up` is restarted (see
+        `pipeline_changes`): the dag-processor re-parses only every 5 minutes by itself."""
         path = self.state.root / "pipelines.json"
         project = load_project(strict=False)
         now = pipeline_changes.fingerprints(project)
         before = pipeline_changes.recorded(path)
         changed = pipeline_changes.changes(before or {}, now)
         provision.create_pools(self.api(), project.names())  # on every start: a new pipeline's, or none yet
-        if running and before is not None and changed:
+        if running_before and before is not None and changed:
             self.echo(f"  the pipelines changed ({changed.describe()}): applying ...")
-            restarted = [
-                component.name
-                for component in components_of(self.settings)
-                if component.name.startswith(pipeline_changes.RESTARTED_FOR_PIPELINES)  # and replicas
-            ]
-            self.supervisor.stop_together(restarted)
-            for name in restarted:
+            # Airflow's together (the triggerer alone can take 10 s to stop); the scoring service on its
+            # own, so that it is down only for its own restart.
+            airflow = [name for name in running_before if not name.startswith("serving")]
+            self.supervisor.stop_together(airflow)
+            for name in airflow:
                 self._start(by_name(name))
-            self._wait_healthy(restarted, deadline)
+            for name in running_before:
+                if name.startswith("serving"):
+                    self.supervisor.stop(name)
+                    self._start(by_name(name))
+            self._wait_healthy(running_before, deadline)
         self.wait_for_dags(deadline, project)
         pipeline_changes.record(path, now)
 
