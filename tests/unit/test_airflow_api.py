@@ -13,6 +13,21 @@ from landfall.ops import airflow_api
 from landfall.ops.airflow_api import AirflowApi
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """Answers JSON as Airflow's API does."""
+
+    def _answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 class TokenServer:
     """POST /auth/token hands out tokens; /api/v2/* answers 401 without the newest one."""
 
@@ -20,15 +35,7 @@ class TokenServer:
         self.tokens_issued = 0
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def _handle(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path == "/auth/token":
@@ -40,9 +47,6 @@ class TokenServer:
                     self._answer(401, {"detail": "Not authenticated"})
 
             do_GET = do_POST = do_PATCH = _handle
-
-            def log_message(self, *args: object) -> None:
-                pass
 
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
@@ -92,15 +96,7 @@ class SlowTriggerServer:
         self.posts = 0
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 if self.path == "/auth/token":
@@ -117,9 +113,6 @@ class SlowTriggerServer:
             def do_GET(self) -> None:
                 run_id = self.path.rsplit("/", 1)[-1]
                 self._answer(200, server.runs[run_id]) if run_id in server.runs else self._answer(404, {})
-
-            def log_message(self, *args: object) -> None:
-                pass
 
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.http.daemon_threads = True
