@@ -41,6 +41,7 @@ from landfall.pipeline.schema_data import make_rows
 
 pytestmark = pytest.mark.stack
 
+TEST_CANARY_MAX_LATENCY_MS = 15_000
 TREE_PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 PIPELINES = {
     # Multiclass, text classes, the pipeline's own features and fit (tiers_model.py in its code folder).
@@ -132,6 +133,12 @@ def added(launcher):
         ],
     )
     assert made.exit_code == 0, made.output
+    # Every pipeline's canary as the test stack's churn has it (tests/conftest.py): latency is not what
+    # this module proves, and a loaded CI machine once answered prices' canary at p95 2,066 ms.
+    config = yaml.safe_load(path.read_text())
+    for block in config["pipelines"].values():
+        block.setdefault("deploy", {})["canary_max_latency_ms"] = TEST_CANARY_MAX_LATENCY_MS
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
     try:
         stack.up()  # what `landfall up` does on a running stack: pools, dag-processor, triggerer, serving
         project = load_project()
