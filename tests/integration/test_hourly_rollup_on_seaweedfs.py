@@ -60,7 +60,7 @@ class _Outlet:
 def test_a_day_of_one_class_hours_is_refused_once_quarantined_with_its_hours_and_never_trained(
     s3, settings, alerts, monkeypatch
 ):
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     storage, bucket, day = settings.storage, settings.storage.datasets_bucket, _day()
     left: list[dict] = []
@@ -102,7 +102,7 @@ def test_a_day_of_one_class_hours_is_refused_once_quarantined_with_its_hours_and
 
 
 def test_a_deadline_rollup_of_too_few_rows_is_refused_the_same_way(s3, settings, monkeypatch):
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     storage, bucket, day = settings.storage, settings.storage.datasets_bucket, _day()
     left: list[dict] = []

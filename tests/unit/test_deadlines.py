@@ -70,7 +70,7 @@ def test_a_day_whose_raw_partition_is_there_is_not_late(alerts, monkeypatch):
 def test_the_deadline_sensor_does_not_defer_to_a_moment_that_has_passed():
     """A freshness run of a past day: deferring would fire at once, and Airflow 3.3 can then fail the
     resumed task on a busy scheduler; a future deadline still waits in the triggerer."""
-    from airflow.exceptions import TaskDeferred
+    from airflow.sdk.exceptions import TaskDeferred
 
     past = DeadlineSensor(task_id="past", target_time="1647-01-12T06:00:00+00:00")
     assert past.execute({}) is None

@@ -196,7 +196,7 @@ def test_a_champion_of_other_features_is_never_compared_and_never_taken_for_no_c
     the evaluation fails saying so (and how to go on), it neither crashes on the columns nor promotes."""
     from types import SimpleNamespace
 
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from landfall.airflow.tasks.evaluate import _champion_answers
 

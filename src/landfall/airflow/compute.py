@@ -83,7 +83,7 @@ def trial_name(argv: list[str]) -> str:
 def run_trainer_locally(argv: list[str]) -> dict[str, Any]:
     """The local backend: the trainer's entry function with the pod's argv, in this task's own process
     (the task process already isolates it; a second interpreter would pay every import again)."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from landfall.pipeline.training.models import ModelNotSavable
     from landfall.pipeline.training.trainer import parse_arguments, run

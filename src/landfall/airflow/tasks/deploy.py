@@ -58,7 +58,7 @@ def canary(pipeline: str, evaluation: dict[str, Any]) -> dict[str, Any]:
     """Load the candidate into the service's staging slot and check that it answers the canary rows as
     the offline evaluation did, fast enough. A failure alerts and fails the task without retries: the
     alias and the service stay as they are. The service being away is an ordinary error (retried)."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline.alerts import Alerts
@@ -107,7 +107,7 @@ def canary(pipeline: str, evaluation: dict[str, Any]) -> dict[str, Any]:
 
 def promote(pipeline: str, evaluation: dict[str, Any], airflow_run_id: str) -> dict[str, Any]:
     """Register and move the alias, only if the champion is still the one the evaluation beat."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     from landfall.pipeline import registry
     from landfall.pipeline.training.models import run_model_uri
@@ -199,7 +199,7 @@ def report(
 def rollback(pipeline: str, params: dict[str, Any], dag_run: Any) -> dict[str, Any]:
     """The rollback DAG's move of the alias; the request is named by its run: a retry finishes a move
     that failed, or moves nothing (`moved` false) once the request is done or overtaken."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from landfall.pipeline import registry
 

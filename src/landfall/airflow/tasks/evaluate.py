@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(pipeline: str, candidate: dict[str, Any]) -> dict[str, Any]:
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from landfall.pipeline import plots, registry
     from landfall.pipeline.evaluation import decide, lower_bound
@@ -92,7 +92,7 @@ def _champion_answers(
 ) -> Any:
     """The champion's answers on the candidate's test rows, or a failure saying why it cannot be compared
     (never "no champion"): built by another features function, or not an answer of this task."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from landfall.pipeline.metrics import NotAnAnswer
     from landfall.pipeline.training.trainer import answer_split

@@ -50,7 +50,7 @@ def latest_event_extra(
     if not matching:
         # Permanent: retrying cannot make an event appear, so fail at once (no retries). A run
         # triggered by hand, whatever its conf says, has no event and so can neither train nor deploy.
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         refused = len(events) - len(trusted)
         raise AirflowFailException(

@@ -65,7 +65,7 @@ def landed_chunks(pipeline: str, events: Iterable[Any], run_id: str) -> list[lis
     alerted, and nothing they name is read, moved or deleted. Each batch a genuine event reported is
     claimed, so the watcher knows a run received it (see the watcher's re-queue).
     """
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     settings = get_settings(pipeline)
     key, s3, alerts = signing_key(), s3_client(settings), Alerts(settings.notify.webhook_url)
@@ -127,7 +127,7 @@ def landing_of_partition(pipeline: str, partition: str | None) -> list[list[dict
     (`airflow backfill create`) or the daily catch-up run."""
     from datetime import date
 
-    from airflow.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     if not partition:
         raise AirflowFailException(
@@ -199,7 +199,7 @@ def publish_chunk(
     pipeline: str, outcomes: list[dict[str, Any]], outlet: Any, run_id: str, reprocess: bool
 ) -> dict[str, Any]:
     """Publish each staged landing's partition: one `raw_daily` event per partition whose head it became."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     settings = get_settings(pipeline)
     s3, storage = s3_client(settings), settings.storage
@@ -225,7 +225,7 @@ def report_chunk(
     pipeline: str, outcomes: list[dict[str, Any]], outlet: Any, run_id: str, reprocess: bool
 ) -> dict[str, Any]:
     """One `quarantine` event (and one alert) for the chunk's quarantined and refused landings."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     settings = get_settings(pipeline)
     s3, storage = s3_client(settings), settings.storage

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def raw_partition(pipeline: str, extra: dict[str, Any], partition: str) -> dict[str, Any]:
     """The partition this run prepares: the head the raw event published, checked against the current
     head (a newer landing of the day may have been published since; it has a run of its own)."""
-    from airflow.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     published = raw_partitions(extra).get(partition)
     if published is None:
@@ -41,7 +41,7 @@ def preprocess(pipeline: str, raw: dict[str, Any], partition: str) -> dict[str, 
     """Raw version (one or many files) -> features + train/validation/test splits and the canary sample
     under the processed prefix, streamed through local files in bounded memory; then the partition's
     processed head names it, unless a newer raw version's preprocessing got there first."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     from landfall.pipeline.features import feature_builder, fingerprint
     from landfall.pipeline.user_code import UserCodeError
@@ -116,7 +116,7 @@ def preprocess(pipeline: str, raw: dict[str, Any], partition: str) -> dict[str, 
     }
     head = {**dataset, "last_modified": raw.get("last_modified", 0), "etag": raw.get("etag", "")}
     if advance_ordered_head(s3, bucket, processed_head_key(storage, partition), head) is None:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         # A newer raw version of the partition was prepared meanwhile (and published by its own run):
         # publishing this one now would train on superseded data.

@@ -48,7 +48,7 @@ def publishable(pipeline: str, dataset: dict[str, Any], run_id: str) -> dict[str
     """What the `training_dataset` event of this run carries: a day's own dataset; for an hour, its day
     rolled up once the 24th hour is processed, or once its deadline has passed (any hour landing after
     the deadline publishes the day again); an hour of an incomplete day publishes nothing yet."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     partition = str(dataset["partition"])
     if not is_hourly(partition):
@@ -73,7 +73,7 @@ def publish_day(s3: Any, settings: Any, rollup: dict[str, Any], run_id: str, bac
     """Publish a rolled-up day for training, or skip saying why not: a newer version of the day is its
     head, it was published already, or it fails the whole-day checks (quarantined, and left in an XCom
     for the report task)."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     storage, day = settings.storage, str(rollup["partition"])
     if settings.training.task != "regression" and (unknown := rollup.get("label_counts_unknown_hours")):
@@ -135,7 +135,7 @@ def report_refused_day(
 ) -> dict[str, Any]:
     """The `quarantine` event and the alert for a day the task before refused (its XCom); skips when
     that task refused nothing (it published the day, or the day is not complete yet)."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     from landfall.pipeline.alerts import Alerts
 
@@ -201,7 +201,7 @@ def late_rollup(pipeline: str, day: str, run_id: str) -> dict[str, Any]:
     """At a day's deadline: a day landed hour by hour with hours missing is trained on the hours that are
     there (if they pass the whole-day checks), and an alert names the missing ones. Anything else (a
     daily landing, a complete day, no hour at all) publishes nothing here."""
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     from landfall.pipeline.alerts import Alerts
 

@@ -19,7 +19,7 @@ def window_of(pipeline: str, dataset: dict[str, Any]) -> dict[str, Any]:
     training has not run yet, that run trains the newer window (this day in it), so this one skips -
     unless training.coalesce_history is off, or this is a backfill's run (backfills train every day).
     """
-    from airflow.exceptions import AirflowFailException, AirflowSkipException
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
     from landfall.airflow.tasks.ingest import s3_client
     from landfall.pipeline.publish import processed_heads
