@@ -96,3 +96,16 @@ def test_components_started_by_this_up_are_not_restarted_for_the_change(tmp_path
         ("start", "dag-processor"),
     ]
     assert _settle(tmp_path, monkeypatch, []) == []
+
+
+def test_down_stops_airflow_then_its_api_server_then_the_services_then_storage(monkeypatch):
+    from landfall.core.settings import load_settings
+    from landfall.ops.stack.components import components_of, stop_waves
+
+    monkeypatch.setenv("LANDFALL_STACK__PROFILE", "scaleout")
+    monkeypatch.setenv("LANDFALL_STACK__SCALEOUT__TRIGGERERS", "2")
+    airflow, api_server, services, storage = stop_waves(components_of(load_settings()), ("s3",))
+    assert {"scheduler", "dag-processor", "triggerer", "triggerer-2", "celery-worker"} <= set(airflow)
+    assert "api-server" not in airflow and api_server == ["api-server"]
+    assert "mlflow" in services and "serving" in services and "s3" not in services
+    assert storage == ["s3"]

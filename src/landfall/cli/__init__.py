@@ -67,6 +67,7 @@ def main() -> None:
 def up() -> None:
     """Start S3, MLflow and Airflow on 127.0.0.1 (a no-op when they are healthy)."""
     from landfall.ops.stack.launcher import StackError
+    from landfall.ops.stack.summary import summary
 
     stack = _stack()
     click.echo("Starting the Landfall stack ...")
@@ -76,7 +77,7 @@ def up() -> None:
         raise click.ClickException(str(error)) from None
     if seconds:
         click.echo(f"Landfall stack is up in {seconds:.1f}s.")
-    click.echo(stack.summary())
+    click.echo(summary(stack))
 
 
 @main.command()
@@ -279,6 +280,7 @@ def demo(day: date | None, timeout: float, pipeline: str | None) -> None:
     champion and the scoring service."""
     from landfall.ops.demo import DemoFailed, champion_line, run_demo, serving_line
     from landfall.ops.stack.launcher import Stack, StackError
+    from landfall.ops.stack.summary import summary
 
     project = _project()
     names = [_settings(pipeline).pipeline] if pipeline else project.names()
@@ -300,7 +302,7 @@ def demo(day: date | None, timeout: float, pipeline: str | None) -> None:
             click.echo(line)
             click.echo(serving_line(stack))
     if stack is not None:
-        click.echo(stack.summary())
+        click.echo(summary(stack))
 
 
 @main.command("render-pods")

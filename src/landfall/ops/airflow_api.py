@@ -22,6 +22,15 @@ def _is_server_error(error: BaseException) -> bool:
     return isinstance(error, requests.HTTPError) and response is not None and response.status_code >= 500
 
 
+# A 5xx, a dropped connection or a timeout is tried again, four tries in all (GETs, and `trigger`).
+_RETRY_SERVER_ERRORS: dict[str, Any] = {
+    "retry": retry_if_exception(_is_server_error),
+    "stop": stop_after_attempt(4),
+    "wait": wait_exponential(multiplier=0.5, max=4),
+    "reraise": True,
+}
+
+
 class AirflowApi:
     # 30 s: a just-started api-server on a busy 2-core machine took more than 10 s to answer in CI (and
     # once more than 30 s: `trigger` retries, under the run id it chose, so that is not a second run).
@@ -72,12 +81,7 @@ class AirflowApi:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
         return response
 
-    @retry(
-        retry=retry_if_exception(_is_server_error),
-        stop=stop_after_attempt(4),
-        wait=wait_exponential(multiplier=0.5, max=4),
-        reraise=True,
-    )
+    @retry(**_RETRY_SERVER_ERRORS)
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         """GET /api/v2/<path>; re-authenticates on 401 and retries a 5xx answer a few times."""
         response = self._send("GET", path, params=params)
@@ -147,12 +151,7 @@ class AirflowApi:
             "logical_date": None if logical_date is None else logical_date.isoformat(),
             "conf": conf,
         }
-        for attempt in Retrying(
-            retry=retry_if_exception(_is_server_error),
-            stop=stop_after_attempt(4),
-            wait=wait_exponential(multiplier=0.5, max=4),
-            reraise=True,
-        ):
+        for attempt in Retrying(**_RETRY_SERVER_ERRORS):
             with attempt:
                 response = self._send("POST", f"dags/{dag_id}/dagRuns", json=body)
                 if response.status_code == 409 and attempt.retry_state.attempt_number > 1:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -373,3 +373,18 @@ def by_name(name: str) -> Component:
         if component.name == base and base in REPLICATED and replica.isdigit():
             return replace(component, name=name)
     raise KeyError(f"no component {name!r}; choose one of {', '.join(c.name for c in COMPONENTS)}")
+
+
+def stop_waves(components: Iterable[Component], storage: Iterable[str]) -> list[list[str]]:
+    """`landfall down`'s order, each wave stopped at once: Airflow's components, then its api-server
+    (running tasks report through it until their scheduler has stopped), then MLflow and the services,
+    `storage` last."""
+    components, stored = tuple(components), list(storage)
+    airflow = [c.name for c in components if c.airflow]
+    services = [c.name for c in components if not c.airflow and c.name not in stored]
+    return [
+        [name for name in airflow if name != "api-server"],
+        [name for name in airflow if name == "api-server"],
+        services,
+        stored,
+    ]

@@ -22,7 +22,14 @@ from landfall.core.catalog import chain_of
 from landfall.core.settings import ProjectSettings, Settings, load_project
 from landfall.ops.airflow_api import AirflowApi
 from landfall.ops.stack import pipeline_changes, provision
-from landfall.ops.stack.components import Component, Context, StackError, by_name, components_of
+from landfall.ops.stack.components import (
+    Component,
+    Context,
+    StackError,
+    by_name,
+    components_of,
+    stop_waves,
+)
 from landfall.ops.stack.dag_loading import wait_for_dags
 from landfall.ops.stack.environment import environment, process_environment
 from landfall.ops.stack.process import port_owner
@@ -278,11 +285,7 @@ class Stack:
         self._settle_pipelines(deadline, running_before)
 
     def _restarted_for_pipelines(self) -> list[str]:
-        return [
-            component.name
-            for component in components_of(self.settings)
-            if component.name.startswith(pipeline_changes.RESTARTED_FOR_PIPELINES)  # and replicas
-        ]
+        return pipeline_changes.restarted_for_pipelines(self.components)
 
     def _settle_pipelines(self, deadline: float, running_before: list[str]) -> None:
         """Every pipeline in config gets its pool and its DAGs. When the `pipelines:` block changed, what
@@ -296,16 +299,13 @@ class Stack:
         provision.create_pools(self.api(), project.names())  # on every start: a new pipeline's, or none yet
         if running_before and before is not None and changed:
             self.echo(f"  the pipelines changed ({changed.describe()}): applying ...")
-            # Airflow's together (the triggerer alone can take 10 s to stop); the scoring service on its
-            # own, so that it is down only for its own restart.
-            airflow = [name for name in running_before if not name.startswith("serving")]
-            self.supervisor.stop_together(airflow)
-            for name in airflow:
+            together, alone = pipeline_changes.restart_waves(running_before)
+            self.supervisor.stop_together(together)
+            for name in together:
                 self._start(by_name(name))
-            for name in running_before:
-                if name.startswith("serving"):
-                    self.supervisor.stop(name)
-                    self._start(by_name(name))
+            for name in alone:
+                self.supervisor.stop(name)
+                self._start(by_name(name))
             self._wait_healthy(running_before, deadline)
         self.wait_for_dags(deadline, project)
         pipeline_changes.record(path, now)
@@ -368,16 +368,7 @@ class Stack:
         stopped = []
         if not self.supervisor.running():
             return stopped
-        # In waves, each stopped at once: Airflow's components, then its api-server (running tasks report
-        # through it until their scheduler has stopped), then MLflow and the services, storage last.
-        airflow = [c.name for c in self._airflow()]
-        waves = [
-            [name for name in airflow if name != "api-server"],
-            [name for name in airflow if name == "api-server"],
-            [c.name for c in self._services()],
-            list(STORAGE),
-        ]
-        for wave in waves:
+        for wave in stop_waves(components_of(self.settings), STORAGE):
             for name in self.supervisor.stop_together(wave):
                 stopped.append(name)
                 if not quiet:
@@ -390,22 +381,3 @@ class Stack:
             stopped = self._stop_all(quiet)
             self.supervisor.shutdown()
         return stopped
-
-    def summary(self) -> str:
-        secrets = self.state.secrets()
-        storage = self.settings.storage
-        return "\n".join(
-            [
-                f"Airflow UI   {self.airflow_url}   (login: admin / {secrets.admin_password})",
-                f"  Asset graph: {self.airflow_url}/assets",
-                f"MLflow UI    {self.mlflow_url}   (login: admin / the same password)",
-                f"Scoring      {self.ctx.serving_url}/v1/models/{self.settings.pipeline}/predict   "
-                "(Bearer token: `landfall env`, "
-                "LANDFALL_SERVING_TOKEN)",
-                f"S3 endpoint  {self.s3_endpoint}   (landing: s3://{storage.datasets_bucket}/"
-                f"{storage.landing_prefix}/<YYYY-MM-DD>/{storage.landing_filename})",
-                f"Logs         {self.state.logs}",
-                'Shell        eval "$(landfall env)"   # airflow, mlflow and aws/boto3 then use this stack',
-                "Land more    landfall land --date D [--parts N (then _SUCCESS)] [--hour H (one hour of D)]",
-            ]
-        )

@@ -12,12 +12,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
 from landfall.core.settings import ProjectSettings
 
 RESTARTED_FOR_PIPELINES = ("dag-processor", "triggerer", "serving")
+
+
+def restarted_for_pipelines(components: Iterable[str]) -> list[str]:
+    """Of the stack's components, those a pipeline change restarts (their replicas included)."""
+    return [name for name in components if name.startswith(RESTARTED_FOR_PIPELINES)]
+
+
+def restart_waves(running: list[str]) -> tuple[list[str], list[str]]:
+    """Airflow's stopped together (the triggerer alone can take 10 s to stop), then the scoring service
+    on its own, so that it is down only for its own restart."""
+    alone = [name for name in running if name.startswith("serving")]
+    return [name for name in running if name not in alone], alone
 
 
 class PipelineChanges(NamedTuple):
